@@ -1,0 +1,1 @@
+"""Helper scripts run in a subprocess under a specific NumPy version (never imported by ragft itself)."""

@@ -1,0 +1,192 @@
+"""Documents: NumPy's API reference extracted from the real wheels, and users' own folders of documents.
+
+A `Document` is one API object (or one removal notice, or one user file) with a stable `doc_id`. This module reads and
+builds corpora; it does not chunk (see `chunking.py`) or embed them.
+Introduced in notebooks/00_overview.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import DataError, ReadReport, read_jsonl, write_jsonl
+from .paths import NUMPY_VERSIONS, corpus_path
+
+LICENSE_NOTICE = (
+    "Text extracted from NumPy's docstrings and signatures. Copyright (c) 2005-2025, NumPy Developers. "
+    "BSD-3-Clause; see data/corpora/LICENSE-numpy.txt."
+)
+USER_SUFFIXES = (".txt", ".md", ".rst", ".html", ".htm")
+
+
+@dataclass
+class Document:
+    """One retrievable document. `doc_id` is stable across versions so an index can be synced by id and content."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"doc_id": self.doc_id, "title": self.title, "text": self.text, **self.metadata}
+
+    @classmethod
+    def from_json(cls, row: dict) -> Document:
+        meta = {k: v for k, v in row.items() if k not in ("doc_id", "title", "text")}
+        return cls(doc_id=row["doc_id"], text=row["text"], title=row.get("title", ""), metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------------------- loading
+def load_corpus(source: str | os.PathLike = NUMPY_VERSIONS[-1], on_error: str = "raise") -> list[Document]:
+    """Load a corpus: a NumPy version ("1.26.4"), a corpus JSONL path, or a folder of your own documents.
+
+    >>> docs = load_corpus("2.4.6"); docs[0].doc_id  # doctest: +SKIP
+    'numpy.False_'
+    """
+    source_str = str(source)
+    if source_str in NUMPY_VERSIONS:
+        path = corpus_path(source_str)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m ragft.build_data corpora`")
+        source = path
+    path = Path(source)
+    if path.is_dir():
+        docs, report = load_folder(path)
+        if report.problems and on_error == "raise":
+            raise DataError(str(report))
+        return docs
+    if not path.exists():
+        raise FileNotFoundError(f"no corpus at {path}: pass a NumPy version {NUMPY_VERSIONS}, a .jsonl file or a folder")
+    rows, _ = read_jsonl(path, required=("doc_id", "text"), on_error=on_error)
+    docs = [Document.from_json(r) for r in rows]
+    dupes = _duplicates(d.doc_id for d in docs)
+    if dupes:
+        raise DataError(f"{path}: duplicate doc_id(s): {', '.join(dupes[:10])}")
+    return docs
+
+
+def _duplicates(ids) -> list[str]:
+    seen, dupes = set(), []
+    for i in ids:
+        if i in seen:
+            dupes.append(i)
+        seen.add(i)
+    return dupes
+
+
+_TAG = re.compile(r"<[^>]+>")
+_SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+
+
+def html_to_text(raw: str) -> str:
+    """Strip tags, scripts and styles; keep the visible text. `"<p>a&amp;b</p>" -> "a&b"`."""
+    text = _TAG.sub(" ", _SCRIPT.sub(" ", raw))
+    return re.sub(r"[ \t]+", " ", html.unescape(text)).strip()
+
+
+def load_folder(folder: str | os.PathLike) -> tuple[list[Document], ReadReport]:
+    """Load every .txt/.md/.rst/.html file below `folder`; doc_id = path relative to it (POSIX slashes).
+
+    Files that cannot be used (not UTF-8, empty, unreadable, other suffix) are listed in the report, never silently skipped.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    report = ReadReport(str(folder))
+    docs = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.suffix.lower() not in USER_SUFFIXES:
+            report.problems.append((rel, f"skipped: suffix {path.suffix or '(none)'} is not one of {', '.join(USER_SUFFIXES)}"))
+            continue
+        try:
+            raw = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            report.problems.append((rel, f"skipped: not UTF-8 ({e.reason} at byte {e.start})"))
+            continue
+        except OSError as e:
+            report.problems.append((rel, f"skipped: unreadable ({e.strerror})"))
+            continue
+        text = html_to_text(raw) if path.suffix.lower() in (".html", ".htm") else raw.strip()
+        if not text.strip():
+            report.problems.append((rel, "skipped: empty"))
+            continue
+        docs.append(Document(doc_id=rel, text=text, title=path.stem, metadata={"source": str(path)}))
+    report.loaded = len(docs)
+    if not docs:
+        raise DataError(f"no usable documents in {folder}" + (f"\n{report}" if report.problems else " (the folder is empty)"))
+    return docs, report
+
+
+# -------------------------------------------------------------------------------------------------------- building
+def api_document(rec: dict, version: str) -> Document:
+    """Turn one record of `_scripts/extract_numpy_api.py` into a Document (header line with the signature, then the docstring)."""
+    name = rec["name"]
+    if rec["kind"] == "removal_notice":
+        short = name.removeprefix("numpy.")
+        advice = rec["advice"].strip() or "NumPy gives no replacement."
+        text = (f"{name} (np.{short}) was removed from NumPy's main namespace in NumPy 2.0. "
+                f"Accessing it raises AttributeError. NumPy's advice: {advice}")
+        return Document(doc_id=f"removed:{name}", text=text, title=f"{name} (removed in 2.0)",
+                        metadata={"name": name, "kind": "removal_notice", "signature": "", "version": version,
+                                  "advice": rec["advice"]})
+    header = f"{name}{rec['signature']}" if rec["signature"] else name
+    alias = f"\n\n{name} is an alias of {rec['alias_of']}." if rec.get("alias_of") else ""
+    text = f"{header}\n\n{rec['docstring']}{alias}".strip()
+    return Document(doc_id=name, text=text, title=name,
+                    metadata={"name": name, "kind": rec["kind"], "signature": rec["signature"], "version": version,
+                              "alias_of": rec.get("alias_of")})
+
+
+def numpy_site(version: str, workdir: str | os.PathLike) -> Path:
+    """Download NumPy `version`'s wheel for this Python with pip and unzip it; return the folder to put on PYTHONPATH."""
+    workdir = Path(workdir)
+    site = workdir / f"site-{version}"
+    if (site / "numpy").is_dir():
+        return site
+    wheels = workdir / "wheels"
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", f"numpy=={version}",
+           "-d", str(wheels)]
+    subprocess.run(cmd, check=True)
+    (wheel,) = [w for w in wheels.glob(f"numpy-{version}-*.whl")]
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    return site
+
+
+def run_under_numpy(version: str, args: list[str], workdir: str | os.PathLike, stdin: str | None = None) -> str:
+    """Run `python args...` with NumPy `version` (and nothing of ragft's environment) first on the path; return stdout."""
+    site = numpy_site(version, workdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(site)
+    out = subprocess.run([sys.executable, "-s", *args], input=stdin, env=env, cwd=tempfile.gettempdir(),
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"running under numpy {version} failed:\n{out.stderr[-2000:]}")
+    return out.stdout
+
+
+def build_numpy_corpus(version: str, workdir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[Document]:
+    """Extract NumPy `version`'s public API into `data/corpora/numpy-<version>.jsonl` (written atomically)."""
+    script = Path(__file__).parent / "_scripts" / "extract_numpy_api.py"
+    stdout = run_under_numpy(version, [str(script)], workdir)
+    docs = [api_document(json.loads(line), version) for line in stdout.splitlines() if line.strip()]
+    write_jsonl(out or corpus_path(version), (d.to_json() for d in docs))
+    return docs

@@ -1,0 +1,101 @@
+"""The house answer format and the abstention protocol, defined once: render, parse, and score compliance.
+
+A house answer is exactly:
+
+    Answer: <one sentence>
+    ```python
+    <a short code example>
+    ```
+    Source: <doc id>[, <doc id> ...]
+
+and, for questions the documentation does not cover, the fixed reply `ABSTAIN_ANSWER`. This module does not judge whether
+an answer is *true* (see `evaluation.py`); it only checks its shape.
+Introduced in notebooks/00_overview.ipynb.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+DOCS_URL = "https://numpy.org/doc/stable/reference/"
+ABSTAIN_SENTENCE = f"I don't know: this is not in the NumPy documentation I have; see {DOCS_URL}"
+ABSTAIN_ANSWER = f"Answer: {ABSTAIN_SENTENCE}\nSource: none"
+# Looser signals of abstention, so an un-tuned model that declines in its own words is still counted as abstaining.
+_ABSTAIN_PATTERNS = re.compile(
+    r"i don'?t know|not in the (numpy )?documentation|i (do not|cannot|can't) (find|answer)|no information|"
+    r"not (part of|available in|documented in) numpy|does not exist in numpy|there is no (such )?(function|method)",
+    re.I)
+_ANSWER = re.compile(r"^\s*Answer:\s*(?P<sentence>.+?)\s*$", re.M)
+_CODE = re.compile(r"```(?:python|py)?\s*\n(?P<code>.*?)\n?```", re.S)
+_SOURCE = re.compile(r"^\s*Sources?:\s*(?P<ids>.+?)\s*$", re.M | re.I)
+
+
+def render(sentence: str, code: str, sources: list[str]) -> str:
+    """Build a house answer. `render("Use np.float64.", "x = np.float64(1)", ["removed:numpy.float_"])`."""
+    sentence = " ".join(sentence.split())
+    return f"Answer: {sentence}\n```python\n{code.strip()}\n```\nSource: {', '.join(sources)}"
+
+
+@dataclass
+class HouseAnswer:
+    """An answer taken apart. `compliant` is True only if every rule of the house format holds; `problems` says which failed."""
+
+    text: str
+    sentence: str = ""
+    code: str = ""
+    sources: list[str] = field(default_factory=list)
+    abstained: bool = False
+    compliant: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def _one_sentence(s: str) -> bool:
+    # A sentence end is ". " followed by a capital letter; dots inside np.float64 or e.g. 1.5 do not count.
+    return bool(s) and not re.search(r"[.!?]\s+[A-Z]", s.rstrip(".!? "))
+
+
+def parse(text: str) -> HouseAnswer:
+    """Parse a model's answer and score it against the house format.
+
+    >>> parse(ABSTAIN_ANSWER).abstained, parse(ABSTAIN_ANSWER).compliant
+    (True, True)
+    """
+    out = HouseAnswer(text=text)
+    m = _ANSWER.search(text)
+    out.sentence = m.group("sentence") if m else ""
+    c = _CODE.search(text)
+    out.code = c.group("code").strip() if c else ""
+    s = _SOURCE.search(text)
+    ids = [i.strip().strip("`") for i in s.group("ids").split(",")] if s else []
+    out.sources = [i for i in ids if i and i.lower() != "none"]
+    out.abstained = bool(_ABSTAIN_PATTERNS.search(out.sentence or text))
+    if not m:
+        out.problems.append("no 'Answer:' line")
+    elif not text.lstrip().startswith("Answer:"):
+        out.problems.append("text before 'Answer:'")
+    if m and not _one_sentence(out.sentence):
+        out.problems.append("answer is not one sentence")
+    if not s:
+        out.problems.append("no 'Source:' line")
+    if out.abstained:
+        if out.sentence != ABSTAIN_SENTENCE:
+            out.problems.append("abstention differs from the fixed reply")
+        if out.sources:
+            out.problems.append("abstention cites sources")
+    else:
+        if not c:
+            out.problems.append("no fenced code example")
+        elif not out.code:
+            out.problems.append("empty code example")
+        if s and not out.sources:
+            out.problems.append("no doc id after 'Source:'")
+    if s and text[s.end():].strip():
+        out.problems.append("text after the 'Source:' line")
+    out.compliant = not out.problems
+    return out
+
+
+def compliance_rate(texts: list[str]) -> float:
+    """Share of answers in the house format. `compliance_rate([ABSTAIN_ANSWER, "hi"]) -> 0.5`."""
+    return sum(parse(t).compliant for t in texts) / len(texts) if texts else float("nan")
