@@ -117,3 +117,28 @@ def _fmt(v) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v)[:300]
     return str(v)
+
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def list_notebooks() -> list[str]:
+    """The numbered notebooks, in order: ['00_overview', '01_chunking', ...]."""
+    return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute_notebook(name: str, out_dir: str | os.PathLike, profile: str = "smoke", results_dir: str | os.PathLike | None = None,
+                     progress: bool = False, **parameters) -> Path:
+    """Execute `notebooks/<name>.ipynb` with papermill into `<out_dir>/<name>.ipynb`; figures go to `results_dir`.
+
+    The notebook runs with notebooks/ as its working folder and the kernel named "python3" (this environment's).
+    """
+    import papermill as pm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"PROFILE": profile, "RESULTS_DIR": str(Path(results_dir or out_dir).resolve()), **parameters}
+    out = out_dir / f"{name}.ipynb"
+    pm.execute_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"), str(out), parameters=params, kernel_name="python3",
+                        cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=False)
+    return out
