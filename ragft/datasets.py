@@ -1,0 +1,132 @@
+"""The QA set (migration questions with verifiable answers) and training pairs: loading, checking, subsetting.
+
+Loads what `qa_builder.py` wrote, and users' own JSONL of training pairs (every bad line reported with its number).
+It does not build data (see `qa_builder.py`) or score answers (see `evaluation.py`).
+Introduced in notebooks/00_overview.ipynb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .corpus import Document
+from .io import DataError, ReadReport, read_jsonl
+from .paths import CURRENT_VERSION, qa_path, train_path
+
+KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
+CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth moved between 1.26 and 2.x
+
+
+@dataclass
+class QAItem:
+    """One question. `required_facts` must appear in a correct answer, `stale_facts` must not; `gold_doc_ids` per version."""
+
+    id: str
+    kind: str
+    question: str
+    required_facts: list[str]
+    stale_facts: list[str]
+    gold_doc_ids: dict[str, list[str]]
+    split: str
+    reference: str = ""
+    verify: dict = field(default_factory=dict)
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "unanswerable"
+
+    def gold(self, version: str = CURRENT_VERSION) -> set[str]:
+        return set(self.gold_doc_ids.get(version, []))
+
+
+def load_qa(split: str | None = "dev", kinds: tuple[str, ...] | None = None, path: str | os.PathLike | None = None) -> list[QAItem]:
+    """QA items of one split ("dev" | "test" | None for all), optionally only some kinds, in file order."""
+    if split not in ("dev", "test", None):
+        raise ValueError(f"split must be 'dev', 'test' or None, not {split!r}")
+    rows, _ = read_jsonl(path or qa_path(), required=("id", "kind", "question", "split"))
+    items = [QAItem(**{k: r[k] for k in QAItem.__dataclass_fields__ if k in r}) for r in rows]
+    bad = [i.id for i in items if i.kind not in KINDS]
+    if bad:
+        raise DataError(f"unknown kind in items {bad[:5]}; kinds are {KINDS}")
+    return [i for i in items if (split is None or i.split == split) and (kinds is None or i.kind in kinds)]
+
+
+def sample(items: list[QAItem], n: int | None, seed: int = 0) -> list[QAItem]:
+    """A deterministic, kind-stratified sample of n items (all if n is None or >= len). Order is stable across runs."""
+    if n is None or n >= len(items):
+        return list(items)
+    key = lambda it: hashlib.sha256(f"{seed}:{it.id}".encode()).hexdigest()  # noqa: E731
+    by_kind: dict[str, list[QAItem]] = {}
+    for it in sorted(items, key=key):
+        by_kind.setdefault(it.kind, []).append(it)
+    out, queues = [], list(by_kind.values())
+    while len(out) < n:  # round-robin over kinds so every kind is represented even in a tiny sample
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out, key=lambda it: items.index(it))
+
+
+def subset_corpus(docs: list[Document], items: list[QAItem], version: str, n_docs: int | None, seed: int = 0) -> list[Document]:
+    """The gold documents of `items` for `version` plus deterministic distractors, n_docs in all (None = every doc).
+
+    Used by the smoke profile to embed a few hundred documents instead of a thousand, without removing any answer.
+    """
+    if n_docs is None or n_docs >= len(docs):
+        return list(docs)
+    gold = set().union(*(it.gold(version) for it in items)) if items else set()
+    keep = [d for d in docs if d.doc_id in gold]
+    rest = sorted((d for d in docs if d.doc_id not in gold),
+                  key=lambda d: hashlib.sha256(f"{seed}:{d.doc_id}".encode()).hexdigest())
+    chosen = {d.doc_id for d in keep + rest[: max(0, n_docs - len(keep))]}
+    return [d for d in docs if d.doc_id in chosen]
+
+
+PROMPT_KEYS = ("prompt", "question", "instruction")
+COMPLETION_KEYS = ("completion", "answer", "output", "response")
+
+
+def load_train_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], ReadReport]:
+    """Training pairs from JSONL: each line an object with a prompt and a completion.
+
+    Accepted key names: prompt/question/instruction and completion/answer/output/response. on_error="raise" stops with
+    every bad line listed (line number and reason); "skip" keeps the good rows and returns the report of the bad ones.
+    """
+    path = Path(path or train_path())
+    rows, report = read_jsonl(path, on_error="skip")
+    pairs = []
+    for lineno, row in _numbered(path, rows):
+        p = next((row[k] for k in PROMPT_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
+        c = next((row[k] for k in COMPLETION_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
+        if p is None or c is None:
+            missing = "prompt" if p is None else "completion"
+            report.problems.append((f"{path.name}:{lineno}", f"no non-empty {missing} (keys tried: "
+                                    f"{', '.join(PROMPT_KEYS if p is None else COMPLETION_KEYS)})"))
+            continue
+        pairs.append({"prompt": p.strip(), "completion": c.strip(), **{k: v for k, v in row.items() if k in ("kind", "doc_id")}})
+    report.problems.sort(key=lambda wp: int(wp[0].rsplit(":", 1)[1]))
+    report.loaded = len(pairs)
+    if report.problems and on_error == "raise":
+        raise DataError(str(report))
+    if not pairs:
+        raise DataError(f"{path}: no usable training pairs\n{report}")
+    return pairs, report
+
+
+def _numbered(path: Path, rows: list[dict]):
+    """Pair parsed rows with their line numbers (read_jsonl keeps order and skips blank/bad lines)."""
+    import json
+
+    it = iter(rows)
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield lineno, next(it)
