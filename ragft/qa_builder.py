@@ -19,7 +19,7 @@ from pathlib import Path
 from .corpus import Document, load_corpus, run_under_numpy
 from .house import ABSTAIN_ANSWER, parse, render
 from .io import write_jsonl
-from .paths import NUMPY_VERSIONS, OLD_VERSION, qa_path, train_path
+from .paths import NUMPY_VERSIONS, OLD_VERSION, cache_dir, qa_path, train_path
 
 DEV_SHARE = 0.3  # of each kind; fixed by a hash of the item id, so the split never moves between rebuilds
 TOP_LEVEL_PREFIXES = ("numpy.", "numpy.linalg.", "numpy.fft.", "numpy.random.", "numpy.strings.", "numpy.char.",
@@ -272,15 +272,26 @@ def unanswerable_items(apis: dict[str, dict[str, Document]], limit: int) -> list
     return items
 
 
-def verify_items(items: list[dict], workdir: Path) -> tuple[list[dict], Counter]:
-    """Run every item's code under each NumPy version; keep items whose results match `expect` (None = any)."""
+def run_verification(items: list[dict], workdir: Path | None = None, versions=NUMPY_VERSIONS) -> dict[str, dict]:
+    """Run each item's `verify.code` under each NumPy version (real wheels, one subprocess per version).
+
+    Returns {version: {item id: result list or "error: ..."}}. Wheels are cached in the user cache by default.
+    """
     script = Path(__file__).parent / "_scripts" / "verify_items.py"
+    workdir = workdir or cache_dir("numpy-wheels")
     payload = json.dumps([{"id": it["id"], "code": it["verify"]["code"]} for it in items])
     got = {}
-    for v in NUMPY_VERSIONS:
+    for v in versions:
         out = json.loads(run_under_numpy(v, [str(script)], workdir, stdin=payload))
-        assert out["version"] == v, f"expected numpy {v}, ran {out['version']}"
+        if out["version"] != v:
+            raise RuntimeError(f"expected numpy {v}, but the subprocess imported {out['version']}")
         got[v] = out["results"]
+    return got
+
+
+def verify_items(items: list[dict], workdir: Path) -> tuple[list[dict], Counter]:
+    """Run every item's code under each NumPy version; keep items whose results match `expect` (None = any)."""
+    got = run_verification(items, workdir)
     kept, dropped = [], Counter()
     for it in items:
         ok = True

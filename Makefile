@@ -1,0 +1,34 @@
+# ragft: the two commands people need are `make report` and `make test`. Each sets up .venv first (skipped when done).
+SHELL := /bin/bash
+PY := .venv/bin/python
+PROFILE ?= workshop
+
+.PHONY: setup models report test test-fast lab data lint clean-reports
+
+setup:  ## create/update .venv with everything (torch CPU first, then ragft[dev]); idempotent
+	@bash scripts/setup_env.sh
+
+models: setup  ## verify the model files and convert SmolLM2 once into the user cache
+	@$(PY) -c "from ragft import models; [print(r) for r in models.describe()]; models.ensure_converted('smollm2-135m'); models.load_embedder(); print('models ready')"
+
+report: models  ## run every notebook (PROFILE=workshop) into reports/ with an HTML index
+	@$(PY) scripts/build_report.py --profile $(PROFILE)
+
+test: models  ## the whole test suite: unit tests + every notebook in the smoke profile (+ browser test)
+	@bash scripts/install_browser.sh
+	@$(PY) -m pytest -v --durations=15
+
+test-fast: setup  ## unit tests only (no notebooks, no model-heavy tests)
+	@$(PY) -m pytest -q -m "not notebooks and not slow and not browser"
+
+lab: setup  ## JupyterLab with this environment's kernel and working widgets
+	@.venv/bin/jupyter lab notebooks/
+
+data: setup  ## rebuild data/ from the real NumPy wheels (needs PyPI)
+	@$(PY) -m ragft.build_data all
+
+lint: setup
+	@.venv/bin/ruff check ragft tests scripts benchmarks
+
+clean-reports:
+	rm -rf reports/

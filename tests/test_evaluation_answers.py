@@ -1,0 +1,47 @@
+from ragft import evaluation as ev
+from ragft.datasets import QAItem
+from ragft.house import ABSTAIN_ANSWER, render
+
+
+def item(kind="removed", required=("np.float64",), stale=("np.float_",)):
+    return QAItem(id=f"{kind}:x", kind=kind, question="q", required_facts=list(required), stale_facts=list(stale),
+                  gold_doc_ids={}, split="dev")
+
+
+def test_fact_present_forms():
+    assert ev.fact_present("use numpy.float64", "np.float64")
+    assert ev.fact_present("use `float64`", "np.float64")
+    assert ev.fact_present("x = float64(3)", "np.float64")
+    assert not ev.fact_present("use np.float64x", "np.float64")
+    assert not ev.fact_present("they all work", "np.all")
+    assert ev.fact_present("pass stable=True", "stable")
+    assert not ev.fact_present("pass unstable=True", "stable")
+
+
+def test_stale_present_in_code_but_not_when_named_as_removed():
+    assert ev.stale_present(render("Use np.float_.", "x = np.float_(1)", ["a"]), ["np.float_"])
+    assert not ev.stale_present(render("np.float_ was removed; use np.float64.", "x = np.float64(1)", ["a"]), ["np.float_"])
+    assert ev.stale_present("You can call np.float_(3) as usual.", ["np.float_"])
+    assert not ev.stale_present("np.float_ was removed in 2.0.", ["np.float_"])
+    assert not ev.stale_present("use np.float_x", ["np.float_"])
+
+
+def test_groundedness_counts_cited_names_found_in_passages():
+    ans = render("Use np.float64.", "np.float64(1)", ["numpy.float64", "numpy.madeup"])
+    assert ev.groundedness(ans, ["numpy.float64(x) ... docs"]) == 0.5
+    assert ev.groundedness("no api named here", ["x"]) is None
+
+
+def test_score_and_summarize_hand_computed():
+    good = render("Use np.float64 instead.", "x = np.float64(1)", ["removed:numpy.float_"])
+    stale = render("Use np.float_.", "x = np.float_(1)", ["numpy.float_"])
+    rows = [ev.score_answer(item(), good), ev.score_answer(item(), stale),
+            ev.score_answer(item("unanswerable", (), ()), ABSTAIN_ANSWER), ev.score_answer(item(), ABSTAIN_ANSWER)]
+    assert [r["correct"] for r in rows] == [True, False, True, False]
+    s = ev.summarize(rows)
+    assert s["n"] == 4
+    assert s["accuracy"] == 0.5
+    assert abs(s["fact_accuracy"] - 1 / 3) < 1e-9
+    assert abs(s["stale_rate"] - 1 / 3) < 1e-9  # 1 stale of the 3 items that have stale facts
+    assert s["abstention_precision"] == 0.5 and s["abstention_recall"] == 1.0
+    assert s["format_compliance"] == 1.0

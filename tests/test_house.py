@@ -1,0 +1,40 @@
+from ragft import house
+
+
+def test_rendered_answer_is_compliant_and_parsed_back():
+    text = house.render("Use `np.float64` instead.", "x = np.float64(1.5)", ["removed:numpy.float_", "numpy.float64"])
+    a = house.parse(text)
+    assert a.compliant, a.problems
+    assert a.sentence == "Use `np.float64` instead."
+    assert a.code == "x = np.float64(1.5)"
+    assert a.sources == ["removed:numpy.float_", "numpy.float64"]
+    assert not a.abstained
+
+
+def test_fixed_abstention_is_compliant_and_detected():
+    a = house.parse(house.ABSTAIN_ANSWER)
+    assert a.abstained and a.compliant and a.sources == []
+
+
+def test_each_broken_rule_is_named():
+    cases = {
+        "np.float64 is fine.": "no 'Answer:' line",
+        "Answer: Use np.float64. It is the same.\n```python\nx\n```\nSource: a": "answer is not one sentence",
+        "Answer: Use np.float64.\nSource: a": "no fenced code example",
+        "Answer: Use np.float64.\n```python\nx\n```": "no 'Source:' line",
+        "Answer: Use np.float64.\n```python\nx\n```\nSource: a\nThanks!": "text after the 'Source:' line",
+        "Answer: I don't know.\nSource: none": "abstention differs from the fixed reply",
+        "Hello\nAnswer: Use np.float64.\n```python\nx\n```\nSource: a": "text before 'Answer:'",
+    }
+    for text, problem in cases.items():
+        a = house.parse(text)
+        assert not a.compliant
+        assert problem in a.problems, (text, a.problems)
+
+
+def test_dotted_names_do_not_split_a_sentence():
+    assert house.parse(house.render("Call np.linalg.norm with ord=2.5 for this.", "np.linalg.norm(x)", ["numpy.linalg.norm"])).compliant
+
+
+def test_compliance_rate():
+    assert house.compliance_rate([house.ABSTAIN_ANSWER, "hi"]) == 0.5
