@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import house
 
 # --- answer metrics ---------------------------------------------------------------------------------------------------
-_USED_AS_GONE = re.compile(r"removed|deprecated|no longer|instead|replaced|gone|expired", re.I)
+_USED_AS_GONE = re.compile(r"remov(?:ed|al)|deprecat|no longer|instead|replace|gone|expired|raises|AttributeError", re.I)
 _API_NAME = re.compile(r"\b(?:np|numpy)\.[A-Za-z_][\w.]*[A-Za-z0-9_]")
 
 
@@ -114,3 +114,218 @@ def summarize(rows: Sequence[dict]) -> dict:
         "groundedness": mean(r.get("grounded") for r in rows),
         "latency_s": mean(r.get("latency_s") for r in rows),
     }
+
+
+# --- retrieval metrics ------------------------------------------------------------------------------------------------
+# A ranking is a list of hits (anything with a .doc_id) or of doc_ids, best first; gold is a set of doc_ids. A hit counts
+# when its doc_id is gold, and each gold document counts once, at its first position (several chunks of one document do
+# not inflate a score). k counts positions in the ranking: the top_k chunks a RAG prompt would receive.
+# Introduced in notebooks/01_chunking.ipynb.
+
+
+def _doc_ids(ranking) -> list[str]:
+    return [h if isinstance(h, str) else h.doc_id for h in ranking]
+
+
+def _first_gold_positions(ranking, gold, k: int | None = None) -> list[int]:
+    """0-based positions (within the first k) where a gold document appears for the first time."""
+    seen, out = set(), []
+    for pos, doc_id in enumerate(_doc_ids(ranking)[:k]):
+        if doc_id in gold and doc_id not in seen:
+            seen.add(doc_id)
+            out.append(pos)
+    return out
+
+
+def recall_at_k(ranking, gold, k: int) -> float:
+    """Share of the gold documents found in the first k positions.
+
+    >>> recall_at_k(["a", "b", "a", "c"], {"a", "c"}, k=3)
+    0.5
+    """
+    gold = set(gold)
+    if not gold:
+        raise ValueError("recall is undefined without gold documents (an unanswerable question?)")
+    return len(_first_gold_positions(ranking, gold, k)) / len(gold)
+
+
+def mrr(ranking, gold, k: int | None = None) -> float:
+    """Reciprocal rank of the first gold hit (1-based), 0 if none within the first k (all positions if k is None).
+
+    >>> mrr(["x", "a", "b"], {"a", "b"})
+    0.5
+    """
+    pos = _first_gold_positions(ranking, set(gold), k)
+    return 1.0 / (pos[0] + 1) if pos else 0.0
+
+
+def ndcg_at_k(ranking, gold, k: int = 10) -> float:
+    """Binary-relevance nDCG@k: DCG of the gold first occurrences over the DCG of all gold documents ranked first.
+
+    >>> round(ndcg_at_k(["x", "a"], {"a"}, k=10), 4)  # 1/log2(3) / (1/log2(2))
+    0.6309
+    """
+    import math
+
+    gold = set(gold)
+    if not gold:
+        raise ValueError("nDCG is undefined without gold documents (an unanswerable question?)")
+    dcg = sum(1.0 / math.log2(p + 2) for p in _first_gold_positions(ranking, gold, k))
+    ideal = sum(1.0 / math.log2(p + 2) for p in range(min(len(gold), k)))
+    return dcg / ideal
+
+
+def retrieval_scores(rankings: Sequence, golds: Sequence, ks: Sequence[int] = (1, 5, 10), ids: Sequence[str] | None = None):
+    """Per-question recall@k for each k, MRR (over the whole ranking) and nDCG@10, as a DataFrame (one row per question).
+
+    Questions without gold documents are skipped (score abstention separately). `.mean(numeric_only=True)` gives the means.
+    """
+    import pandas as pd
+
+    rows = []
+    for i, (ranking, gold) in enumerate(zip(rankings, golds, strict=True)):
+        gold = set(gold)
+        if not gold:
+            continue
+        row = {"id": ids[i] if ids is not None else i}
+        row.update({f"recall@{k}": recall_at_k(ranking, gold, k) for k in ks})
+        row["mrr"] = mrr(ranking, gold)
+        row["ndcg@10"] = ndcg_at_k(ranking, gold, 10)
+        row["first_gold_rank"] = (_first_gold_positions(ranking, gold) or [None])[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate_retrieval(retriever, items, version: str, top_k: int = 10, ks: Sequence[int] = (1, 5, 10)) -> tuple:
+    """Run every answerable QA item's question through `retriever` and score it against `item.gold(version)`.
+
+    Returns (per_question DataFrame with kind and question, means dict). Items without gold docs in `version` are skipped.
+    """
+    items = [it for it in items if it.gold(version)]
+    if not items:
+        raise ValueError(f"no QA item has gold documents for version {version}")
+    results = retriever.search_batch([it.question for it in items], top_k=top_k)
+    per_q = retrieval_scores(results, [it.gold(version) for it in items], ks=ks, ids=[it.id for it in items])
+    per_q.insert(1, "kind", [it.kind for it in items])
+    per_q["question"] = [it.question for it in items]
+    means = per_q.drop(columns=["first_gold_rank"]).mean(numeric_only=True).to_dict()
+    means["n"] = len(items)
+    return per_q, means
+
+
+# --- pipeline evaluation ----------------------------------------------------------------------------------------------
+# Runs a RagPipeline (generation.py) over QA items and scores every answer with `score_answer`; plus the small tools the
+# failure lab uses to feed a pipeline wrong context on purpose. Introduced in notebooks/03_rag.ipynb.
+
+
+def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True, version: str | None = None,
+                      passages: Sequence[Sequence] | None = None, show_progress: bool = True, **config):
+    """Answer every item with `pipeline` (batched) and score it: one row per item, as a DataFrame.
+
+    arm: a label for the row; retrieval=False answers without context (the base arm); passages: the hits to use per item
+    instead of retrieving (wrong/irrelevant context); config: RagConfig overrides (top_k, threshold, ...). `version`
+    (default: the current NumPy) says which gold documents `gold_in_context` checks. Cached answers (an identical prompt
+    answered before) carry latency None so they do not distort the latency figures.
+    """
+    import pandas as pd
+
+    from .paths import CURRENT_VERSION
+
+    version = version or CURRENT_VERSION
+    items = list(items)
+    pipe = pipeline.with_config(**config) if config else pipeline
+    answers = pipe.answer_batch([it.question for it in items], retrieval=retrieval,
+                                passages=None if passages is None else [list(p) for p in passages],
+                                show_progress=show_progress)
+    rows = []
+    for it, a in zip(items, answers, strict=True):
+        with_context = a.retrieval or passages is not None
+        row = score_answer(it, a.text, a.passage_texts if with_context else None)
+        gold = it.gold(version) if hasattr(it, "gold") else set()
+        row.update({
+            "arm": arm, "question": it.question, "answer": a.text, "sources": a.sources,
+            "scores": [round(s, 4) for s in a.scores], "n_passages": len(a.passages), "n_cut": len(a.cut),
+            "gold_in_context": (bool(gold & set(a.sources)) if gold else None) if with_context else None,
+            "abstained_no_context": a.abstained_no_context, "confidence": a.confidence,
+            "n_prompt_tokens": a.n_prompt_tokens, "n_new_tokens": a.n_new_tokens, "cached": a.cached,
+            "retrieve_s": a.timings.retrieve_s, "prompt_s": a.timings.prompt_s, "generate_s": a.timings.generate_s,
+            "latency_s": None if a.cached or a.abstained_no_context else a.timings.total_s,
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_precision", "abstention_recall",
+               "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
+
+
+def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS):
+    """One row of headline metrics per arm (via `summarize`), plus context_recall (a gold doc was in the prompt) and
+    the mean confidence. `summarize_arms(evaluate_pipeline(...))` -> DataFrame indexed by arm."""
+    import pandas as pd
+
+    def missing(v) -> bool:  # pandas turns None into NaN; summarize() skips only None
+        return v is None or (isinstance(v, float) and v != v)
+
+    out = {}
+    for arm, g in df.groupby(by, sort=False):
+        rows = [{k: None if missing(v) else v for k, v in r.items()} for r in g.to_dict("records")]
+        m = summarize(rows)
+        ctx = [r["gold_in_context"] for r in rows if r.get("gold_in_context") is not None]
+        m["context_recall"] = sum(ctx) / len(ctx) if ctx else float("nan")
+        conf = [r["confidence"] for r in rows if r.get("confidence") is not None and not r.get("abstained_no_context")]
+        m["confidence"] = sum(conf) / len(conf) if conf else float("nan")
+        out[arm] = {k: m[k] for k in metrics}
+    return pd.DataFrame(out).T
+
+
+def version_subsets(old_docs, new_docs, items, old_version: str, new_version: str, n_docs: int | None, seed: int = 0):
+    """The same slice of two corpus versions, for a knowledge update that is small but real: the gold documents of
+    `items` in both versions plus the same distractors, so `sync` sees the true added/removed/changed documents.
+
+    A name removed in 2.0 is `numpy.X` in the old corpus and `removed:numpy.X` in the new one: both are kept together.
+    n_docs None (or at least the corpus size) keeps both corpora whole.
+    """
+    from .datasets import subset_corpus
+
+    if n_docs is None or n_docs >= max(len(old_docs), len(new_docs)):
+        return list(old_docs), list(new_docs)
+    gold_old = [d for d in old_docs if any(d.doc_id in it.gold(old_version) for it in items)]
+    new = subset_corpus(new_docs, items, new_version, n_docs, seed)
+    keep = {d.doc_id for d in new} | {d.doc_id for d in gold_old}
+    keep |= {i.removeprefix("removed:") for i in keep} | {f"removed:{i}" for i in keep}
+    return [d for d in old_docs if d.doc_id in keep], [d for d in new_docs if d.doc_id in keep]
+
+
+def _leaf(fact: str) -> str:
+    return fact.removeprefix("np.").rsplit(".", 1)[-1]
+
+
+def plant_fact(hits: Sequence, fact: str, wrong: str) -> list:
+    """Copies of `hits` with every whole-word occurrence of `fact`'s last name part replaced by `wrong`'s (in the text
+    and the doc_id): a plausible, wrong passage. `plant_fact(hits, "np.inf", "np.nan")` makes the passages say nan."""
+    import dataclasses
+
+    old, new = _leaf(fact), _leaf(wrong)
+    pat = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(old)}(?![A-Za-z0-9_])")
+    return [dataclasses.replace(h, text=pat.sub(new, h.text), doc_id=pat.sub(new, h.doc_id)) for h in hits]
+
+
+def wrong_facts(items) -> dict[str, str]:
+    """For each answerable item, a required fact of ANOTHER item to plant instead of its own: {item.id: wrong_fact}.
+
+    Deterministic: the next item of the same kind (cyclic), else the next one whose fact has the same shape (an API
+    name `np.X` for an API name, a parameter name for a parameter name). Items with no such partner are left out.
+    """
+    pool = [it for it in items if it.kind != "unanswerable" and it.required_facts]
+    out = {}
+    for i, it in enumerate(pool):
+        mine = it.required_facts[0]
+        ring = pool[i + 1:] + pool[:i]
+        same_kind = [o for o in ring if o.kind == it.kind]
+        same_shape = [o for o in ring if o.kind != it.kind and o.required_facts[0].startswith("np.") == mine.startswith("np.")]
+        for other in same_kind + same_shape:
+            if _leaf(other.required_facts[0]) != _leaf(mine):
+                out[it.id] = other.required_facts[0]
+                break
+    return out

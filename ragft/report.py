@@ -102,7 +102,8 @@ def _figures_table(figs: dict) -> str:
     rows = []
     for k, v in figs.items():
         if isinstance(v, list) and v and isinstance(v[0], dict):  # a table (list of records) renders as a table
-            cols = list(v[0])
+            cols = list(v[0])  # figures are stored with sorted keys: put the column naming each row first
+            cols.sort(key=lambda c: c not in ("arm", "system", "name", "id"))
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
             body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in v)
             rows.append(f"<tr><td>{html.escape(k)}</td><td><table><tr>{head}</tr>{body}</table></td></tr>")

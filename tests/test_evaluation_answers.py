@@ -24,6 +24,10 @@ def test_stale_present_in_code_but_not_when_named_as_removed():
     assert ev.stale_present("You can call np.float_(3) as usual.", ["np.float_"])
     assert not ev.stale_present("np.float_ was removed in 2.0.", ["np.float_"])
     assert not ev.stale_present("use np.float_x", ["np.float_"])
+    # the ways answers say a name is gone, seen in real model output
+    assert not ev.stale_present("np.float_ raises AttributeError in NumPy 2.", ["np.float_"])
+    assert not ev.stale_present("The replacement for np.float_ is np.float64.", ["np.float_"])
+    assert not ev.stale_present("np.float_ is deprecated.", ["np.float_"])
 
 
 def test_groundedness_counts_cited_names_found_in_passages():

@@ -1,0 +1,407 @@
+"""Cut documents into chunks: fixed token windows, sentences, document structure, or semantic breakpoints.
+
+Every chunk keeps its doc_id, a chunk_id, the character offsets of its span in the document (`doc.text[start:end] ==
+chunk.text`) and the section it came from. Sizes are counted in the embedding model's tokens (MiniLM's WordPiece).
+This module does not embed or index chunks (see `embeddings.py`, `index.py`); the semantic chunker borrows an encoder.
+Introduced in notebooks/01_chunking.ipynb.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .corpus import Document
+
+STRATEGIES = ("fixed", "sentence", "structure", "semantic")
+DEFAULT_CHUNK_SIZE = 200  # MiniLM reads at most 256 word pieces; 200 leaves room for the structure chunker's header
+DEFAULT_CHUNK_OVERLAP = 32
+
+
+@dataclass
+class ChunkConfig:
+    """How to cut documents. chunk_size and chunk_overlap count tokens of the embedding model.
+
+    breakpoint_percentile (semantic only): cut where the distance between neighbouring sentences is above this
+    percentile of all such distances in the documents being chunked. breakpoint_distance, once set (an index sets it
+    at its first build), is used instead, so documents re-chunked by a later sync are cut exactly as a fresh build would.
+    """
+
+    strategy: str = "structure"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    breakpoint_percentile: float = 90.0
+    breakpoint_distance: float | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown chunking strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.chunk_size < 8:
+            raise ValueError(f"chunk_size must be at least 8 tokens, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(f"chunk_overlap must be in [0, chunk_size={self.chunk_size}), got {self.chunk_overlap}")
+        if not 0 < self.breakpoint_percentile < 100:
+            raise ValueError(f"breakpoint_percentile must be in (0, 100), got {self.breakpoint_percentile}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Chunk:
+    """A span of one document. `header` (API name and section, structure chunker only) is prepended when embedding."""
+
+    doc_id: str
+    chunk_id: str  # "<doc_id>#<n>", n counting from 0 within the document
+    text: str  # exactly doc.text[start:end]
+    start: int
+    end: int
+    section: str = ""
+    header: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def embed_text(self) -> str:
+        """What the encoder and BM25 see: the header line (if any) followed by the span."""
+        return f"{self.header}\n{self.text}" if self.header else self.text
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict) -> Chunk:
+        return cls(**{k: row[k] for k in ("doc_id", "chunk_id", "text", "start", "end", "section", "header", "metadata")})
+
+
+# ------------------------------------------------------------------------------------------------------ tokenizer
+class Tokenizer:
+    """Token offsets in a text, from the embedding model's tokenizer (so sizes match what MiniLM truncates at 256).
+
+    Falls back to a word/punctuation regex (`name="regex"`) when the model is not installed.
+    >>> Tokenizer("regex").count("np.sort(a)")
+    6
+    """
+
+    _REGEX = re.compile(r"\w+|[^\w\s]")
+
+    def __init__(self, name: str = "minilm"):
+        self.name = name
+        self._hf = None
+        if name != "regex":
+            from transformers import AutoTokenizer
+
+            from .models import embedder_path
+
+            self._hf = AutoTokenizer.from_pretrained(str(embedder_path(name)))
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of `text`, without special tokens."""
+        if self._hf is None:
+            return [m.span() for m in self._REGEX.finditer(text)]
+        enc = self._hf(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(o) for o in enc["offset_mapping"] if o[1] > o[0]]
+
+    def count(self, text: str) -> int:
+        return len(self.offsets(text))
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]:
+        if self._hf is None:
+            return [self.count(t) for t in texts]
+        enc = self._hf(list(texts), add_special_tokens=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+
+@functools.lru_cache(maxsize=4)
+def get_tokenizer(name: str = "minilm") -> Tokenizer:
+    """The shared tokenizer: MiniLM's if installed, else the regex fallback."""
+    if name == "minilm":
+        from .models import is_available
+
+        if not is_available("minilm"):
+            return Tokenizer("regex")
+    return Tokenizer(name)
+
+
+class _Tokens:
+    """A document's token offsets with O(log n) counting over any character span."""
+
+    def __init__(self, offsets: list[tuple[int, int]]):
+        self.offsets = offsets
+        self.starts = [s for s, _ in offsets]
+
+    def first_at(self, pos: int) -> int:
+        return bisect.bisect_left(self.starts, pos)
+
+    def count(self, start: int, end: int) -> int:
+        return self.first_at(end) - self.first_at(start)
+
+
+# ------------------------------------------------------------------------------------------------- span helpers
+_BLANK = re.compile(r"\n[ \t]*\n")
+_SENT_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`'\"(>\[*-])|\n(?=>>> )")
+_UNDERLINE_HEADER = re.compile(r"^(\S[^\n]*)\n([-=~^*#])\2{2,}[ \t]*$", re.M)
+_MARKDOWN_HEADER = re.compile(r"^#{1,6}[ \t]+(\S[^\n]*)$", re.M)
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink [start, end) so it neither starts nor ends with whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _split(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[int, int]]:
+    """Non-empty, whitespace-stripped pieces of text[start:end] between matches of `pattern`."""
+    spans, pos = [], start
+    for m in pattern.finditer(text, start, end):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, end))
+    return [s for s in (_strip(text, a, b) for a, b in spans) if s[1] > s[0]]
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence-like spans: paragraphs split after . ! ? : before a capital/code start, and before each `>>>` line.
+
+    >>> sentence_spans("Sort it. Then stop.\\n\\n>>> a")
+    [(0, 8), (9, 19), (21, 26)]
+    """
+    end = len(text) if end is None else end
+    return [s for para in _split(text, start, end, _BLANK) for s in _split(text, *para, _SENT_END)]
+
+
+def _line_blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """An unindented line plus the indented lines under it: one numpydoc parameter entry, one `>>>` example line."""
+    cuts = [m.start() for m in re.finditer(r"\n(?=\S)", text[start:end])]
+    bounds = [start] + [start + c for c in cuts] + [end]
+    return [s for s in (_strip(text, a, b) for a, b in zip(bounds, bounds[1:], strict=False)) if s[1] > s[0]]
+
+
+def sections(text: str) -> list[tuple[str, int, int]]:
+    """(section title, start, end) covering the text; numpydoc/reST underlined headers and markdown `#` headers.
+
+    The part before the first header is the section "Summary" (signature, summary line, extended summary).
+    """
+    heads = sorted([(m.start(), m.group(1).strip()) for m in _UNDERLINE_HEADER.finditer(text)]
+                   + [(m.start(), m.group(1).strip()) for m in _MARKDOWN_HEADER.finditer(text)])
+    out, pos, title = [], 0, "Summary"
+    for at, name in heads:
+        if at > pos:
+            out.append((title, pos, at))
+        pos, title = at, name
+    out.append((title, pos, len(text)))
+    stripped = [(t, *_strip(text, a, b)) for t, a, b in out]
+    return [(t, a, b) for t, a, b in stripped if b > a]
+
+
+# ---------------------------------------------------------------------------------------------------- packing
+def _windows(tokens: _Tokens, start: int, end: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Fixed windows of `size` tokens moving by size - overlap, over the tokens inside [start, end)."""
+    i0, i1 = tokens.first_at(start), tokens.first_at(end)
+    offs = tokens.offsets
+    if i1 <= i0:
+        return [(start, end)] if end > start else []
+    out, i = [], i0
+    while True:
+        j = min(i + size, i1)
+        out.append((offs[i][0], min(offs[j - 1][1], end)))
+        if j >= i1:
+            return out
+        i = j - overlap
+
+
+def _units(text: str, tokens: _Tokens, start: int, end: int, budget: int, splitters) -> list[tuple[int, int]]:
+    """Split [start, end) with the first splitter; pieces still over `budget` go down to the next one, then to windows."""
+    if tokens.count(start, end) <= budget:
+        return [(start, end)]
+    if not splitters:
+        return _windows(tokens, start, end, budget, 0)
+    pieces = splitters[0](text, start, end)
+    if len(pieces) <= 1:
+        return _units(text, tokens, start, end, budget, splitters[1:])
+    return [u for a, b in pieces for u in _units(text, tokens, a, b, budget, splitters[1:])]
+
+
+def _pack(units: list[tuple[int, int]], tokens: _Tokens, budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedily join consecutive units up to `budget` tokens; a new chunk repeats the trailing units of the previous
+    one that fit in `overlap` tokens (whole units only, so the overlap is at most `overlap` tokens)."""
+    chunks, cur = [], []
+
+    def size(us):
+        return tokens.count(us[0][0], us[-1][1]) if us else 0
+
+    for u in units:
+        if cur and size(cur + [u]) > budget:
+            chunks.append((cur[0][0], cur[-1][1]))
+            carry = []
+            for prev in reversed(cur):
+                if size([prev] + carry) > overlap or size([prev] + carry + [u]) > budget:
+                    break
+                carry.insert(0, prev)
+            cur = carry
+        cur.append(u)
+    if cur:
+        chunks.append((cur[0][0], cur[-1][1]))
+    return chunks
+
+
+# ---------------------------------------------------------------------------------------------------- chunkers
+def _make(doc: Document, spans: list[tuple[int, int, str, str]]) -> list[Chunk]:
+    return [Chunk(doc_id=doc.doc_id, chunk_id=f"{doc.doc_id}#{i}", text=doc.text[a:b], start=a, end=b, section=sec,
+                  header=head, metadata=dict(doc.metadata, title=doc.title))
+            for i, (a, b, sec, head) in enumerate(spans)]
+
+
+def _section_of(secs: list[tuple[str, int, int]], pos: int) -> str:
+    for title, a, b in secs:
+        if a <= pos < b:
+            return title
+    return secs[-1][0] if secs else ""
+
+
+def chunk_fixed(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chunk]:
+    """Windows of chunk_size tokens, each sharing exactly chunk_overlap tokens with the previous one."""
+    tokens = _Tokens(tok.offsets(doc.text))
+    secs = sections(doc.text)
+    spans = _windows(tokens, 0, len(doc.text), cfg.chunk_size, cfg.chunk_overlap)
+    return _make(doc, [(a, b, _section_of(secs, a), "") for a, b in spans])
+
+
+def chunk_sentences(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chunk]:
+    """Whole sentences packed up to chunk_size tokens; overlap = trailing sentences within chunk_overlap tokens."""
+    tokens = _Tokens(tok.offsets(doc.text))
+    secs = sections(doc.text)
+    units = [u for s in sentence_spans(doc.text) for u in _units(doc.text, tokens, *s, cfg.chunk_size, [])]
+    spans = _pack(units, tokens, cfg.chunk_size, cfg.chunk_overlap)
+    return _make(doc, [(a, b, _section_of(secs, a), "") for a, b in spans])
+
+
+def chunk_structure(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chunk]:
+    """One numpydoc section at a time, split at paragraphs, then parameter entries / example lines, then sentences.
+
+    Each chunk carries a header "<API name> | <section>" so a chunk of "Parameters" still says whose parameters they are.
+    """
+    tokens = _Tokens(tok.offsets(doc.text))
+    name = doc.title or doc.doc_id
+    out = []
+    for title, a, b in sections(doc.text):
+        header = f"{name} | {title}"
+        budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+        units = _units(doc.text, tokens, a, b, budget, [
+            lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
+        out += [(x, y, title, header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
+    return _make(doc, out)
+
+
+SEMANTIC_MIN_TOKENS = 24  # sentences shorter than this (a `>>>` line, "Examples") join their neighbour before embedding
+
+
+def _merge_short(units: list[tuple[int, int]], tokens: _Tokens, min_tokens: int, budget: int) -> list[tuple[int, int]]:
+    """Join consecutive units until each holds min_tokens (never more than budget): a one-line code fragment has no topic
+    of its own, and embedding half as many units halves the semantic chunker's cost."""
+    out: list[tuple[int, int]] = []
+    for a, b in units:
+        if out and tokens.count(*out[-1]) < min_tokens and tokens.count(out[-1][0], b) <= budget:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def chunk_semantic(docs: Sequence[Document], cfg: ChunkConfig, tok: Tokenizer, encoder, show_progress: bool) -> list[Chunk]:
+    """Cut between neighbouring sentences whose embeddings diverge (cosine distance above the breakpoint percentile,
+    computed over all documents given); segments longer than chunk_size are packed into windows with chunk_overlap."""
+    per_doc = []
+    for doc in docs:
+        tokens = _Tokens(tok.offsets(doc.text))
+        units = [u for s in sentence_spans(doc.text) for u in _units(doc.text, tokens, *s, cfg.chunk_size, [])]
+        per_doc.append((doc, tokens, _merge_short(units, tokens, SEMANTIC_MIN_TOKENS, cfg.chunk_size)))
+    texts = [doc.text[a:b] for doc, _, units in per_doc for a, b in units]
+    vecs = encoder.encode(texts, show_progress=show_progress) if texts else np.zeros((0, 1), np.float32)
+    dists, pos = [], 0
+    for _, _, units in per_doc:
+        v = vecs[pos:pos + len(units)]
+        pos += len(units)
+        dists.append(1.0 - np.sum(v[1:] * v[:-1], axis=1) if len(units) > 1 else np.zeros(0))
+    flat = np.concatenate(dists) if dists else np.zeros(0)
+    if cfg.breakpoint_distance is not None:
+        cut = cfg.breakpoint_distance
+    else:
+        cut = float(np.percentile(flat, cfg.breakpoint_percentile)) if len(flat) else 1.0
+        cfg.breakpoint_distance = cut  # frozen: the next documents chunked with this config are cut the same way
+    chunks = []
+    for (doc, tokens, units), d in zip(per_doc, dists, strict=True):
+        secs = sections(doc.text)
+        groups, cur = [], []
+        for i, u in enumerate(units):
+            if cur and d[i - 1] > cut:
+                groups.append(cur)
+                cur = []
+            cur.append(u)
+        if cur:
+            groups.append(cur)
+        spans = [s for g in groups for s in _pack(g, tokens, cfg.chunk_size, cfg.chunk_overlap)]
+        chunks += _make(doc, [(a, b, _section_of(secs, a), "") for a, b in spans])
+    return chunks
+
+
+_CHUNKERS = {"fixed": chunk_fixed, "sentence": chunk_sentences, "structure": chunk_structure}
+
+
+def chunk_documents(docs: Iterable[Document], config: ChunkConfig | str | None = None, *, encoder=None,
+                    tokenizer: Tokenizer | None = None, show_progress: bool = False, **overrides) -> list[Chunk]:
+    """Chunk documents with a config, a strategy name, or keyword overrides of the default config.
+
+    >>> chunks = chunk_documents(docs, "fixed", chunk_size=128, chunk_overlap=16)  # doctest: +SKIP
+    >>> chunks[0].chunk_id, chunks[0].section  # doctest: +SKIP
+    ('numpy.abs#0', 'Summary')
+    """
+    if isinstance(config, str):
+        config = ChunkConfig(strategy=config, **overrides)
+    elif config is None:
+        config = ChunkConfig(**overrides)
+    elif overrides:
+        config = ChunkConfig(**{**config.to_json(), **overrides})
+    tok = tokenizer or get_tokenizer()
+    docs = [d for d in docs if d.text.strip()]
+    if config.strategy == "semantic":
+        if encoder is None:
+            from .embeddings import get_encoder
+
+            encoder = get_encoder()
+        return chunk_semantic(docs, config, tok, encoder, show_progress)
+    fn = _CHUNKERS[config.strategy]
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        docs = tqdm(docs, desc=f"chunking ({config.strategy})", unit="doc")
+    return [c for d in docs for c in fn(d, config, tok)]
+
+
+def token_lengths(chunks: Sequence[Chunk], tokenizer: Tokenizer | None = None) -> np.ndarray:
+    """Token count of each chunk's embed_text (what the encoder reads; MiniLM truncates beyond 256)."""
+    tok = tokenizer or get_tokenizer()
+    return np.array(tok.count_batch([c.embed_text for c in chunks]), dtype=np.int64)
+
+
+def chunk_table(doc: Document, strategy: str = "structure", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                chunk_overlap: int = DEFAULT_CHUNK_OVERLAP, encoder=None, preview: int = 160):
+    """How one document is cut: one row per chunk (chunk_id, section, start, end, tokens, text preview). Widget-ready.
+
+    >>> chunk_table(doc, "fixed", 64, 8).columns.tolist()  # doctest: +SKIP
+    ['chunk_id', 'section', 'start', 'end', 'tokens', 'text']
+    """
+    import pandas as pd
+
+    chunks = chunk_documents([doc], strategy, encoder=encoder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    lengths = token_lengths(chunks) if chunks else []
+    return pd.DataFrame([{"chunk_id": c.chunk_id, "section": c.section, "start": c.start, "end": c.end, "tokens": int(n),
+                          "text": " ".join(c.embed_text.split())[:preview]} for c, n in zip(chunks, lengths, strict=True)],
+                        columns=["chunk_id", "section", "start", "end", "tokens", "text"])

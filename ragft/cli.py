@@ -1,0 +1,236 @@
+"""The `ragft` command: index a folder of your own documents (or a corpus JSONL), keep the index in sync, search it.
+
+    ragft index SOURCE --out PATH [--chunker structure --chunk-size 200]
+    ragft update PATH SOURCE
+    ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--threshold X] --json
+
+Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
+Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS (`ask`: see cli_ask.py).
+Introduced in notebooks/02_hnsw_retrieval.ipynb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem with the user's input; printed as `ragft: error: <message>`."""
+
+
+def _load_source(source: str):
+    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr."""
+    from .corpus import load_corpus, load_folder
+    from .paths import NUMPY_VERSIONS
+
+    path = Path(source)
+    if path.is_dir():
+        docs, report = load_folder(path)
+        for where, why in report.problems:
+            print(f"ragft: {where}: {why}", file=sys.stderr)
+        return docs
+    if source in NUMPY_VERSIONS or path.suffix == ".jsonl":
+        return load_corpus(source)
+    if not path.exists():
+        raise CliError(f"no such file or folder: {source}")
+    raise CliError(f"{source}: expected a folder of .txt/.md/.rst/.html files or a corpus .jsonl file")
+
+
+# ---------------------------------------------------------------------------------------------------------- index
+def register_index(sub) -> None:
+    from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES
+    from .embeddings import ENCODERS
+
+    p = sub.add_parser("index", help="build an HNSW index from a folder of documents or a corpus JSONL",
+                       description="Chunk, embed (cached) and index SOURCE into the folder PATH.")
+    p.add_argument("source", metavar="SOURCE", help="a folder of .txt/.md/.rst/.html files (doc_id = relative path), "
+                   "a corpus .jsonl (doc_id, text per line) or a NumPy version such as 2.4.6")
+    p.add_argument("--out", required=True, metavar="PATH", help="index folder to write")
+    p.add_argument("--chunker", default="structure", choices=STRATEGIES, help="chunking strategy (default: structure)")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")
+    p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP, help="tokens shared by neighbouring chunks")
+    p.add_argument("--embedder", default="minilm", choices=ENCODERS, help="minilm (default) or the weak hashing encoder")
+    p.add_argument("--M", type=int, default=16, help="HNSW links per node")
+    p.add_argument("--ef-construction", type=int, default=200, help="HNSW build-time beam width")
+    p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing index at PATH")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+
+def cmd_index(args) -> int:
+    import time
+
+    from .chunking import ChunkConfig
+    from .index import HnswConfig, build_retriever
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
+    try:
+        cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
+        hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    docs = _load_source(args.source)
+    t0 = time.perf_counter()
+    index = build_retriever(docs, "dense", cfg, embedder=args.embedder, show_progress=not args.quiet, hnsw=hnsw)
+    index.save(out)
+    print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
+          f"{index.encoder.model_id} in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------- update
+def register_update(sub) -> None:
+    p = sub.add_parser("update", help="sync an index to a changed source (re-embeds only what changed)",
+                       description="Add new documents, drop removed ones, re-index changed ones (by content hash).")
+    p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
+    p.add_argument("source", metavar="SOURCE", help="the changed folder or corpus JSONL")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_update)
+
+
+def cmd_update(args) -> int:
+    from .index import DenseIndex
+
+    index = DenseIndex.load(args.path)
+    docs = _load_source(args.source)
+    report = index.sync(docs, show_progress=not args.quiet)
+    index.save(args.path)
+    print(report, file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------- search
+def register_search(sub) -> None:
+    from .index import MODES
+
+    p = sub.add_parser("search", help="search an index; --json prints one JSON line per query",
+                       description="Print the top k chunks for each query, best first.")
+    p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query", metavar="TEXT", help="one query")
+    q.add_argument("--queries", metavar="FILE.jsonl", help='a JSONL file of {"qid": ..., "query": ...} lines')
+    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=5, help="results per query (default: 5)")
+    p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid (RRF)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="drop hits scoring below it (cosine for dense/exact/hybrid, raw BM25 score for bm25)")
+    p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed --queries lines (listed on stderr)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
+    p.set_defaults(func=cmd_search)
+
+
+def read_queries(path: str, skip_bad: bool = False) -> list[dict]:
+    """{"qid", "query"} rows of a JSONL file; malformed lines raise CliError listing their numbers (or are skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"no such queries file: {path}")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise CliError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    rows, bad = [], []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            bad.append(f"{p.name}:{lineno}: not valid JSON ({e.msg})")
+            continue
+        if not isinstance(row, dict) or "qid" not in row or not isinstance(row.get("query"), str) or not row["query"].strip():
+            bad.append(f"{p.name}:{lineno}: expected an object with \"qid\" and a non-empty \"query\" string")
+            continue
+        rows.append({"qid": row["qid"], "query": row["query"]})
+    if bad and not skip_bad:
+        raise CliError(f"{len(bad)} malformed line(s) in {path} (use --skip-bad-lines to skip them):\n  " + "\n  ".join(bad[:50]))
+    for b in bad:
+        print(f"ragft: skipped {b}", file=sys.stderr)
+    if not rows:
+        raise CliError(f"no usable queries in {path}")
+    return rows
+
+
+def cmd_search(args) -> int:
+    from .index import DenseIndex, retriever_from_index
+
+    if args.query is not None:
+        if not args.query.strip():
+            raise CliError("empty query: give some text to search for")
+        queries = [{"query": args.query}]
+    else:
+        queries = read_queries(args.queries, args.skip_bad_lines)
+    if args.top_k < 1:
+        raise CliError(f"-k must be at least 1, got {args.top_k}")
+    if args.ef is not None and args.ef < args.top_k:
+        print(f"ragft: --ef {args.ef} is below -k {args.top_k}; HNSW needs ef >= k, using ef={args.top_k}", file=sys.stderr)
+    index = DenseIndex.load(args.path)
+    if args.ef is not None:
+        index.config.ef = max(args.ef, args.top_k)
+    if args.top_k > len(index):
+        print(f"ragft: -k {args.top_k} is more than the {len(index)} chunks in the index; returning at most {len(index)}",
+              file=sys.stderr)
+    retriever = retriever_from_index(index, args.mode)
+    results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
+    for q, hits in zip(queries, results, strict=True):
+        if args.json:
+            print(json.dumps({**q, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
+        else:
+            print(f"# {q.get('qid', '')}{': ' if 'qid' in q else ''}{q['query']}")
+            for h in hits:
+                snippet = " ".join(h.text.split())[:100]
+                print(f"{h.rank + 1:3d}. {h.score:.4f}  {h.chunk_id:40s}  {snippet}")
+            if not hits:
+                print("    (no results" + (f" above threshold {args.threshold})" if args.threshold is not None else ")"))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------ ask
+def register_ask(sub) -> None:
+    """`ragft ask` (RAG answers) lives in cli_ask.py, written with notebook 03; listed here so it shares main()'s errors."""
+    import importlib.util
+
+    if importlib.util.find_spec("ragft.cli_ask") is not None:
+        from .cli_ask import register
+
+        register(sub)
+
+
+# ----------------------------------------------------------------------------------------------------- dispatching
+# Each register_* adds one subcommand and sets `func`; to add a subcommand, write its register_* and list it here.
+SUBCOMMANDS = [register_index, register_update, register_search, register_ask]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ragft", description="Index, update and search documents with ragft.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .index import IndexLoadError
+    from .io import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, DataError, IndexLoadError, FileNotFoundError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"ragft: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ragft: interrupted (the index on disk is unchanged: writes are atomic)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

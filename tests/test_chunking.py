@@ -1,0 +1,169 @@
+"""Chunkers: offsets reconstruct the text, nothing is lost, no empty chunks, sizes and overlaps are what was asked."""
+
+import bisect
+import functools
+
+import numpy as np
+import pytest
+
+from ragft.chunking import (
+    STRATEGIES,
+    Chunk,
+    ChunkConfig,
+    Tokenizer,
+    chunk_documents,
+    get_tokenizer,
+    sections,
+    sentence_spans,
+    token_lengths,
+)
+from ragft.corpus import Document, load_corpus
+from ragft.embeddings import HashingEncoder
+
+MARKDOWN = Document("guide/intro.md", title="intro", text=(
+    "# Installing\n\nRun pip install ragft. It takes two minutes.\n\n"
+    "## Updating\n\nRun ragft update PATH SOURCE. Only changed documents are embedded again.\n\n"
+    "Nothing else changes.\n"))
+
+
+@pytest.fixture(scope="module")
+def docs():
+    corpus = {d.doc_id: d for d in load_corpus("2.4.6")}
+    picked = ["numpy.argsort", "numpy.linalg.norm", "numpy.float64", "removed:numpy.float_", "numpy.False_", "numpy.einsum"]
+    extra = sorted(corpus)[::60]  # a spread of the rest, deterministic
+    return [corpus[i] for i in dict.fromkeys(picked + extra)] + [MARKDOWN]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return get_tokenizer()
+
+
+def _chunks(docs, strategy, **kw):
+    encoder = HashingEncoder() if strategy == "semantic" else None
+    return chunk_documents(docs, strategy, encoder=encoder, **kw)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_offsets_reconstruct_the_text_and_cover_it(docs, strategy):
+    chunks = _chunks(docs, strategy, chunk_size=64, chunk_overlap=8)
+    by_doc = {}
+    for c in chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    for doc in docs:
+        mine = by_doc[doc.doc_id]
+        covered = np.zeros(len(doc.text), dtype=bool)
+        for c in mine:
+            assert doc.text[c.start:c.end] == c.text
+            assert c.text.strip(), f"empty chunk {c.chunk_id}"
+            covered[c.start:c.end] = True
+        lost = [i for i, ch in enumerate(doc.text) if not covered[i] and not ch.isspace()]
+        assert not lost, f"{strategy}: {doc.doc_id} loses text at {lost[:5]}: {doc.text[lost[0]:lost[0] + 30]!r}"
+        assert [c.chunk_id for c in mine] == [f"{doc.doc_id}#{i}" for i in range(len(mine))]
+        assert [c.start for c in mine] == sorted(c.start for c in mine)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_chunks_stay_within_chunk_size(docs, tok, strategy):
+    chunks = _chunks(docs, strategy, chunk_size=64, chunk_overlap=8)
+    by_id = {d.doc_id: d for d in docs}
+    assert max(len(_token_ids(tok, by_id[c.doc_id], c)) for c in chunks) <= 64  # counted in the document's tokens
+    # a span cut inside a word (fixed windows do that) can re-tokenize one or two pieces longer on its own
+    assert np.array(tok.count_batch([c.text for c in chunks])).max() <= 64 + 2
+    if strategy == "structure":  # the header comes out of the budget, so what the encoder reads fits too
+        assert token_lengths(chunks, tok).max() <= 64 + 2
+
+
+@functools.lru_cache(maxsize=64)
+def _starts(tok, text):
+    return [s for s, _ in tok.offsets(text)]
+
+
+def _token_ids(tok, doc, chunk):
+    """Indices of the document's tokens that start inside the chunk's span."""
+    starts = _starts(tok, doc.text)
+    return set(range(bisect.bisect_left(starts, chunk.start), bisect.bisect_left(starts, chunk.end)))
+
+
+def test_fixed_overlap_is_exactly_what_was_asked(docs, tok):
+    doc = next(d for d in docs if d.doc_id == "numpy.einsum")
+    chunks = chunk_documents([doc], "fixed", chunk_size=50, chunk_overlap=12)
+    assert len(chunks) > 5
+    ids = [_token_ids(tok, doc, c) for c in chunks]
+    assert all(len(x) == 50 for x in ids[:-1])
+    assert all(len(a & b) == 12 for a, b in zip(ids, ids[1:], strict=False))
+    no_overlap = chunk_documents([doc], "fixed", chunk_size=50, chunk_overlap=0)
+    assert all(a.end <= b.start for a, b in zip(no_overlap, no_overlap[1:], strict=False))
+
+
+def test_sentence_chunks_end_on_sentences_and_overlap_at_most_what_was_asked(docs, tok):
+    doc = next(d for d in docs if d.doc_id == "numpy.argsort")
+    chunks = chunk_documents([doc], "sentence", chunk_size=60, chunk_overlap=20)
+    ends = {b for _, b in sentence_spans(doc.text)}
+    assert sum(c.end in ends for c in chunks) >= len(chunks) - 1  # an oversized sentence may be cut mid-way
+    ids = [_token_ids(tok, doc, c) for c in chunks]
+    overlaps = [len(a & b) for a, b in zip(ids, ids[1:], strict=False)]
+    assert max(overlaps) <= 20 and max(overlaps) > 0
+
+
+def test_structure_chunks_keep_api_name_and_section(docs):
+    doc = next(d for d in docs if d.doc_id == "numpy.argsort")
+    chunks = chunk_documents([doc], "structure", chunk_size=120, chunk_overlap=0)
+    secs = sections(doc.text)
+    assert [s for s, _, _ in secs][:3] == ["Summary", "Parameters", "Returns"]
+    for c in chunks:
+        assert c.header == f"numpy.argsort | {c.section}"
+        assert c.embed_text.startswith("numpy.argsort | ")
+        (a, b), = [(a, b) for s, a, b in secs if s == c.section and a <= c.start < b]
+        assert c.end <= b, "a structure chunk must not cross a section boundary"
+    assert {c.section for c in chunks} >= {"Summary", "Parameters", "Returns", "Examples"}
+
+
+def test_markdown_headers_are_sections():
+    chunks = chunk_documents([MARKDOWN], "structure", chunk_size=200, chunk_overlap=0)
+    assert [c.section for c in chunks] == ["Installing", "Updating"]
+    assert chunks[1].header == "intro | Updating"
+
+
+def test_semantic_cuts_where_the_topic_changes():
+    cats = " ".join(f"Cats purr {w} when the cats sit in the sun on a warm day and the cats feel safe and calm and fed."
+                    for w in ("softly", "loudly", "often"))
+    rockets = " ".join(f"Rockets launch {w} into orbit from the pad when the rockets fire their engines at full thrust."
+                       for w in ("satellites", "probes", "crews"))
+    doc = Document("t", f"{cats} {rockets}")
+    chunks = chunk_documents([doc], "semantic", encoder=HashingEncoder(), chunk_size=256, chunk_overlap=0,
+                             breakpoint_percentile=75)
+    assert [c.text for c in chunks] == [cats, rockets]
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        ChunkConfig("fixed", chunk_size=32, chunk_overlap=32)
+    with pytest.raises(ValueError, match="unknown chunking strategy"):
+        ChunkConfig("paragraphs")
+    with pytest.raises(ValueError, match="chunk_size"):
+        ChunkConfig("fixed", chunk_size=0, chunk_overlap=0)
+
+
+def test_empty_documents_give_no_chunks():
+    assert chunk_documents([Document("e", "   \n ")], "fixed") == []
+
+
+def test_regex_tokenizer_fallback_and_round_trip():
+    assert Tokenizer("regex").count("np.sort(a)") == 6
+    c = Chunk("d", "d#0", "abc", 0, 3, "Summary", "d | Summary", {"k": 1})
+    assert Chunk.from_json(c.to_json()) == c
+
+
+def test_chunk_browser_callbacks(docs):
+    from ragft.widgets import chunk_browser
+
+    ui = chunk_browser(docs[:3], strategies=("fixed", "structure"))
+    doc, strategy, row, result = ui.children
+    size, overlap = row.children
+    assert "numpy.argsort | Summary" in result.value
+    strategy.value = "fixed"
+    size.value = 48
+    assert "numpy.argsort#0" in result.value and "numpy.argsort | Summary" not in result.value
+    overlap.value = 64
+    assert "must be below chunk_size" in result.value

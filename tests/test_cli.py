@@ -1,0 +1,128 @@
+"""The `ragft` command end to end on a small folder: index, search (--json), update, and every bad input it must report."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ragft.cli import main
+from ragft.models import is_available
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "docs"
+    (d / "sub").mkdir(parents=True)
+    (d / "cats.md").write_text("# Cats\n\nCats purr when content. They sleep a lot.\n\n## Food\n\nCats eat fish and mice.\n")
+    (d / "dogs.txt").write_text("Dogs bark at strangers.\nDogs love long walks in the park.")
+    (d / "sub" / "birds.html").write_text("<html><body><h1>Birds</h1><p>Birds fly &amp; sing at dawn.</p></body></html>")
+    (d / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (d / "empty.rst").write_text("  \n")
+    (d / "photo.png").write_bytes(b"\x89PNG")
+    return d
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_index_search_update_end_to_end(folder, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    code, _, err = run(capsys, "index", folder, "--out", idx, "--embedder", "hashing", "--quiet")
+    assert code == 0, err
+    for skipped in ("latin1.txt: skipped: not UTF-8", "empty.rst: skipped: empty", "photo.png: skipped: suffix .png"):
+        assert skipped in err
+    assert "indexed 3 documents" in err
+
+    code, out, _ = run(capsys, "search", idx, "--query", "what do cats eat", "-k", "2", "--json")
+    (line,) = out.strip().splitlines()
+    row = json.loads(line)
+    assert row["query"] == "what do cats eat"
+    assert [r["chunk_id"] for r in row["results"]] == ["cats.md#1", "cats.md#0"]
+    assert set(row["results"][0]) == {"doc_id", "chunk_id", "score", "text"}
+    assert row["results"][0]["score"] >= row["results"][1]["score"]
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"qid": "q1", "query": "birds singing"}\n\n{"qid": 2, "query": "dogs barking"}\n')
+    for mode in ("dense", "bm25", "hybrid"):
+        code, out, _ = run(capsys, "search", idx, "--queries", queries, "-k", "1", "--mode", mode, "--json")
+        rows = [json.loads(x) for x in out.strip().splitlines()]
+        assert [r["qid"] for r in rows] == ["q1", 2]
+        assert rows[0]["results"][0]["doc_id"] == "sub/birds.html", mode
+
+    code, out, _ = run(capsys, "search", idx, "--query", "cats", "-k", "3", "--threshold", "0.99", "--json")
+    assert json.loads(out)["results"] == []
+
+    (folder / "dogs.txt").write_text("Dogs bark at strangers and chase cats.")
+    (folder / "sub" / "birds.html").unlink()
+    (folder / "fish.md").write_text("Fish swim in schools.")
+    code, _, err = run(capsys, "update", idx, folder, "--quiet")
+    assert code == 0 and "1 added, 1 removed, 1 changed, 1 unchanged" in err
+    code, out, _ = run(capsys, "search", idx, "--query", "swimming fish", "-k", "5", "--json")
+    ids = [r["doc_id"] for r in json.loads(out)["results"]]
+    assert "fish.md" in ids and "sub/birds.html" not in ids
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["search", "{idx}", "--query", "  "], "empty query"),
+    (["search", "{tmp}/nowhere", "--query", "x"], "no index at"),
+    (["search", "{idx}", "--query", "x", "-k", "0"], "-k must be at least 1"),
+    (["index", "{tmp}/empty", "--out", "{tmp}/i2"], "no usable documents"),
+    (["index", "{docs}", "--out", "{idx}"], "already exists"),
+    (["index", "{docs}", "--out", "{tmp}/i3", "--chunk-size", "10", "--chunk-overlap", "20"], "chunk_overlap"),
+    (["index", "{tmp}/missing.jsonl", "--out", "{tmp}/i4"], "no corpus at"),
+    (["update", "{idx}", "{tmp}/empty"], "no usable documents"),
+])
+def test_bad_input_is_a_clear_error(folder, tmp_path, capsys, argv, message):
+    idx = tmp_path / "idx"
+    assert run(capsys, "index", folder, "--out", idx, "--embedder", "hashing", "--quiet")[0] == 0
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(idx=idx, tmp=tmp_path, docs=folder) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    assert err.startswith("ragft: error: ") and message in err and "Traceback" not in err
+
+
+def test_malformed_query_lines_are_reported_with_line_numbers(folder, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    run(capsys, "index", folder, "--out", idx, "--embedder", "hashing", "--quiet")
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"qid": 1, "query": "cats"}\nnot json\n{"qid": 3}\n["a list"]\n{"qid": 5, "query": "dogs"}\n')
+    code, out, err = run(capsys, "search", idx, "--queries", q, "--json")
+    assert code == 2 and out == ""
+    assert "3 malformed line(s)" in err and "q.jsonl:2" in err and "q.jsonl:3" in err and "q.jsonl:4" in err
+    code, out, err = run(capsys, "search", idx, "--queries", q, "--json", "--skip-bad-lines")
+    assert code == 0 and [json.loads(x)["qid"] for x in out.splitlines()] == [1, 5]
+    assert "skipped q.jsonl:2" in err
+
+
+def test_k_above_index_size_and_ef_below_k_are_reported(folder, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    run(capsys, "index", folder, "--out", idx, "--embedder", "hashing", "--quiet")
+    code, out, err = run(capsys, "search", idx, "--query", "cats", "-k", "50", "--ef", "2", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 4
+    assert "more than the 4 chunks" in err and "--ef 2 is below -k 50" in err
+
+
+def test_corrupted_index_is_refused(folder, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    run(capsys, "index", folder, "--out", idx, "--embedder", "hashing", "--quiet")
+    (idx / "chunks.jsonl").write_text("garbage")
+    code, _, err = run(capsys, "search", idx, "--query", "cats")
+    assert code == 2 and "truncated or corrupted" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not is_available("minilm"), reason="MiniLM package not installed")
+def test_the_installed_command_with_minilm(folder, tmp_path):
+    idx = tmp_path / "idx"
+    cmd = [sys.executable, "-m", "ragft.cli"]
+    done = subprocess.run(cmd + ["index", str(folder), "--out", str(idx), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(cmd + ["search", str(idx), "--query", "which animal makes a purring sound?", "-k", "1", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["doc_id"] == "cats.md"
