@@ -1,0 +1,961 @@
+"""QLoRA fine-tuning for behaviour: a 4-bit (NF4) base, LoRA adapters trained on (prompt -> house answer) pairs,
+resumable checkpoints, an adapter cache keyed by (base model, data, settings), and the memory/time measurements.
+
+It teaches a model the house FORMAT and the abstention protocol without a system prompt; it does not teach it facts
+you can rely on (that is retrieval's job, see `index.py`), and it does not score answers (see `evaluation.py`).
+On CPU, 4-bit saves memory, not time: train in 4-bit, then generate on the full-precision base with the adapter on top.
+Introduced in notebooks/04_qlora_finetuning.ipynb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from .io import DataError, atomic_path
+from .models import DEFAULT_LLM, load_llm, spec
+from .paths import cache_dir
+
+# Bump when the training format (chat template use, loss masking, batching) changes: it invalidates cached adapters.
+FORMAT_VERSION = 1
+ADAPTER_META = "ragft_adapter.json"  # written next to peft's files; records the base model and how the adapter was made
+TRAINING_LOG = "training.json"
+COMPLETE = "COMPLETE"
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class AdapterMismatch(ValueError):
+    """An adapter was made for another base model than the one it is being put on."""
+
+
+# --- settings ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoraSettings:
+    """The LoRA adapter: rank `lora_r`, scale `lora_alpha / lora_r`, dropout, and which linear layers get one."""
+
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
+
+    def __post_init__(self):
+        if self.lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1, not {self.lora_r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run. The learning rate is constant, so a longer run continues a shorter one exactly (see the cache).
+
+    quantization: "auto" | "4bit" | "8bit" | "none" (see `resolve_quantization`); compute_dtype: "auto" (bf16 on CUDA,
+    fp32 on CPU, where bf16 costs ~2% gradient error for ~10% speed) | "float32" | "bfloat16"; optimizer: "auto"
+    (paged AdamW on CUDA, torch AdamW on CPU) | "adamw" | "paged_adamw".
+    """
+
+    steps: int = 60
+    lr: float = 2e-3  # high for LoRA on big models, right for a 135M one: 60 steps at 3e-4 reached 22% format compliance
+    batch_size: int = 4
+    grad_accumulation: int = 1
+    max_length: int = 256  # tokens of prompt + completion; longer examples are truncated (and counted)
+    eval_every: int = 20  # steps between held-out evaluations; 0 = only at the end
+    checkpoint_every: int = 20  # steps between checkpoints (adapter + optimizer + step); 0 = only at the end
+    held_out: int = 32  # pairs kept out of training (chosen by hash) to measure the eval loss; 0 = train on all
+    seed: int = 0
+    quantization: str = "auto"
+    compute_dtype: str = "auto"
+    optimizer: str = "auto"
+    gradient_checkpointing: bool = False  # saves activation memory, costs ~25% time; not needed for a 135M model
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "grad_accumulation", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.quantization not in ("auto", "4bit", "8bit", "none"):
+            raise ValueError(f"quantization must be 'auto', '4bit', '8bit' or 'none', not {self.quantization!r}")
+        if self.compute_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be 'auto', 'float32' or 'bfloat16', not {self.compute_dtype!r}")
+        if self.optimizer not in ("auto", "adamw", "paged_adamw"):
+            raise ValueError(f"optimizer must be 'auto', 'adamw' or 'paged_adamw', not {self.optimizer!r}")
+
+
+# --- quantization -----------------------------------------------------------------------------------------------------
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(compute_dtype: str = "auto"):
+    """"auto" -> bfloat16 on CUDA, float32 on CPU (exact LoRA gradients on the 4-bit base). `resolve_dtype("bfloat16")`."""
+    import torch
+
+    if compute_dtype == "auto":
+        return torch.bfloat16 if device() == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[compute_dtype]
+
+
+@functools.cache
+def bitsandbytes_status() -> tuple[bool, str]:
+    """(works, detail): does bitsandbytes import AND round-trip a tensor through NF4 on this device? Checked once."""
+    try:
+        import bitsandbytes as bnb
+        import bitsandbytes.functional as F
+        import torch
+
+        x = torch.linspace(-1, 1, 128, device=device()).reshape(2, 64)
+        q, state = F.quantize_4bit(x, quant_type="nf4", blocksize=64)
+        err = (F.dequantize_4bit(q, state) - x).abs().max().item()
+        if not err < 0.2:
+            return False, f"bitsandbytes {bnb.__version__} NF4 round trip is wrong on {device()} (max error {err:.3f})"
+        return True, f"bitsandbytes {bnb.__version__}"
+    except Exception as e:  # ImportError, missing native library, unsupported CPU: each means "no 4-bit here"
+        return False, f"bitsandbytes unavailable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def resolve_quantization(mode: str = "auto", compute_dtype: str = "auto"):
+    """The transformers quantization config for `mode` and a one-line reason to print.
+
+    >>> resolve_quantization("none")[1]  # doctest: +SKIP
+    '4-bit: off (quantization="none"); plain LoRA on a full-precision base, float32 compute on cpu'
+    """
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if mode not in ("auto", "4bit", "8bit", "none"):
+        raise ValueError(f"quantization must be 'auto', '4bit', '8bit' or 'none', not {mode!r}")
+    dtype = resolve_dtype(compute_dtype)
+    dname, dev = str(dtype).removeprefix("torch."), device()
+    plain = f"plain LoRA on a full-precision base, {dname} compute on {dev}"
+    if mode == "none":
+        return None, f'4-bit: off (quantization="none"); {plain}'
+    ok, detail = bitsandbytes_status()
+    if not ok:
+        if mode == "auto":
+            return None, f"4-bit: off ({detail}); {plain}"
+        raise RuntimeError(f"quantization={mode!r} needs bitsandbytes: {detail}. Use quantization='none' or 'auto'.")
+    if mode == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True), \
+            f"8-bit LLM.int8 on {dev} via {detail} (saves memory; expect 'MatMul8bitLt: inputs will be cast' warnings)"
+    cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                             bnb_4bit_compute_dtype=dtype)
+    why = " (auto: bitsandbytes works here)" if mode == "auto" else ""
+    note = ", exact LoRA gradients" if dtype == torch.float32 else ""
+    return cfg, f"4-bit NF4 + double quantization on {dev} via {detail}, {dname} compute{note}{why}"
+
+
+def effective_quantization(mode: str) -> str:
+    """What "auto" becomes here: "4bit" where bitsandbytes works, else "none". Other modes are returned as given."""
+    return ("4bit" if bitsandbytes_status()[0] else "none") if mode == "auto" else mode
+
+
+def disarm_cpu_bf16_repack(model) -> int:
+    """Stop bitsandbytes from silently breaking training on CPUs with avx512_bf16; return how many layers were repaired.
+
+    On such CPUs any no-grad forward or generate() repacks each Linear4bit's weights for a bf16 inference kernel that has
+    no autograd: training afterwards runs, prints "an autograd kernel was not registered", and its LoRA gradients are
+    ~1000x off. Setting `support_avx512bf16_for_cpu = False` prevents the repack; layers already repacked are unpacked
+    (their absmax goes through bf16 once, so weights move by ~1e-3 relative; reload the model if that matters).
+    """
+    try:
+        import bitsandbytes as bnb
+        from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+    except Exception:
+        return 0
+    repaired = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            state = getattr(module.weight, "quant_state", None)
+            if state is not None and getattr(state, "packing_format_for_cpu", False):
+                module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(module.weight.data, state)
+                repaired += 1
+    return repaired
+
+
+def load_base(model_name: str = DEFAULT_LLM, quantization: str = "auto", compute_dtype: str = "auto",
+              gradient_checkpointing: bool = False):
+    """The base model ready for LoRA training: (model, tokenizer, reason). Quantized bases are disarmed and prepared.
+
+    The 4-bit base keeps its embedding and norms in fp32 (`prepare_model_for_kbit_training`); a plain base is loaded
+    in the compute dtype.
+    """
+    cfg, reason = resolve_quantization(quantization, compute_dtype)
+    dev = device()
+    if cfg is None:
+        model, tok = load_llm(model_name, dtype=resolve_dtype(compute_dtype), device_map=dev if dev != "cpu" else None)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+        return model, tok, reason
+    from peft import prepare_model_for_kbit_training
+
+    model, tok = load_llm(model_name, quantization_config=cfg, device_map=dev)
+    disarm_cpu_bf16_repack(model)  # before anything can run a no-grad forward on it
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return model, tok, reason
+
+
+def add_lora(model, lora: LoraSettings, seed: int = 0):
+    """Wrap `model` with a fresh LoRA adapter (B = 0, so it starts as the base model). Seeds the A initialisation."""
+    import torch
+    from peft import get_peft_model
+
+    torch.manual_seed(seed)
+    return get_peft_model(model, lora.peft_config())
+
+
+def dequantized_copy(model4, model_name: str | None = None):
+    """A float32 model holding the weights the 4-bit model actually computes with (each NF4 layer dequantized).
+
+    The reference for the gradient-equality check, and the base to merge a QLoRA adapter onto when you want exactly
+    the weights it was trained against.
+    """
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as F
+    import torch
+
+    base4 = _unwrap(model4)
+    disarm_cpu_bf16_repack(base4)
+    ref, _ = load_llm(model_name or base4.config.name_or_path, dtype=torch.float32)
+    ref_modules = dict(ref.named_modules())
+    n = 0
+    for name, module in base4.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            target = ref_modules[name.replace(".base_layer", "")]
+            w = F.dequantize_4bit(module.weight.data, module.weight.quant_state).to(torch.float32)
+            target.weight.data.copy_(w.reshape(target.weight.shape))
+            n += 1
+    if n == 0:
+        raise ValueError("dequantized_copy: the model has no 4-bit layers")
+    return ref
+
+
+def dequantized_reference(peft_model4, lora: LoraSettings):
+    """The gradient-check reference: `dequantized_copy` of a 4-bit LoRA model with the SAME LoRA weights on top.
+
+    Training both on one batch must give equal LoRA gradients (fp32 compute); see tests/test_finetune.py.
+    """
+    import torch
+
+    ref = add_lora(dequantized_copy(peft_model4), lora)
+    weights = {n: p for n, p in peft_model4.named_parameters() if "lora_" in n}
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if "lora_" in n:
+                p.copy_(weights[n].to(p.device))
+    return ref
+
+
+def _unwrap(model):
+    """The transformers model inside a PeftModel (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+# --- data -------------------------------------------------------------------------------------------------------------
+def load_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], object]:
+    """Training pairs and the read report: the house-style set by default, or a user's JSONL of prompt/completion rows.
+
+    on_error="raise" stops on the first file with bad lines (every line number listed); "skip" keeps the good rows.
+    """
+    from .datasets import load_train_pairs
+
+    return load_train_pairs(path, on_error=on_error)
+
+
+def data_hash(pairs: Sequence[dict]) -> str:
+    """sha256 of the prompt/completion texts, in order (other keys do not change training)."""
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(json.dumps([p["prompt"], p["completion"]], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def split_pairs(pairs: Sequence[dict], n_eval: int = 32, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): a deterministic hold-out of n_eval pairs, chosen by hashing, so adding pairs does not reshuffle.
+    No hold-out when it would take more than half the pairs."""
+    key = lambda p: hashlib.sha256(f"{seed}:{p['prompt']}".encode()).hexdigest()  # noqa: E731
+    held = {id(p) for p in sorted(pairs, key=key)[:n_eval]} if 2 * n_eval <= len(pairs) else set()
+    return [p for p in pairs if id(p) not in held], [p for p in pairs if id(p) in held]
+
+
+def refresh_pairs(pairs: Sequence[dict], version: str) -> tuple[list[dict], dict]:
+    """The training pairs rebuilt from another release's documentation, the way `qa_builder.build_train` derived them
+    from 1.26, and what that took: counts of pairs unchanged, rewritten (the docs changed the answer), dropped (the API
+    is gone or no longer yields a one-sentence answer) and abstentions (kept as they are).
+
+    This is the data half of changing a tuned model's knowledge; here it is mechanical only because the answers were
+    derived mechanically. Pairs without a `doc_id` are treated as abstentions.
+    """
+    from .corpus import load_corpus
+    from .house import parse, render
+    from .qa_builder import examples, short, summary
+
+    docs = {d.doc_id: d for d in load_corpus(version)}
+    out, counts = [], {"unchanged": 0, "rewritten": 0, "dropped": 0, "abstentions": 0}
+    for p in pairs:
+        doc_id = p.get("doc_id")
+        if not doc_id:
+            counts["abstentions"] += 1
+            out.append(p)
+            continue
+        doc = docs.get(doc_id)
+        s, code = (summary(doc), examples(doc)) if doc else ("", "")
+        new = render(f"`{short(doc_id)}`: {s}", code, [doc_id]) if s and code else ""
+        if not new or not parse(new).compliant:
+            counts["dropped"] += 1
+        elif new == p["completion"]:
+            counts["unchanged"] += 1
+            out.append(p)
+        else:
+            counts["rewritten"] += 1
+            out.append({**p, "completion": new})
+    return out, counts
+
+
+@dataclass
+class EncodeStats:
+    n: int = 0
+    n_truncated: int = 0  # cut to max_length (the completion's tail is lost)
+    n_dropped: int = 0  # the prompt alone filled max_length: no completion token left to learn from
+
+
+def encode_pair(tok, prompt: str, completion: str, max_length: int) -> tuple[list[int], list[int], bool]:
+    """(input_ids, labels, truncated) for one pair in the chat template: user = prompt, assistant = completion.
+
+    No system prompt is given (the template's own default line stays, exactly as `generation.generate` sees it at
+    inference). Labels are -100 on the prompt, so the loss covers only the completion and its end-of-turn token.
+    """
+    from .generation import chat_messages, encode_chat
+
+    prompt_ids = encode_chat(tok, chat_messages(prompt))[0].tolist()
+    completion_ids = tok(completion.strip() + tok.eos_token, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids + completion_ids
+    labels = [-100] * len(prompt_ids) + completion_ids
+    truncated = len(ids) > max_length
+    return ids[:max_length], labels[:max_length], truncated
+
+
+def encode_pairs(tok, pairs: Sequence[dict], max_length: int) -> tuple[list[tuple[list[int], list[int]]], EncodeStats]:
+    """Encode every pair; truncated ones are counted, ones with no completion token left are dropped and counted."""
+    out, stats = [], EncodeStats()
+    for p in pairs:
+        ids, labels, truncated = encode_pair(tok, p["prompt"], p["completion"], max_length)
+        if all(x == -100 for x in labels):
+            stats.n_dropped += 1
+            continue
+        stats.n_truncated += truncated
+        out.append((ids, labels))
+    stats.n = len(out)
+    return out, stats
+
+
+def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
+    """Right-pad a batch: {"input_ids", "attention_mask", "labels"} tensors, padding masked out of the loss."""
+    import torch
+
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (x, y) in enumerate(examples):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accumulation: int, seed: int) -> list[int]:
+    """Which examples micro-batch `micro` of optimizer step `step` uses: a function of the step alone, so a resumed
+    run sees exactly the batches an uninterrupted one would. Each epoch is a fresh seeded permutation."""
+    start = (step * grad_accumulation + micro) * batch_size
+    out = []
+    for pos in range(start, start + batch_size):
+        epoch, i = divmod(pos, n)
+        out.append(_permutation(n, seed, epoch)[i])
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _permutation(n: int, seed: int, epoch: int):
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+
+
+# --- measurement ------------------------------------------------------------------------------------------------------
+class PeakRSS:
+    """Context manager that samples this process's resident memory every `interval` seconds; `.peak_mb` afterwards.
+
+    >>> with PeakRSS() as rss:  # doctest: +SKIP
+    ...     train(...)
+    >>> rss.peak_mb
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval, self.peak_bytes = interval, 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.peak_bytes = self.start_bytes = self._rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 1e6
+
+
+def footprint_mb(model) -> float:
+    """Parameters + buffers in MB, as stored (an NF4 layer counts its packed 4-bit weights and quantization state)."""
+    return _unwrap(model).get_memory_footprint() / 1e6
+
+
+def measure_footprints(model_name: str = DEFAULT_LLM, modes: Sequence[str] = ("fp32", "bf16", "nf4"),
+                       loaded: dict | None = None) -> list[dict]:
+    """One row per storage mode: footprint MB, bytes per parameter, ratio to fp32. Pass already-loaded models in
+    `loaded` ({"nf4": model}) to skip loading them again."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    loaded = dict(loaded or {})
+    rows, n_params = [], None
+    for mode in modes:
+        model = loaded.get(mode)
+        if model is None:
+            if mode == "fp32":
+                model, _ = load_llm(model_name, dtype=torch.float32)
+            elif mode == "bf16":
+                model, _ = load_llm(model_name, dtype=torch.bfloat16)
+            elif mode in ("nf4", "int8"):
+                if not bitsandbytes_status()[0]:
+                    continue
+                cfg = BitsAndBytesConfig(load_in_8bit=True) if mode == "int8" else BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                    bnb_4bit_compute_dtype=torch.float32)
+                model, _ = load_llm(model_name, quantization_config=cfg, device_map=device())
+                disarm_cpu_bf16_repack(model)
+            else:
+                raise ValueError(f"unknown mode {mode!r}: use fp32, bf16, int8 or nf4")
+        if mode == "fp32":
+            n_params = sum(p.numel() for p in _unwrap(model).parameters())
+        rows.append({"mode": mode, "footprint_mb": footprint_mb(model)})
+    n_params = n_params or spec_params(model_name)
+    fp32 = next((r["footprint_mb"] for r in rows if r["mode"] == "fp32"), n_params * 4 / 1e6)
+    for r in rows:
+        r["bytes_per_param"] = r["footprint_mb"] * 1e6 / n_params
+        r["ratio_to_fp32"] = r["footprint_mb"] / fp32
+    return rows
+
+
+@functools.cache
+def spec_params(model_name: str = DEFAULT_LLM) -> int:
+    """Number of parameters of a registry model (loads it once, in bf16 to save memory)."""
+    import torch
+
+    model, _ = load_llm(model_name, dtype=torch.bfloat16)
+    return sum(p.numel() for p in model.parameters())
+
+
+# Bytes per parameter for the WEIGHTS of a big model; the QLoRA paper (Dettmers et al. 2023) gives NF4 with double
+# quantization as 4 + 0.127 bits per parameter (the quantization constants), and reports that fine-tuning a 65B model
+# needs > 780 GB in 16-bit but < 48 GB with QLoRA. Full fine-tuning with Adam in mixed precision needs ~16 bytes per
+# parameter (weights, gradients, two Adam moments, fp32 master copy; ZeRO paper, Rajbhandari et al. 2020).
+BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0 + 4 / 64, "nf4": (4 + 0.127) / 8, "full fine-tune (Adam, mixed)": 16.0}
+
+
+def project_memory(n_params: float = 7e9) -> list[dict]:
+    """Weight memory of an `n_params` model per storage mode (GB), from bytes per parameter; training activations and
+    the LoRA optimizer state (tiny: ~1% of the parameters) come on top."""
+    return [{"mode": m, "bytes_per_param": round(b, 3), "gb": round(n_params * b / 1e9, 1)} for m, b in BYTES_PER_PARAM.items()]
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What a run did: per-step loss and time, held-out loss at eval points, peak memory. JSON-able via `asdict`."""
+
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)  # per optimizer step, mean token loss on completions
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out loss); step 0 = before training
+    step_times: list[float] = field(default_factory=list)  # seconds per optimizer step
+    resumed_from: int = 0
+    wall_s: float = 0.0  # this call only (a resumed run adds to the earlier calls' time, see `total_train_s`)
+    total_train_s: float = 0.0  # sum of step times across every call that built this adapter
+    rss_before_mb: float = float("nan")  # resident memory of the process when training started (model loaded)
+    peak_rss_mb: float = float("nan")  # resident host memory of the whole process, sampled during training
+    peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated during training; None on CPU
+    n_examples: int = 0
+    n_truncated: int = 0
+    n_dropped: int = 0
+    trainable_params: int = 0
+    reason: str = ""
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Median step time, leaving out the first step of this call (it pays for warm-up)."""
+        times = sorted(self.step_times[1:] or self.step_times)
+        return times[len(times) // 2] if times else float("nan")
+
+
+def make_optimizer(model, train: TrainSettings):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    kind = train.optimizer if train.optimizer != "auto" else ("paged_adamw" if device() == "cuda" else "adamw")
+    if kind == "paged_adamw":
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW32bit(params, lr=train.lr)
+    return torch.optim.AdamW(params, lr=train.lr)
+
+
+def eval_loss(model, tok, encoded: Sequence[tuple[list[int], list[int]]], batch_size: int = 8) -> float:
+    """Mean token loss on the completions of held-out examples (no gradients; dropout off)."""
+    import torch
+
+    if not encoded:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            batch = {k: v.to(model.device) for k, v in collate(encoded[i: i + batch_size], tok.pad_token_id).items()}
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    model.train(was_training)
+    return total / count
+
+
+def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_pairs: Sequence[dict] | None = None,
+                  checkpoint_dir: str | os.PathLike | None = None, run_key: str = "", show_progress: bool = True,
+                  callback: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train the LoRA adapter of a peft `model` on prompt/completion pairs; return the log.
+
+    Every `checkpoint_every` steps (and at the end, and on KeyboardInterrupt) the adapter, optimizer, step and RNG state
+    go atomically to `checkpoint_dir/latest`; a later call with the same `run_key` resumes from there. `callback(step,
+    loss)` runs after each step (raise from it to stop).
+    """
+    import torch
+
+    if not pairs:
+        raise DataError("empty training set: give at least one prompt/completion pair")
+    if train.batch_size * train.grad_accumulation > len(pairs) * 1000:
+        raise ValueError("batch larger than 1000 epochs of the data: check batch_size")
+    disarm_cpu_bf16_repack(model)  # cheap and idempotent: also protects a model built elsewhere
+    encoded, stats = encode_pairs(tok, pairs, train.max_length)
+    if not encoded:
+        raise DataError(f"every training pair was longer than max_length={train.max_length} in its prompt alone")
+    held, _ = encode_pairs(tok, eval_pairs or [], train.max_length)
+    optimizer = make_optimizer(model, train)
+    result = TrainResult(n_examples=stats.n, n_truncated=stats.n_truncated, n_dropped=stats.n_dropped,
+                         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    start = 0
+    ckpt = Path(checkpoint_dir) / "latest" if checkpoint_dir else None
+    if ckpt is not None and (ckpt / COMPLETE).exists():
+        start = _load_checkpoint(model, optimizer, ckpt, run_key, result, max_step=train.steps)
+    if start == 0:
+        torch.manual_seed(train.seed)
+        random.seed(train.seed)
+    result.resumed_from = start
+    if start == 0 and held:
+        result.eval_losses.append((0, eval_loss(model, tok, held)))
+    model.train()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=train.steps, initial=start, desc="training", disable=not show_progress, leave=True)
+    on_gpu = torch.cuda.is_available() and model.device.type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    t_call = time.perf_counter()
+    step, in_update = start, False
+    try:
+        with PeakRSS() as rss:
+            for step in range(start, train.steps):
+                t0 = time.perf_counter()
+                total = 0.0
+                in_update = True
+                for micro in range(train.grad_accumulation):
+                    idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed)
+                    batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
+                    loss = model(**batch).loss / train.grad_accumulation
+                    loss.backward()
+                    total += loss.detach().item()
+                if train.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                in_update = False
+                done = step + 1
+                result.losses.append(total)
+                result.step_times.append(time.perf_counter() - t0)
+                result.total_train_s += result.step_times[-1]
+                result.steps = done
+                if held and ((train.eval_every and done % train.eval_every == 0) or done == train.steps):
+                    result.eval_losses.append((done, eval_loss(model, tok, held)))
+                bar.update(1)
+                bar.set_postfix(loss=f"{total:.3f}")
+                if ckpt is not None and ((train.checkpoint_every and done % train.checkpoint_every == 0) or done == train.steps):
+                    _save_checkpoint(model, optimizer, ckpt, run_key, result)
+                if callback is not None:
+                    callback(done, total)
+    except KeyboardInterrupt:
+        if ckpt is not None and not in_update and result.steps > start:
+            _save_checkpoint(model, optimizer, ckpt, run_key, result)
+            print(f"[ragft] interrupted: checkpoint at step {result.steps} in {ckpt}; run again to resume")
+        raise
+    finally:
+        bar.close()
+    result.steps = max(result.steps, start)
+    result.wall_s = time.perf_counter() - t_call
+    result.peak_rss_mb = rss.peak_mb
+    result.rss_before_mb = rss.start_bytes / 1e6
+    if on_gpu:
+        result.peak_gpu_mb = torch.cuda.max_memory_allocated() / 1e6
+    model.eval()
+    return result
+
+
+def _save_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainResult) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    with atomic_path(ckpt, is_dir=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()},
+                  str(tmp / "adapter.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save({"torch": torch.get_rng_state(), "python": random.getstate()}, tmp / "rng.pt")
+        state = {"run_key": run_key, "step": result.steps, "log": _log_dict(result)}
+        (tmp / "state.json").write_text(json.dumps(state))
+        (tmp / COMPLETE).write_text("ok")
+
+
+def _load_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainResult, max_step: int) -> int:
+    """Restore a checkpoint if it belongs to this run and is not past `max_step`; return the step to resume from."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = json.loads((ckpt / "state.json").read_text())
+    if state["run_key"] != run_key:
+        print(f"[ragft] ignoring checkpoint {ckpt}: it belongs to another run (data or settings differ)")
+        return 0
+    if state["step"] > max_step:
+        return 0
+    set_peft_model_state_dict(model, load_file(str(ckpt / "adapter.safetensors")))
+    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
+    rng = torch.load(ckpt / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    log = state["log"]
+    result.losses, result.step_times = log["losses"], log["step_times"]
+    result.eval_losses = [tuple(x) for x in log["eval_losses"]]
+    result.total_train_s = log["total_train_s"]
+    result.steps = state["step"]
+    return state["step"]
+
+
+def _log_dict(result: TrainResult) -> dict:
+    d = asdict(result)
+    d["seconds_per_step"] = result.seconds_per_step
+    return d
+
+
+# --- adapters: save, load, switch, merge ------------------------------------------------------------------------------
+def save_adapter(model, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Save the adapter atomically (a crash or full disk leaves no half-written folder) with its base model recorded."""
+    path = Path(path)
+    base = _unwrap(model).config.name_or_path
+    info = {"base_model": base, "format_version": FORMAT_VERSION, **(meta or {})}
+    with atomic_path(path, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        (tmp / ADAPTER_META).write_text(json.dumps(info, indent=2, default=str))
+        (tmp / COMPLETE).write_text("ok")
+    return path
+
+
+def adapter_info(path: str | os.PathLike) -> dict:
+    """The adapter's recorded metadata (base model, settings, data hash); falls back to peft's adapter_config.json."""
+    path = Path(path)
+    if not (path / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{path} holds no adapter (no adapter_config.json)")
+    if (path / ADAPTER_META).exists():
+        return json.loads((path / ADAPTER_META).read_text())
+    cfg = json.loads((path / "adapter_config.json").read_text())
+    return {"base_model": cfg.get("base_model_name_or_path")}
+
+
+def check_adapter_base(model, path: str | os.PathLike) -> None:
+    """Raise AdapterMismatch if the adapter at `path` was made for another base model than `model`."""
+    want = adapter_info(path).get("base_model")
+    have = _unwrap(model).config.name_or_path
+    if want and have and want != have:
+        raise AdapterMismatch(f"the adapter at {path} was trained on base model {want!r}, but this model is {have!r}. "
+                              f"Load its base with ragft.models.load_llm({want!r}) or train an adapter for {have!r}.")
+
+
+def load_adapter(model, path: str | os.PathLike, is_trainable: bool = False):
+    """Put a saved adapter on `model` (checked against its base); returns the PeftModel, adapter on."""
+    from peft import PeftModel
+
+    check_adapter_base(model, path)
+    return PeftModel.from_pretrained(model, str(path), is_trainable=is_trainable)
+
+
+def load_tuned(path: str | os.PathLike, dtype=None):
+    """(peft model, tokenizer): the adapter's base in full precision with the adapter on top, ready to generate.
+
+    Use `adapter_off(model)` for the base model's answers: same weights in memory, no reload.
+    """
+    import torch
+
+    info = adapter_info(path)
+    base, tok = load_llm(info["base_model"] or DEFAULT_LLM, dtype=dtype or torch.float32,
+                         device_map=device() if device() != "cpu" else None)
+    model = load_adapter(base, path)
+    model.eval()
+    return model, tok
+
+
+def adapter_off(model):
+    """Context manager: the base model's behaviour for the duration (peft's `disable_adapter`)."""
+    return model.disable_adapter()
+
+
+def merge_adapter(path: str | os.PathLike, dtype=None, base_model=None):
+    """The adapter merged into a full-precision copy of its base: a plain transformers model, no peft at run time.
+
+    Merge onto full precision (the original weights, or a `dequantized_copy` of the 4-bit base to get exactly the
+    weights it was trained against), never onto the 4-bit weights themselves.
+    """
+    import torch
+
+    if base_model is None:
+        base_model, _ = load_llm(adapter_info(path)["base_model"] or DEFAULT_LLM, dtype=dtype or torch.float32)
+    return load_adapter(base_model, path).merge_and_unload()
+
+
+# --- the cache: train once per (base model, data, settings) -----------------------------------------------------------
+def run_key(model_name: str, pairs: Sequence[dict], lora: LoraSettings, train: TrainSettings, steps: bool = True) -> str:
+    """sha256 naming one training run. With steps=False it names the run's trajectory, shared by every step count
+    (the learning rate is constant, so step N of a 60-step run IS the 20-step run when N = 20)."""
+    s = asdict(train)
+    if not steps:
+        s.pop("steps")
+    for k in ("eval_every", "checkpoint_every"):  # bookkeeping only: the weights do not depend on them
+        s.pop(k)
+    s["compute_dtype"] = str(resolve_dtype(train.compute_dtype))
+    s["quantization"] = effective_quantization(train.quantization)
+    blob = {"model": model_name, "model_sha256": spec(model_name).sha256, "data": data_hash(pairs), "lora": asdict(lora),
+            "train": s, "format": FORMAT_VERSION, "device": device()}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def adapter_dir(model_name: str, pairs: Sequence[dict], lora: LoraSettings, train: TrainSettings) -> Path:
+    """Where the cache keeps the adapter for these inputs: `<cache>/adapters/<model>-r<lora_r>-s<steps>-<key[:12]>`."""
+    key = run_key(model_name, pairs, lora, train)
+    return cache_dir("adapters") / f"{model_name}-r{lora.lora_r}-s{train.steps}-{key[:12]}"
+
+
+def train_or_load_adapter(pairs: Sequence[dict], lora: LoraSettings | None = None, train: TrainSettings | None = None,
+                          out_dir: str | os.PathLike | None = None, *, model_name: str = DEFAULT_LLM,
+                          reuse: bool = True, show_progress: bool = True, verbose: bool = True) -> Path:
+    """The adapter for (base model, pairs, lora, train): from the cache if it exists, else trained (resuming if a run
+    was interrupted, continuing a shorter run of the same settings) and saved. Returns its folder.
+
+    `train.held_out` pairs (chosen by hash) are kept out of training and give the eval loss. The folder holds peft's
+    files, `ragft_adapter.json` (base model, settings, data hash) and `training.json` (`read_training_log`).
+    `out_dir` overrides the cache location; `reuse=False` retrains from scratch.
+
+    >>> path = train_or_load_adapter(pairs, LoraSettings(lora_r=16), TrainSettings(steps=60))  # doctest: +SKIP
+    >>> model, tok = load_tuned(path)  # doctest: +SKIP
+    """
+    lora, train = lora or LoraSettings(), train or TrainSettings()
+    if not pairs:
+        raise DataError("empty training set: give at least one prompt/completion pair")
+    key = run_key(model_name, pairs, lora, train)
+    out = Path(out_dir) if out_dir else adapter_dir(model_name, pairs, lora, train)
+    say = print if verbose else (lambda *a, **k: None)
+    if reuse and (out / COMPLETE).exists():
+        if adapter_info(out).get("run_key") == key:
+            say(f"[ragft] adapter found in cache, not retraining: {out}")
+            return out
+        say(f"[ragft] {out} holds an adapter made from other data or settings: retraining")
+    trajectory = cache_dir("checkpoints") / f"{model_name}-{run_key(model_name, pairs, lora, train, steps=False)[:16]}"
+    snapshot = trajectory / f"step-{train.steps:06d}"
+    if reuse and (snapshot / COMPLETE).exists() and adapter_info(snapshot).get("run_key") == key:
+        say(f"[ragft] adapter at step {train.steps} taken from a longer run of the same settings: {snapshot}")
+        with atomic_path(out, is_dir=True) as tmp:
+            shutil.rmtree(tmp)
+            shutil.copytree(snapshot, tmp)
+        return out
+    if not reuse and trajectory.exists():
+        shutil.rmtree(trajectory)
+    model, tok, reason = load_base(model_name, train.quantization, train.compute_dtype, train.gradient_checkpointing)
+    model = add_lora(model, lora, seed=train.seed)
+    say(f"[ragft] training {model_name} with LoRA r={lora.lora_r} for {train.steps} steps: {reason}")
+    traj_key = run_key(model_name, pairs, lora, train, steps=False)
+
+    def snapshot_cb(step: int, loss: float) -> None:
+        if train.checkpoint_every and step % train.checkpoint_every == 0 and step != train.steps:
+            snap_train = replace(train, steps=step)
+            meta = _adapter_meta(model_name, pairs, lora, snap_train, reason)
+            save_adapter(model, trajectory / f"step-{step:06d}", meta)
+
+    train_pairs, eval_pairs = split_pairs(pairs, train.held_out, seed=train.seed)
+    latest = trajectory / "latest" / "state.json"
+    if latest.exists() and json.loads(latest.read_text())["step"] > train.steps:
+        ckpt_dir = None  # a longer run of these settings is checkpointed here: do not wind it back to this shorter one
+    else:
+        ckpt_dir = trajectory
+    result = train_adapter(model, tok, train_pairs, train, eval_pairs=eval_pairs, checkpoint_dir=ckpt_dir, run_key=traj_key,
+                           show_progress=show_progress, callback=snapshot_cb)
+    result.reason = reason
+    meta = _adapter_meta(model_name, pairs, lora, train, reason)
+    save_adapter(model, snapshot, meta)
+    for snap in trajectory.glob("step-*"):  # every snapshot on this trajectory gets the log cut at its own step
+        s = int(snap.name.removeprefix("step-"))
+        if (snap / COMPLETE).exists() and s <= result.steps and (s == train.steps or not (snap / TRAINING_LOG).exists()):
+            (snap / TRAINING_LOG).write_text(json.dumps(_log_dict(_cut(result, s)), indent=1))
+    with atomic_path(out, is_dir=True) as tmp:
+        shutil.rmtree(tmp)
+        shutil.copytree(snapshot, tmp)
+    say(f"[ragft] saved adapter ({_dir_mb(out):.1f} MB) to {out}")
+    return out
+
+
+def _cut(result: TrainResult, step: int) -> TrainResult:
+    """The log of a run as it stood after `step` steps."""
+    return replace(result, steps=step, losses=result.losses[:step], step_times=result.step_times[:step],
+                   eval_losses=[e for e in result.eval_losses if e[0] <= step], total_train_s=sum(result.step_times[:step]))
+
+
+def _adapter_meta(model_name, pairs, lora, train, reason) -> dict:
+    return {"run_key": run_key(model_name, pairs, lora, train), "data_hash": data_hash(pairs), "n_pairs": len(pairs),
+            "lora": asdict(lora), "train": asdict(train), "quantization_reason": reason}
+
+
+def read_training_log(path: str | os.PathLike) -> dict:
+    """The training log saved with an adapter: losses, eval_losses, step_times, seconds_per_step, peak_rss_mb, ..."""
+    p = Path(path) / TRAINING_LOG
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: this adapter was not made by train_or_load_adapter (or its run was interrupted)")
+    return json.loads(p.read_text())
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
+
+
+# --- behaviour: base vs tuned, without any system prompt --------------------------------------------------------------
+def answer(model, tok, question: str, max_new_tokens: int = 80, adapter: bool = True):
+    """Generate an answer with NO system prompt, with the adapter on or off. Returns a `generation.Generation`."""
+    from .generation import chat_messages, generate
+
+    ctx = contextlib.nullcontext() if adapter or not hasattr(model, "disable_adapter") else adapter_off(model)
+    with ctx:
+        return generate(model, tok, chat_messages(question), max_new_tokens=max_new_tokens)
+
+
+def compare_adapter(model, tok, question: str, max_new_tokens: int = 80):
+    """Same question, base (adapter off) vs tuned (adapter on): a two-row DataFrame with answer, format checks, time."""
+    import pandas as pd
+
+    from . import house
+
+    rows = []
+    for arm, on in (("base", False), ("tuned", True)):
+        g = answer(model, tok, question, max_new_tokens, adapter=on)
+        parsed = house.parse(g.text)
+        rows.append({"arm": arm, "answer": g.text, "compliant": parsed.compliant, "abstained": parsed.abstained,
+                     "problems": "; ".join(parsed.problems), "new_tokens": g.n_new_tokens, "seconds": round(g.total_s, 2)})
+    return pd.DataFrame(rows)
+
+
+def evaluate_behaviour(model, tok, items: Sequence, max_new_tokens: int = 80, arms: Sequence[str] = ("base", "tuned"),
+                       batch_size: int = 8, show_progress: bool = True):
+    """Answer each QA item (no retrieval, no system prompt) with each arm; one scored row per (item, arm).
+
+    Scores come from `evaluation.score_answer`: format compliance, abstention, stale facts, fact accuracy. Questions go
+    `batch_size` at a time through `generation.generate_batch` (batch_size=1: one by one with `generation.generate`).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from . import generation
+    from .evaluation import score_answer
+
+    rows = []
+    batched = batch_size > 1 and hasattr(generation, "generate_batch")
+    for arm in arms:
+        ctx = adapter_off(model) if arm == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
+        with ctx:
+            if batched:
+                gens = generation.generate_batch(model, tok, [generation.chat_messages(i.question) for i in items],
+                                                 max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                                 show_progress=show_progress)
+            else:
+                gens = [generation.generate(model, tok, generation.chat_messages(i.question), max_new_tokens=max_new_tokens)
+                        for i in tqdm(items, desc=f"answering ({arm})", disable=not show_progress)]
+        for item, g in zip(items, gens, strict=True):
+            row = score_answer(item, g.text)
+            row.update({"arm": arm, "question": item.question, "answer": g.text, "latency_s": g.total_s,
+                        "new_tokens": g.n_new_tokens})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize_behaviour(df):
+    """Headline metrics per arm (rows) from `evaluate_behaviour`'s table, via `evaluation.summarize`, plus two shares
+    that say what the compliance is made of: `abstained` (fixed reply or not) and `answered_in_format` (compliant AND
+    not an abstention)."""
+    import pandas as pd
+
+    from .evaluation import summarize
+
+    keep = ["n", "format_compliance", "answered_in_format", "abstained", "abstention_recall", "abstention_precision",
+            "stale_rate", "fact_accuracy", "latency_s"]
+    out = {}
+    for arm, g in df.groupby("arm", sort=False):
+        row = summarize(g.to_dict("records"))
+        row["abstained"] = float(g["abstained"].astype(float).mean())
+        row["answered_in_format"] = float((g["compliant"].astype(bool) & ~g["abstained"].astype(bool)).mean())
+        out[arm] = {k: row[k] for k in keep}
+    return pd.DataFrame(out).T
