@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .io import DataError, atomic_path
+from .io import DataError, atomic_path, file_lock
 from .models import DEFAULT_LLM, load_llm, spec
 from .paths import cache_dir
 
@@ -812,6 +812,13 @@ def train_or_load_adapter(pairs: Sequence[dict], lora: LoraSettings | None = Non
         raise DataError("empty training set: give at least one prompt/completion pair")
     key = run_key(model_name, pairs, lora, train)
     out = Path(out_dir) if out_dir else adapter_dir(model_name, pairs, lora, train)
+    # one process trains a given adapter; another asking for it at the same time waits, then finds it in the cache
+    with file_lock(cache_dir("locks") / f"adapter-{key[:24]}.lock"):
+        return _train_or_load_adapter(pairs, lora, train, out, key, model_name, reuse, show_progress, verbose)
+
+
+def _train_or_load_adapter(pairs, lora, train, out: Path, key: str, model_name: str, reuse: bool, show_progress: bool,
+                           verbose: bool) -> Path:
     say = print if verbose else (lambda *a, **k: None)
     if reuse and (out / COMPLETE).exists():
         if adapter_info(out).get("run_key") == key:

@@ -23,7 +23,7 @@ class Profile:
 
 PROFILES = {
     # smoke gives up statistical meaning for speed: ~8 questions cannot separate systems, only prove the code runs.
-    "smoke": Profile("smoke", n_docs=250, n_questions=8, max_new_tokens=64, train_steps=6, sweep=False),
+    "smoke": Profile("smoke", n_docs=150, n_questions=8, max_new_tokens=64, train_steps=4, sweep=False),
     # workshop: every claim measured on a sample large enough to show the effect, within ~20 minutes for all notebooks.
     "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=80, train_steps=60, sweep=True),
     "full": Profile("full", n_docs=None, n_questions=None, max_new_tokens=96, train_steps=300, sweep=True),

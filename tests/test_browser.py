@@ -137,7 +137,7 @@ def test_dashboard_runs_and_answers_in_jupyterlab(lab):
             question = page.locator(".widget-dropdown", has=page.locator("label", has_text="Question")).locator("select")
             second = question.locator("option").nth(1).inner_text()
             question.select_option(index=1)
-            second_id = second.split(" · ")[0].strip()
+            second_id = second.replace("\xa0", " ").split(" · ")[0].strip()  # ipywidgets shows spaces as &nbsp;
             expect(panel.locator(".ragft-question")).to_contain_text(second_id, timeout=180_000)
             expect(cards).to_have_count(1)
             assert panel.inner_text() != first_text
