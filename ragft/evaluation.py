@@ -255,6 +255,15 @@ def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True,
     return pd.DataFrame(rows)
 
 
+def frame_records(df) -> list[dict]:
+    """A DataFrame's rows as dicts with NaN turned back into None (pandas turns None into NaN; `summarize` skips only
+    None, and NaN would also count as True where a row's flag is tested)."""
+    def missing(v) -> bool:
+        return v is None or (isinstance(v, float) and v != v)
+
+    return [{k: None if missing(v) else v for k, v in r.items()} for r in df.to_dict("records")]
+
+
 ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_precision", "abstention_recall",
                "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
 
@@ -264,12 +273,9 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS):
     the mean confidence. `summarize_arms(evaluate_pipeline(...))` -> DataFrame indexed by arm."""
     import pandas as pd
 
-    def missing(v) -> bool:  # pandas turns None into NaN; summarize() skips only None
-        return v is None or (isinstance(v, float) and v != v)
-
     out = {}
     for arm, g in df.groupby(by, sort=False):
-        rows = [{k: None if missing(v) else v for k, v in r.items()} for r in g.to_dict("records")]
+        rows = frame_records(g)
         m = summarize(rows)
         ctx = [r["gold_in_context"] for r in rows if r.get("gold_in_context") is not None]
         m["context_recall"] = sum(ctx) / len(ctx) if ctx else float("nan")

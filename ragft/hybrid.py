@@ -26,7 +26,7 @@ from typing import Any
 
 from . import house
 from .datasets import CHANGED_KINDS
-from .evaluation import score_answer, summarize
+from .evaluation import frame_records, score_answer, summarize
 from .generation import HOUSE_SYSTEM_PROMPT, Generation, chat_messages, generate, generate_batch
 from .io import atomic_path
 from .models import DEFAULT_LLM, spec
@@ -428,7 +428,7 @@ def arm_metrics(df, arms: Sequence[str] | None = None):
     out = {}
     for arm in arms or list(dict.fromkeys(df["arm"])):
         g = df[df["arm"] == arm]
-        rows = g.to_dict("records")
+        rows = frame_records(g)
         m = summarize(rows)
         changed = [r["correct"] for r in rows if r["kind"] in CHANGED_KINDS and r["correct"] is not None]
         gold = [r["gold_retrieved"] for r in rows if r.get("gold_retrieved") is not None]

@@ -345,3 +345,13 @@ def test_model_pool_switches_adapters_on_one_base(tmp_path):
     systems = hybrid.make_arms(FakeRetriever(HITS), adapter, adapter, top_k=1, max_new_tokens=4)
     df = hybrid.compare([item()], systems, pool=pool, cache=False, show_progress=False)
     assert list(df["arm"]) == list(hybrid.ARMS) and (df["new_tokens"] > 0).all()
+
+
+def test_arm_metrics_skip_missing_values_instead_of_propagating_nan():
+    import pandas as pd
+
+    row = dict(arm="rag", kind="removed", correct=True, fact_ok=True, stale=False, abstained=False, compliant=True,
+               latency_s=1.0, gold_retrieved=True, cached=False)
+    df = pd.DataFrame([{**row, "grounded": 1.0}, {**row, "grounded": None}])  # the second answer cites no API name
+    m = hybrid.arm_metrics(df)
+    assert m.loc["rag", "groundedness"] == 1.0 and m.loc["rag", "accuracy"] == 1.0
