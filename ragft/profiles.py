@@ -25,7 +25,7 @@ PROFILES = {
     # smoke gives up statistical meaning for speed: ~8 questions cannot separate systems, only prove the code runs.
     "smoke": Profile("smoke", n_docs=150, n_questions=8, max_new_tokens=64, train_steps=4, sweep=False),
     # workshop: every claim measured on a sample large enough to show the effect (goal ~20 minutes for all notebooks;
-    # measured cold on 2 cores: 40 minutes for notebooks 00-04 alone, see the README).
+    # measured cold on 2 cores: 70 minutes, see the README). 40 training steps reach only 75% format compliance.
     "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=80, train_steps=60, sweep=True),
     "full": Profile("full", n_docs=None, n_questions=None, max_new_tokens=96, train_steps=300, sweep=True),
 }
