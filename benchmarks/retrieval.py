@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ragft import corpus, datasets, embeddings, index  # noqa: E402
+from ragft import corpus, datasets, embeddings, index, retrievers  # noqa: E402
 from ragft.chunking import ChunkConfig  # noqa: E402
 from ragft.corpus import Document  # noqa: E402
 
@@ -102,12 +102,12 @@ def update_section(docs: list[Document], model, share: float, seed: int) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         enc = embeddings.Encoder(cache_folder=Path(tmp, "build"), model=model)
         t0 = time.perf_counter()
-        idx = index.build_retriever(docs, "dense", cfg, embedder=enc, show_progress=True)
+        idx = retrievers.build_retriever(docs, "dense", cfg, embedder=enc, show_progress=True)
         build_s = time.perf_counter() - t0
         built_embedded = enc.stats["computed"]
         report = idx.sync(changed, show_progress=False)
         t0 = time.perf_counter()
-        graph_only = index.build_retriever(changed, "dense", cfg, embedder=enc, show_progress=False)  # warm cache
+        graph_only = retrievers.build_retriever(changed, "dense", cfg, embedder=enc, show_progress=False)  # warm cache
         graph_only_s = time.perf_counter() - t0
     out = {"n_docs": len(docs), "changed_docs": len(report.changed), "build_s": build_s, "build_embedded": built_embedded,
            "sync_s": report.seconds, "sync_embedded": report.embedded, "rebuild_warm_cache_s": graph_only_s,
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     if "a" not in skip:
         t0 = time.perf_counter()
-        dense = index.build_retriever(docs, "dense", embedder=encoder, show_progress=True,
+        dense = retrievers.build_retriever(docs, "dense", embedder=encoder, show_progress=True,
                                       hnsw=index.HnswConfig(args.M, args.ef_construction))
         print(f"\n(a) indexed {len(docs)} documents as {len(dense)} chunks in {time.perf_counter() - t0:.1f} s "
               f"({encoder.stats['computed']} embedded now, {encoder.stats['cached']} from the cache)")

@@ -67,7 +67,8 @@ def cmd_index(args) -> int:
     import time
 
     from .chunking import ChunkConfig
-    from .index import HnswConfig, build_retriever
+    from .index import HnswConfig
+    from .retrievers import build_retriever
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -109,7 +110,7 @@ def cmd_update(args) -> int:
 
 # --------------------------------------------------------------------------------------------------------- search
 def register_search(sub) -> None:
-    from .index import MODES
+    from .retrievers import MODES
 
     p = sub.add_parser("search", help="search an index; --json prints one JSON line per query",
                        description="Print the top k chunks for each query, best first.")
@@ -159,7 +160,8 @@ def read_queries(path: str, skip_bad: bool = False) -> list[dict]:
 
 
 def cmd_search(args) -> int:
-    from .index import DenseIndex, retriever_from_index
+    from .index import DenseIndex
+    from .retrievers import retriever_from_index
 
     if args.query is not None:
         if not args.query.strip():

@@ -15,8 +15,8 @@ import sys
 
 def register(subparsers) -> None:
     """Add the `ask` subcommand to the `ragft` parser's subparsers."""
-    from .index import MODES
     from .models import DEFAULT_LLM
+    from .retrievers import MODES
 
     p = subparsers.add_parser("ask", help="answer a question with retrieved context (RAG) and show sources and timings",
                               description="Retrieve the top k chunks for QUESTION from INDEX, put them in a numbered, "
@@ -54,7 +54,8 @@ def run(args) -> int:
         raise _error(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     retriever = None
     if not args.no_retrieval:
-        from .index import DenseIndex, retriever_from_index
+        from .index import DenseIndex
+        from .retrievers import retriever_from_index
 
         encoder = None
         if args.embedder:

@@ -2,7 +2,7 @@
 
 Answer metrics: fact accuracy (required facts present), stale-answer rate (stale facts used), abstention precision and
 recall, groundedness (cited API names occur in the retrieved passages), format compliance (the house parser), latency.
-Retrieval metrics: recall@k, MRR, nDCG@k. These are string checks of facts, not a judge model: cheap, reproducible, and
+Retrieval metrics: recall@k, MRR, nDCG@k, and the calibration of a retriever's abstention threshold. These are string checks of facts, not a judge model: cheap, reproducible, and
 blind to paraphrase (a correct answer that never names the fact counts as wrong).
 Introduced in notebooks/03_rag.ipynb.
 """
@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from . import house
 
@@ -211,6 +214,56 @@ def evaluate_retrieval(retriever, items, version: str, top_k: int = 10, ks: Sequ
     means = per_q.drop(columns=["first_gold_rank"]).mean(numeric_only=True).to_dict()
     means["n"] = len(items)
     return per_q, means
+
+
+# --- threshold calibration --------------------------------------------------------------------------------------------
+# Where a retriever should stop answering: top-1 scores of answerable vs unanswerable questions. Notebook 02.
+@dataclass
+class ThresholdCalibration:
+    """Top-1 scores of answerable and unanswerable questions, and what each threshold would do.
+
+    A question is answered when its top hit scores >= threshold. precision = answerable among answered; recall = answered
+    among answerable. `suggested` maximizes F1 unless `min_precision` was asked for.
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    answerable_scores: np.ndarray
+    unanswerable_scores: np.ndarray
+    suggested: float
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame({"threshold": self.thresholds, "precision": self.precision, "recall": self.recall, "f1": self.f1})
+
+
+def calibrate_threshold(retriever, answerable: Sequence[str], unanswerable: Sequence[str],
+                        min_precision: float | None = None) -> ThresholdCalibration:
+    """Sweep thresholds over the observed top-1 scores of answerable vs unanswerable questions."""
+    if not answerable or not unanswerable:
+        raise ValueError("calibration needs both answerable and unanswerable questions")
+
+    def top1(qs):
+        return np.array([h[0].score if h else -np.inf for h in retriever.search_batch(list(qs), top_k=1)])
+
+    pos, neg = top1(answerable), top1(unanswerable)
+    ths = np.unique(np.concatenate([pos, neg])[np.isfinite(np.concatenate([pos, neg]))])
+    prec, rec = [], []
+    for t in ths:
+        tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
+        prec.append(tp / (tp + fp) if tp + fp else 1.0)
+        rec.append(tp / len(pos))
+    prec, rec = np.array(prec), np.array(rec)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    if min_precision is not None and (prec >= min_precision).any():
+        ok = np.flatnonzero(prec >= min_precision)
+        best = ok[np.argmax(rec[ok])]
+    else:
+        best = int(np.argmax(f1))
+    return ThresholdCalibration(ths, prec, rec, f1, pos, neg, float(ths[best]))
 
 
 # --- pipeline evaluation ----------------------------------------------------------------------------------------------

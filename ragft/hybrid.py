@@ -635,7 +635,7 @@ def raft_training_set(pairs: Sequence[dict], n_pairs: int | None, settings: Raft
     the first n_pairs house-style pairs (the file is shuffled), each given BM25 passages from the whole `version` corpus,
     the one the pairs were written from. BM25 needs no embeddings and finds hard, lexically similar distractors."""
     from .corpus import load_corpus
-    from .index import build_retriever
+    from .retrievers import build_retriever
 
     source = list(pairs[:n_pairs] if n_pairs else pairs)
     retriever = build_retriever(load_corpus(version), mode="bm25")

@@ -1,10 +1,11 @@
-"""Retrievers over chunks: an HNSW index (hnswlib, cosine) you can update in place, the exact dense baseline, BM25,
-and hybrid reciprocal-rank fusion. All return `Hit`s, best first, through `.search` / `.search_batch`.
+"""Dense retrieval: an HNSW index (hnswlib, cosine) you can update in place, the exact dense baseline, and the helpers
+that benchmark one against the other (recall@k vs queries/s). Also the retriever interface every retriever shares:
+`Hit`, `Retriever.search` / `.search_batch`, `SyncReport`.
 
 The HNSW index saves and loads atomically and checks on load what it was built with (format version, model, dimension,
 file checksums). `sync(docs)` diffs a new corpus against the index by doc_id and content hash and touches only what
-changed. A threshold calibration routine turns answerable/unanswerable questions into a precision/recall curve.
-Does not generate answers (see `generation.py`) and does not score answers (see `evaluation.py`).
+changed. Does not do lexical or fused retrieval (see `retrievers.py`), does not generate answers (see `generation.py`)
+and does not score anything (see `evaluation.py`).
 Introduced in notebooks/02_hnsw_retrieval.ipynb.
 """
 
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -23,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, ChunkConfig, chunk_documents
+from .chunking import Chunk, ChunkConfig, chunk_documents
 from .corpus import Document
 from .io import atomic_path
 
 FORMAT = "ragft-hnsw-index"
 FORMAT_VERSION = 1
-MODES = ("dense", "exact", "bm25", "hybrid")
 
 
 class IndexLoadError(RuntimeError):
@@ -496,214 +494,6 @@ class ExactRetriever(Retriever):
         return self.dense.sync(docs, show_progress)
 
 
-# ---------------------------------------------------------------------------------------------------------- BM25
-_BM25_TOKEN = re.compile(r"[a-z0-9_]+")
-
-
-def bm25_tokens(text: str) -> list[str]:
-    """Lowercased word tokens; dots split qualified names: "np.linalg.norm(x)" -> ["np", "linalg", "norm", "x"]."""
-    return _BM25_TOKEN.findall(text.lower())
-
-
-class BM25Retriever(Retriever):
-    """Okapi BM25 over chunk texts (k1, b as in Robertson & Zaragoza). Builds in about a second: no embeddings.
-
-    threshold compares raw BM25 scores, which grow with query length and term rarity: they are not comparable across
-    queries or corpora, so calibrate per corpus (or threshold the dense/hybrid retrievers instead).
-    """
-
-    def __init__(self, chunks: Sequence[Chunk], k1: float = 1.2, b: float = 0.75, chunk_config: ChunkConfig | None = None,
-                 doc_hashes: dict[str, str] | None = None):
-        self.k1, self.b = k1, b
-        self.chunk_config = chunk_config or ChunkConfig()
-        self._doc_hash = dict(doc_hashes or {})  # doc_id -> content hash, for sync(); unknown hashes count as changed
-        self._set(list(chunks))
-
-    def _set(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        postings: dict[str, list[tuple[int, int]]] = {}
-        lengths = np.zeros(len(chunks), dtype=np.float32)
-        for i, c in enumerate(chunks):
-            toks = bm25_tokens(c.embed_text)
-            lengths[i] = len(toks)
-            counts: dict[str, int] = {}
-            for t in toks:
-                counts[t] = counts.get(t, 0) + 1
-            for t, n in counts.items():
-                postings.setdefault(t, []).append((i, n))
-        n_docs = max(len(chunks), 1)
-        avg = float(lengths.mean()) if len(chunks) else 1.0
-        self._postings = {}
-        for t, plist in postings.items():
-            ids = np.array([p[0] for p in plist], dtype=np.int64)
-            tf = np.array([p[1] for p in plist], dtype=np.float32)
-            idf = math.log(1.0 + (n_docs - len(plist) + 0.5) / (len(plist) + 0.5))
-            norm = tf + self.k1 * (1.0 - self.b + self.b * lengths[ids] / max(avg, 1e-9))
-            self._postings[t] = (ids, (idf * tf * (self.k1 + 1.0) / norm).astype(np.float32))
-
-    @classmethod
-    def from_docs(cls, docs: Sequence[Document], chunk_config: ChunkConfig | None = None, **kwargs) -> BM25Retriever:
-        chunk_config = chunk_config or ChunkConfig()
-        return cls(chunk_documents(docs, chunk_config), chunk_config=chunk_config,
-                   doc_hashes={d.doc_id: d.content_hash for d in docs}, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def scores(self, query: str) -> np.ndarray:
-        s = np.zeros(len(self.chunks), dtype=np.float32)
-        for t in bm25_tokens(query):
-            if t in self._postings:
-                ids, w = self._postings[t]
-                s[ids] += w
-        return s
-
-    def search_batch(self, queries: Sequence[str], top_k: int = 5, threshold: float | None = None) -> list[list[Hit]]:
-        queries = [_check_query(q) for q in queries]
-        top_k = _check_top_k(top_k)
-        out = []
-        for q in queries:
-            s = self.scores(q)
-            k = min(top_k, len(s))
-            order = np.argsort(-s, kind="stable")[:k] if k else []
-            hits = []
-            for i in order:
-                if s[i] <= 0 or (threshold is not None and s[i] < threshold):
-                    continue  # a chunk sharing no query term is not a match
-                c = self.chunks[i]
-                hits.append(Hit(c.doc_id, c.chunk_id, float(s[i]), c.embed_text, len(hits),
-                                {"section": c.section, "start": c.start, "end": c.end, **c.metadata}))
-            out.append(hits)
-        return out
-
-    def sync(self, docs: Sequence[Document], show_progress: bool = False) -> SyncReport:
-        """Re-chunk changed documents and rebuild the term statistics (cheap; idf depends on every document anyway)."""
-        t0 = time.perf_counter()
-        docs = list(docs)
-        by_id = {d.doc_id: d for d in docs}
-        old: dict[str, list[Chunk]] = {}
-        for c in self.chunks:
-            old.setdefault(c.doc_id, []).append(c)
-        old_hash = self._doc_hash
-        added = [i for i in by_id if i not in old]
-        removed = [i for i in old if i not in by_id]
-        changed = [i for i in by_id if i in old and old_hash.get(i) != by_id[i].content_hash]
-        fresh = chunk_documents([by_id[i] for i in added + changed], self.chunk_config)
-        fresh_by: dict[str, list[Chunk]] = {}
-        for c in fresh:
-            fresh_by.setdefault(c.doc_id, []).append(c)
-        chunks = [c for i in by_id for c in (fresh_by.get(i, []) if i in added or i in changed else old.get(i, []))]
-        n_removed = sum(len(old[i]) for i in removed + changed)
-        self._set(chunks)
-        self._doc_hash = {i: d.content_hash for i, d in by_id.items()}
-        return SyncReport(added, removed, changed, len(by_id) - len(added) - len(changed), time.perf_counter() - t0,
-                          chunks_added=len(fresh), chunks_removed=n_removed)
-
-
-# -------------------------------------------------------------------------------------------------------- hybrid
-class HybridRetriever(Retriever):
-    """Reciprocal rank fusion of a dense and a BM25 retriever over the same chunks: score = sum of 1 / (rrf_k + rank),
-    rank counted from 1 in each list of `candidates` hits (Cormack et al. 2009, rrf_k = 60).
-
-    threshold filters on the dense cosine similarity of each fused hit (kept in metadata["cosine"], computed from the
-    stored vector when dense search did not return it), so a threshold calibrated on the dense retriever carries over;
-    RRF scores themselves (at most 2 / 61) say nothing about absolute relevance.
-    """
-
-    def __init__(self, dense: DenseIndex, bm25: BM25Retriever, rrf_k: int = 60, candidates: int = 50):
-        self.dense, self.bm25, self.rrf_k, self.candidates = dense, bm25, rrf_k, candidates
-        self.encoder = dense.encoder
-
-    def __len__(self) -> int:
-        return len(self.dense)
-
-    def search_batch(self, queries: Sequence[str], top_k: int = 5, threshold: float | None = None) -> list[list[Hit]]:
-        queries = [_check_query(q) for q in queries]
-        top_k = _check_top_k(top_k)
-        n = max(self.candidates, top_k)
-        dense_lists = self.dense.search_batch(queries, n)
-        bm25_lists = self.bm25.search_batch(queries, n)
-        qv = self.encoder.encode(queries, show_progress=False) if threshold is not None else None
-        label_of = {c.chunk_id: label for label, c in self.dense._chunks.items()}
-        out = []
-        for qi, (dl, bl) in enumerate(zip(dense_lists, bm25_lists, strict=True)):
-            fused: dict[str, float] = {}
-            best: dict[str, Hit] = {}
-            ranks: dict[str, dict] = {}
-            for name, hits in (("dense", dl), ("bm25", bl)):
-                for h in hits:
-                    fused[h.chunk_id] = fused.get(h.chunk_id, 0.0) + 1.0 / (self.rrf_k + h.rank + 1)
-                    best.setdefault(h.chunk_id, h)
-                    ranks.setdefault(h.chunk_id, {})[f"{name}_rank"] = h.rank
-                    if name == "dense":
-                        ranks[h.chunk_id]["cosine"] = h.score
-            hits = []
-            for cid in sorted(fused, key=lambda c: -fused[c]):
-                info = ranks[cid]
-                if threshold is not None:
-                    if "cosine" not in info and cid in label_of:
-                        info["cosine"] = float(self.dense.vectors([label_of[cid]])[0] @ qv[qi])
-                    if info.get("cosine", -1.0) < threshold:
-                        continue
-                h = best[cid]
-                hits.append(Hit(h.doc_id, cid, fused[cid], h.text, len(hits), {**h.metadata, **info}))
-                if len(hits) == top_k:
-                    break
-            out.append(hits)
-        return out
-
-    def sync(self, docs: Sequence[Document], show_progress: bool = True) -> SyncReport:
-        report = self.dense.sync(docs, show_progress)
-        self.bm25._doc_hash = self.dense.doc_hashes()
-        self.bm25._set(self.dense.chunks)
-        return report
-
-
-# ------------------------------------------------------------------------------------------------------ building
-def build_retriever(docs: Sequence[Document], mode: str = "dense", chunker: str | ChunkConfig = "structure",
-                    chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP, embedder=None,
-                    show_progress: bool = True, hnsw: HnswConfig | None = None) -> Retriever:
-    """Chunk, embed and index documents; mode "dense" (HNSW), "exact", "bm25" or "hybrid" (dense + BM25, RRF).
-
-    embedder: an encoder, a name ("minilm", "hashing") or None for MiniLM.
-    >>> r = build_retriever(load_corpus("2.4.6")[:50]); r.search("sort an array", top_k=3)[0].doc_id  # doctest: +SKIP
-    """
-    from .embeddings import get_encoder
-
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    cfg = chunker if isinstance(chunker, ChunkConfig) else ChunkConfig(chunker, chunk_size, chunk_overlap)
-    docs = list(docs)
-    if not docs:
-        raise ValueError("no documents to index")
-    if mode == "bm25":
-        return BM25Retriever.from_docs(docs, cfg)
-    encoder = get_encoder(embedder or "minilm") if isinstance(embedder, str) or embedder is None else embedder
-    t0 = time.perf_counter()
-    dense = DenseIndex(encoder, hnsw, cfg)
-    dense.add(docs, show_progress=show_progress)
-    dense.build_seconds = time.perf_counter() - t0
-    if mode == "dense":
-        return dense
-    if mode == "exact":
-        return dense.exact()
-    return HybridRetriever(dense, BM25Retriever(dense.chunks, chunk_config=cfg, doc_hashes=dense.doc_hashes()))
-
-
-def retriever_from_index(dense: DenseIndex, mode: str = "dense") -> Retriever:
-    """Another retriever over a loaded DenseIndex's chunks (BM25 and hybrid build their term statistics on the fly)."""
-    if mode == "dense":
-        return dense
-    if mode == "exact":
-        return dense.exact()
-    bm25 = BM25Retriever(dense.chunks, chunk_config=dense.chunk_config, doc_hashes=dense.doc_hashes())
-    if mode == "bm25":
-        return bm25
-    if mode == "hybrid":
-        return HybridRetriever(dense, bm25)
-    raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-
-
 # ------------------------------------------------------------------------------------------------ measuring
 def best_time(fn, repeats: int = 3) -> float:
     """The fastest of `repeats` runs of fn() in seconds (the least disturbed by other processes)."""
@@ -751,74 +541,3 @@ def hnsw_curve(X: np.ndarray, Q: np.ndarray, truth: np.ndarray, ef_values: Seque
         rows.append({"M": M, "ef_construction": ef_construction, "ef": max(ef, k), f"recall@{k}": recall_vs_truth(found, truth),
                      "queries/s": qps, "build s": build_s, "memory MB": graph.index_file_size() / 1e6})
     return pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------------------------------------------- threshold
-@dataclass
-class ThresholdCalibration:
-    """Top-1 scores of answerable and unanswerable questions, and what each threshold would do.
-
-    A question is answered when its top hit scores >= threshold. precision = answerable among answered; recall = answered
-    among answerable. `suggested` maximizes F1 unless `min_precision` was asked for.
-    """
-
-    thresholds: np.ndarray
-    precision: np.ndarray
-    recall: np.ndarray
-    f1: np.ndarray
-    answerable_scores: np.ndarray
-    unanswerable_scores: np.ndarray
-    suggested: float
-
-    def table(self):
-        import pandas as pd
-
-        return pd.DataFrame({"threshold": self.thresholds, "precision": self.precision, "recall": self.recall, "f1": self.f1})
-
-
-def calibrate_threshold(retriever: Retriever, answerable: Sequence[str], unanswerable: Sequence[str],
-                        min_precision: float | None = None) -> ThresholdCalibration:
-    """Sweep thresholds over the observed top-1 scores of answerable vs unanswerable questions."""
-    if not answerable or not unanswerable:
-        raise ValueError("calibration needs both answerable and unanswerable questions")
-
-    def top1(qs):
-        return np.array([h[0].score if h else -np.inf for h in retriever.search_batch(list(qs), top_k=1)])
-
-    pos, neg = top1(answerable), top1(unanswerable)
-    ths = np.unique(np.concatenate([pos, neg])[np.isfinite(np.concatenate([pos, neg]))])
-    prec, rec = [], []
-    for t in ths:
-        tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
-        prec.append(tp / (tp + fp) if tp + fp else 1.0)
-        rec.append(tp / len(pos))
-    prec, rec = np.array(prec), np.array(rec)
-    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
-    if min_precision is not None and (prec >= min_precision).any():
-        ok = np.flatnonzero(prec >= min_precision)
-        best = ok[np.argmax(rec[ok])]
-    else:
-        best = int(np.argmax(f1))
-    return ThresholdCalibration(ths, prec, rec, f1, pos, neg, float(ths[best]))
-
-
-def search_table(retriever: Retriever, query: str, top_k: int = 5, threshold: float | None = None, ef: int | None = None,
-                 preview: int = 140):
-    """One query's hits as a table (rank, score, doc_id, section, text preview), for the search widget and reports.
-
-    ef applies to HNSW retrievers only (the dense index, or the dense half of a hybrid).
-    """
-    import pandas as pd
-
-    dense = retriever if isinstance(retriever, DenseIndex) else getattr(retriever, "dense", None)
-    old_ef = dense.config.ef if dense is not None else None
-    if ef is not None and dense is not None:
-        dense.config.ef = ef
-    try:
-        hits = retriever.search(query, top_k=top_k, threshold=threshold)
-    finally:
-        if dense is not None:
-            dense.config.ef = old_ef
-    return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "doc_id": h.doc_id,
-                          "section": h.metadata.get("section", ""), "text": " ".join(h.text.split())[:preview]}
-                         for h in hits], columns=["rank", "score", "doc_id", "section", "text"])

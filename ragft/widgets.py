@@ -186,12 +186,12 @@ def chunk_browser(docs, strategies=("fixed", "sentence", "structure", "semantic"
 def search_explorer(retrievers: dict, top_k: int = 5, ef: int = 64, query: str = ""):
     """Type a query; choose the retriever (e.g. dense / bm25 / hybrid), top_k, ef (HNSW beam) and an optional threshold.
 
-    Shows `index.search_table`. Children: [query, mode, top_k, ef, use threshold, threshold, result HTML].
+    Shows `retrievers.search_table`. Children: [query, mode, top_k, ef, use threshold, threshold, result HTML].
     Introduced in notebooks/02_hnsw_retrieval.ipynb.
     """
     import ipywidgets as w
 
-    from .index import search_table
+    from .retrievers import search_table
 
     box = w.Text(value=query, placeholder="ask the documentation…", description="query", continuous_update=False,
                  layout=w.Layout(width="70%"))

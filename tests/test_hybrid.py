@@ -239,7 +239,7 @@ def _pairs():
 
 
 def test_raft_pairs_mix_oracle_and_distractor_contexts():
-    from ragft.index import build_retriever
+    from ragft.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pairs = _pairs()
@@ -262,7 +262,7 @@ def test_raft_pairs_mix_oracle_and_distractor_contexts():
 
 
 def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
-    from ragft.index import build_retriever
+    from ragft.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pair = {"prompt": "cumulative sum", "kind": "answer", "doc_id": "numpy.sort",
@@ -296,7 +296,7 @@ def test_update_pairs_teach_removals_and_changes_in_house_format():
 def test_compare_with_the_real_small_model_and_cache(tmp_path):
     from ragft.corpus import load_corpus
     from ragft.datasets import subset_corpus
-    from ragft.index import build_retriever
+    from ragft.retrievers import build_retriever
 
     items = load_qa("dev", kinds=("removed",))[:1] + load_qa("dev", kinds=("unanswerable",))[:1]
     docs = subset_corpus(load_corpus("2.4.6"), items, "2.4.6", 20)

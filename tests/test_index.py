@@ -10,20 +10,10 @@ import pytest
 from ragft.chunking import Chunk, ChunkConfig
 from ragft.corpus import Document, load_corpus
 from ragft.embeddings import HashingEncoder
-from ragft.evaluation import mrr, ndcg_at_k, recall_at_k, retrieval_scores
-from ragft.index import (
-    BM25Retriever,
-    DenseIndex,
-    HybridRetriever,
-    IndexFormatError,
-    IndexMismatchError,
-    Retriever,
-    build_retriever,
-    calibrate_threshold,
-    exact_topk,
-    retriever_from_index,
-)
+from ragft.evaluation import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
+from ragft.index import DenseIndex, IndexFormatError, IndexMismatchError, Retriever, exact_topk
 from ragft.models import is_available
+from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, retriever_from_index
 
 QUERIES = ["Returns the indices that would sort an array.", "matrix or vector norm", "was removed in NumPy 2.0",
            "Compute the discrete Fourier transform", "random samples from a normal distribution"]
@@ -262,7 +252,7 @@ def test_minilm_finds_the_documented_function(new_docs):
 
 
 def test_search_explorer_callbacks(index):
-    from ragft.index import search_table
+    from ragft.retrievers import search_table
     from ragft.widgets import search_explorer
 
     table = search_table(index, "matrix or vector norm", top_k=3, ef=3)

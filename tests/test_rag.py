@@ -29,7 +29,7 @@ def docs():
 
 @pytest.fixture(scope="module")
 def tiny_index(docs):
-    from ragft.index import build_retriever
+    from ragft.retrievers import build_retriever
 
     return build_retriever(docs, "dense", embedder="hashing", show_progress=False)
 
