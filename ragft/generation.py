@@ -77,7 +77,13 @@ def encode_chat(tok, messages: list[dict], max_prompt_tokens: int | None = None)
     return ids
 
 
-def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sample: bool) -> list[Generation]:
+# Decoding, in one place. REPETITION_PENALTY > 1 divides the logit of every token already present in the prompt or the
+# answer so far (transformers' RepetitionPenaltyLogitsProcessor), passages included: it pushes a model away from copying.
+REPETITION_PENALTY = 1.1
+
+
+def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sample: bool,
+                  repetition_penalty: float | None = REPETITION_PENALTY) -> list[Generation]:
     """Run model.generate on a (left-padded) batch; per row: text, new-token count, mean log-probability."""
     import torch
 
@@ -86,7 +92,7 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                              do_sample=do_sample, streamer=timer, pad_token_id=tok.pad_token_id,
-                             repetition_penalty=1.1 if not do_sample else None,
+                             repetition_penalty=repetition_penalty if not do_sample else None,
                              return_dict_in_generate=True, output_logits=True)
     total = time.perf_counter() - t0
     ttft = (timer.first - t0) if timer.first else total
@@ -115,7 +121,7 @@ def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_samp
 
 
 def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80, batch_size: int = 8,
-                   show_progress: bool = False) -> list[Generation]:
+                   show_progress: bool = False, repetition_penalty: float | None = REPETITION_PENALTY) -> list[Generation]:
     """Greedy replies to many chats, `batch_size` at a time (left-padded): several times the throughput of one by one
     on a CPU, because each decode step reads the weights once for the whole batch. Timings are per batch.
 
@@ -135,7 +141,7 @@ def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80
             enc = tok.apply_chat_template([batch[i] for i in rows], add_generation_prompt=True, return_tensors="pt",
                                           return_dict=True, padding=True)
             gens = _generate_ids(model, tok, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
-                                 max_new_tokens, do_sample=False)
+                                 max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty)
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
     finally:
