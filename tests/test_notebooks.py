@@ -66,3 +66,6 @@ def test_rag_notebook_smoke(smoke_figures):
     lab = {r["arm"]: r for r in figs["lab_threshold"]}
     assert len(lab) == 3 and len(figs["lab_retrieval"]) == 3 and len(figs["lab_cannot_tell"]) == 3
     assert {r["arm"] for r in figs["injection"]} == {"delimited + escaped", "raw text"}
+    penalty = {r["arm"]: r for r in figs["lab_repetition_penalty"]}  # same passages, only the decoding differs
+    assert set(penalty) == {"no penalty (the shared decoding)", "repetition_penalty 1.1"}
+    assert penalty["repetition_penalty 1.1"]["context_recall"] == penalty["no penalty (the shared decoding)"]["context_recall"]
