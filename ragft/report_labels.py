@@ -80,6 +80,15 @@ LABELS: dict[str, Label] = {
     "retrieve_ms": Label("Retrieval", "ms"), "prompt_ms": Label("Prompt building", "ms"),
     "ttft_s": Label("Time to first token", "s"), "generate_s": Label("Generation", "s"), "total_s": Label("Total", "s"),
     "batched_s_per_answer": Label("Batched, per answer", "s"), "weights_unchanged": Label("Model weights untouched", BOOL),
+    "arms": Label("Arms", TEXT), "update": Label("Before and after the index sync", ""),
+    "update_docs": Label("Documents the sync touched", COUNT), "latency": Label("Latency of one RAG answer", ""),
+    "lab_retrieval": Label("Failure lab: worse retrieval", ""), "lab_threshold": Label("Failure lab: the threshold", ""),
+    "lab_cannot_tell": Label("Failure lab: right, irrelevant or planted context", ""),
+    "injection": Label("A prompt injection inside a passage", ""), "n_changed": Label("Changed-API questions", COUNT),
+    "n_lab": Label("Questions per failure-lab condition", COUNT), "dtype": Label("Weights dtype", TEXT),
+    "update_context_recall_before": Label("Context recall before the sync", SHARE),
+    "update_context_recall_after": Label("Context recall after the sync", SHARE),
+    "update_embedded": Label("Chunks embedded by the sync", COUNT), "budget_respected": Label("Prompt budget kept", BOOL),
     # fine-tuning (04)
     "quantization": Label("Quantization", TEXT), "nf4_ratio_to_fp32": Label("4-bit footprint vs fp32", "x"),
     "train_steps": Label("Training steps", COUNT), "train_s": Label("Training time", "s"),
@@ -89,6 +98,10 @@ LABELS: dict[str, Label] = {
     "compliance_tuned": Label("House format kept, tuned model", SHARE),
     "stale_rate_changed": Label("Stale answers on changed APIs", SHARE), "retrain_s": Label("Retraining time", "s"),
     "reindex_s": Label("Re-indexing time", "s"), "merge_max_logit_diff": Label("Largest logit change after merging", ""),
+    "rss_before_mb": Label("Memory before training", "MB"), "peak_gpu_mb": Label("Peak GPU memory", "MB"),
+    "pairs_to_regenerate": Label("Training pairs to regenerate after the update", COUNT),
+    "chunks_to_embed": Label("Chunks to embed after the update", COUNT), "sweep": Label("LoRA rank and steps sweep", ""),
+    "footprint_mb": Label("Model in memory", "MB"),
     # hybrid (05) and dashboard (06)
     "compare_s": Label("Time to answer every question with every arm", "s"),
     "rerun_s": Label("Same comparison again (cached)", "s"), "raft_s_per_step": Label("RAFT time per step", "s"),
@@ -191,6 +204,8 @@ def fmt(value, unit: str = "", headline: bool = False, with_unit: bool = True) -
     if not isinstance(value, (int, float)):
         return str(value)
     if unit == SHARE and 0 <= value <= 1:
+        if 0 < value < 0.01:  # would print as 0% / 0.00
+            return f"{readable(value * 100)}%" if headline else readable(value)
         return f"{value:.0%}" if headline else f"{value:.2f}"
     if unit == COUNT and float(value).is_integer():
         return readable(int(value))

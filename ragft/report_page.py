@@ -40,7 +40,7 @@ img{max-width:100%;height:auto;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.86em;margin:.2em 0 .6em;max-width:100%}
 td,th{border:1px solid #d8d8d8;padding:2px 7px;text-align:right;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f4f4f4;font-weight:600}td:first-child,th:first-child{text-align:left}
-td.t{text-align:left}.arms td.t{color:#555}.ci{white-space:nowrap;color:#555}
+td.t{text-align:left}.arms td.t{color:#555}.ci{white-space:nowrap;color:#555}.u{white-space:nowrap}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(10.5em,1fr));gap:.5em;margin:.4em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.35em .6em}.card .v{font-size:1.35em;font-weight:600}
 .card .l{font-size:.82em;color:#444}
@@ -193,7 +193,7 @@ def arms_table(arms: list[dict]) -> str:
         label = describe(k)
         text = all(isinstance(a.get(k), str) or a.get(k) is None for a in arms)
         cells = "".join(_td(_cell(a, k, label.unit), text) for a in arms)
-        rows.append(f"<tr><td>{html.escape(label.text + unit_suffix(label.unit))}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{_header(k)}</td>{cells}</tr>")
     return f"<table class='arms'>{head}{''.join(rows)}</table>"
 
 
@@ -252,6 +252,14 @@ def _section(r: NotebookResult, link: _Linker, shown_above: bool) -> str:
 def details_tables(f: dict, used: set[str]) -> str:
     """The nested data as small tables, then the remaining single numbers as one table, folded away."""
     tables, names, singles = [], [], []
+    groups = _same_key_dicts(f, used)
+    for keys in groups.values():
+        if len(keys) > 1:  # {"base": .., "tuned": ..} recorded once per metric: one table, a row per metric
+            title = " vs ".join(str(c) for c in f[keys[0]])
+            names.append(title)
+            tables.append(f"<h3>{html.escape(title)}</h3>"
+                          + arms_table([{"name": c, **{k: f[k][c] for k in keys}} for c in f[keys[0]]]))
+            used = used | set(keys)
     for k, v in f.items():
         if k in used:
             continue
@@ -273,6 +281,16 @@ def details_tables(f: dict, used: set[str]) -> str:
     return "".join(out)
 
 
+def _same_key_dicts(f: dict, used: set[str]) -> dict[tuple, list[str]]:
+    """Top-level dicts of numbers grouped by their key sets: {("base", "tuned"): ["abstained", "abstention_recall"]}."""
+    groups: dict[tuple, list[str]] = {}
+    for k, v in f.items():
+        if k not in used and isinstance(v, dict) and v and all(
+                isinstance(x, (int, float)) or x is None for x in v.values()):
+            groups.setdefault(tuple(v), []).append(k)
+    return groups
+
+
 def small_table(v, unit: str = "") -> str:
     """A list of records, a dict of numbers or a dict of records as an HTML table ('' for anything else)."""
     if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
@@ -282,10 +300,10 @@ def small_table(v, unit: str = "") -> str:
     if isinstance(v, dict) and v:
         keys = list(v)
         if len(keys) <= MAX_COLUMNS:  # a few numbers read best side by side
-            head = "".join(f"<th>{html.escape(_key_text(k, unit))}</th>" for k in keys)
+            head = "".join(f"<th>{_header(k, unit)}</th>" for k in keys)
             cells = "".join(f"<td>{html.escape(_value(v[k], _unit_of(k, unit)))}</td>" for k in keys)
             return f"<table><tr>{head}</tr><tr>{cells}</tr></table>"
-        rows = "".join(f"<tr><td>{html.escape(_key_text(k, unit))}</td><td>{html.escape(_value(v[k], _unit_of(k, unit)))}"
+        rows = "".join(f"<tr><td>{_header(k, unit)}</td><td>{html.escape(_value(v[k], _unit_of(k, unit)))}"
                        "</td></tr>" for k in keys[:MAX_ROWS])
         return f"<table>{rows}</table>" + _cut_note(len(keys))
     if isinstance(v, list) and v and not any(isinstance(x, (dict, list)) for x in v):
@@ -297,19 +315,27 @@ def records_table(records: list[dict]) -> str:
     """A list of dicts as a table: the column naming each row first, intervals merged, wide-and-short tables turned."""
     name_key = _name_key(records)
     cols = _columns(records, name_key)
+    if len(cols) + bool(name_key) > MAX_COLUMNS and len(records) <= MAX_COLUMNS:
+        return arms_table(records)
+    # a column with one value in every row is said once above the table; one that is empty everywhere is left out
     same = [c for c in cols if len(records) > 1 and _same_everywhere(records, c)]
     cols = [c for c in cols if c not in same]
     if name_key:
         cols = [name_key, *cols]
-    note = ("<p class='note'>All rows: " + html.escape(" · ".join(f"{describe(c).text} {_cell(records[0], c, describe(c).unit)}"
-                                                                   for c in same)) + "</p>") if same else ""
-    if len(cols) > MAX_COLUMNS and len(records) < len(cols) and len(records) <= MAX_COLUMNS:
-        return note + arms_table(records)
+    said = [f"{describe(c).text} {fmt(records[0].get(c), describe(c).unit)}" for c in same if records[0].get(c) is not None]
+    note = f"<p class='note'>Every row: {html.escape(' · '.join(said))}</p>" if said else ""
     shown = records[:MAX_ROWS]
-    head = "".join(f"<th>{html.escape(describe(c).text + unit_suffix(describe(c).unit))}</th>" for c in cols)
+    head = "".join(f"<th>{_header(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(_td(_cell(r, c, describe(c).unit), isinstance(r.get(c), str)) for c in cols) + "</tr>"
                    for r in shown)
     return f"{note}<table><tr>{head}</tr>{body}</table>" + _cut_note(len(records))
+
+
+def _header(key: str, parent_unit: str = "") -> str:
+    """'Accuracy <span>(0–1)</span>': the label may wrap, its unit stays in one piece."""
+    label = describe(str(key))
+    unit = unit_suffix(label.unit or parent_unit)
+    return html.escape(label.text) + (f" <span class='u'>{html.escape(unit.strip())}</span>" if unit else "")
 
 
 def _td(text: str, is_text: bool = False) -> str:
@@ -334,12 +360,14 @@ def _columns(records: list[dict], name_key: str | None) -> list[str]:
 
 
 def _row_order(records: list[dict], key: str) -> tuple:
-    """Descriptions first (retrieval, model...), then the labelled metrics in the labels' order, then unknown keys.
+    """Descriptions first (retrieval, model...), then the labelled metrics in the labels' order, then unknown keys;
+    rows empty for every arm last.
 
     Figures JSON is stored with sorted keys, so the recorded order is alphabetical and says nothing.
     """
-    text = all(isinstance(r.get(key), str) or r.get(key) is None for r in records)
-    return (not text, key not in LABEL_ORDER, LABEL_ORDER.get(key, 0), key)
+    values = [r.get(key) for r in records if r.get(key) is not None]
+    text = bool(values) and all(isinstance(v, str) for v in values)
+    return (not text, not values, key not in LABEL_ORDER, LABEL_ORDER.get(key, 0), key)
 
 
 def _same_everywhere(records: list[dict], col: str) -> bool:
@@ -375,11 +403,6 @@ def _value(v, unit: str = "") -> str:
 def _unit_of(key: str, parent_unit: str) -> str:
     label = describe(str(key))
     return label.unit if label.unit else parent_unit
-
-
-def _key_text(k, parent_unit: str) -> str:
-    label = describe(str(k))
-    return label.text + unit_suffix(label.unit or parent_unit)
 
 
 def _name_key(records: list[dict]) -> str | None:
