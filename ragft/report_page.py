@@ -22,6 +22,7 @@ from .report_labels import LABELS, describe, fmt, fmt_interval, unit_suffix
 
 VERDICTS_FROM = "05_hybrid"  # the notebook whose arms table and claims open the page (another one's "claims" if absent)
 ROW_NAME_KEYS = ("arm", "system", "strategy", "retriever", "name", "id", "kind", "mode", "chunk_size", "lora_r")
+VERDICT_WORDS = {True: ("ok", "✓ supported"), False: ("bad", "✗ not supported"), None: ("na", "– not tested")}
 LABEL_ORDER = {k: i for i, k in enumerate(LABELS)}
 IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
 MAX_ROWS = 12  # longer tables are cut here: the figures JSON holds the rest
@@ -206,9 +207,8 @@ def claims_list(claims) -> str:
     items = []
     for c in claims:
         verdict = c.get("verdict", c.get("holds"))
-        cls, word = {True: ("ok", "✓ supported"), False: ("bad", "✗ not supported"),
-                     None: ("na", "– not tested")}.get(verdict, ("na", str(verdict))) if not isinstance(verdict, str) \
-            else ("na", verdict)
+        cls, word = VERDICT_WORDS.get(verdict, ("na", str(verdict))) if isinstance(verdict, (bool, type(None))) \
+            else ("na", str(verdict))
         numbers = f" ({html.escape(str(c['numbers']))})" if c.get("numbers") else ""
         items.append(f"<li><span class='{cls}'>{html.escape(word)}</span>: {html.escape(str(c.get('claim', '')))}{numbers}</li>")
     return f"<ul class='claims'>{''.join(items)}</ul>"
@@ -242,7 +242,9 @@ def _section(r: NotebookResult, link: _Linker, shown_above: bool) -> str:
         parts.append(f"<div class='nb'><div>{pictures}</div><div><div class='cards'>{cards}</div></div></div>")
     else:
         parts.append(f"<div class='cards'>{cards}</div>")
-    used = {h.key for h in headlines} | ({"arms", "claims"} if shown_above else set())
+    # a card that shows one number of a table (a path into it) leaves the table in place
+    used = {h.key for h in headlines if not isinstance(f.get(h.key), (dict, list))}
+    used |= {"arms", "claims"} if shown_above else set()
     parts.append(details_tables(f, used))
     if links:
         parts.append(f"<p class='note'>{' · '.join(links)}</p>")
@@ -298,7 +300,7 @@ def small_table(v, unit: str = "") -> str:
     if _is_records(v):
         return records_table(v)
     if isinstance(v, dict) and v:
-        keys = list(v)
+        keys = sorted(v, key=lambda k: (k not in LABEL_ORDER, LABEL_ORDER.get(k, 0)))  # stable: unknown keys keep order
         if len(keys) <= MAX_COLUMNS:  # a few numbers read best side by side
             head = "".join(f"<th>{_header(k, unit)}</th>" for k in keys)
             cells = "".join(f"<td>{html.escape(_value(v[k], _unit_of(k, unit)))}</td>" for k in keys)
@@ -314,7 +316,7 @@ def small_table(v, unit: str = "") -> str:
 def records_table(records: list[dict]) -> str:
     """A list of dicts as a table: the column naming each row first, intervals merged, wide-and-short tables turned."""
     name_key = _name_key(records)
-    cols = _columns(records, name_key)
+    cols = sorted(_columns(records, name_key), key=lambda k: _row_order(records, k))
     if len(cols) + bool(name_key) > MAX_COLUMNS and len(records) <= MAX_COLUMNS:
         return arms_table(records)
     # a column with one value in every row is said once above the table; one that is empty everywhere is left out

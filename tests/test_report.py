@@ -203,3 +203,14 @@ def test_build_report_rewrites_the_pages_from_a_report_folder(tmp_path):
     index, single = (tmp_path / "index.html").read_text(), (tmp_path / "ragft_report.html").read_text()
     assert "profile smoke · 2 of 3 notebooks ran · 1.0 min of notebooks" in index
     assert "<img src='figures/05_hybrid.png'" in index and "<img src='data:image/png;base64," in single
+
+
+def test_a_card_taken_from_a_table_leaves_the_table_on_the_page(tmp_path):
+    names, failures = write_fixture_report(tmp_path)
+    page = report.write_index(tmp_path, names, tmp_path / "figures", failures=failures).read_text()
+    section = page[page.index("id='nb-02_hnsw_retrieval'"):page.index("id='nb-03_rag'")]
+    assert "Index sync after the update</div>" in section  # the card reads update.sync_s ...
+    assert "<h3>Before and after the index sync</h3>" in section  # ... and the update table still shows
+    table = section[section.index("<h3>Before and after the index sync</h3>"):]
+    assert _rows(_tables(table)[0]) == [["Recall@5 before the sync (0–1)", "Recall@5 after the sync (0–1)",
+                                         "Index sync time (s)", "Full rebuild time (s)"], ["0.38", "1.00", "2.7", "4.1"]]
