@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report_summaries
-from .report_labels import LABELS, describe, fmt, fmt_interval, unit_suffix
+from .report_labels import LABELS, SHARE, describe, fmt, fmt_interval, unit_suffix
 
 VERDICTS_FROM = "05_hybrid"  # the notebook whose arms table and claims open the page (another one's "claims" if absent)
 ROW_NAME_KEYS = ("arm", "system", "strategy", "retriever", "name", "id", "kind", "mode", "chunk_size", "lora_r")
@@ -39,7 +39,8 @@ a{color:#1558b0}.ok{color:#1a7f37}.bad{color:#b42318}.na{color:#777}
 .nb{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1.2em;align-items:start}
 img{max-width:100%;height:auto;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.86em;margin:.2em 0 .6em;max-width:100%}
-td,th{border:1px solid #d8d8d8;padding:2px 7px;text-align:right;vertical-align:top;overflow-wrap:anywhere}
+td,th{border:1px solid #d8d8d8;padding:2px 7px;text-align:right;vertical-align:top;overflow-wrap:break-word}
+td.w{overflow-wrap:anywhere}
 th{background:#f4f4f4;font-weight:600}td:first-child,th:first-child{text-align:left}
 td.t{text-align:left}.arms td.t{color:#555}.ci{white-space:nowrap;color:#555}.u{white-space:nowrap}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(10.5em,1fr));gap:.5em;margin:.4em 0}
@@ -173,13 +174,13 @@ def _verdicts(r: NotebookResult | None, link: _Linker) -> str:
         left.append(f"<p class='meta'>{html.escape(context)}</p>")
     if _is_records(arms):
         left.append(arms_table(arms))
+    right = [link.image(p, f"{r.title}: headline plot") for p in r.images[:1]]
     claims = claims_list(f.get("claims"))
-    if claims:
-        left.append("<h3>The expected story, claim by claim</h3>" + claims)
-    right = "".join(link.image(p, f"{r.title}: headline plot") for p in r.images[:1])
+    if claims:  # beside the table, under the plot: on the first screen with it
+        right.append("<h3>The expected story, claim by claim</h3>" + claims)
     takeaway = report_summaries.takeaway(r.name, f)
     lead = f"<p>{html.escape(takeaway)}</p>" if takeaway else ""
-    return (f"{head}{lead}<div class='verdicts'><div>{''.join(left)}</div><div>{right}</div></div>"
+    return (f"{head}{lead}<div class='verdicts'><div>{''.join(left)}</div><div>{''.join(right)}</div></div>"
             f"<p class='note'>From <a href='#{_anchor(r.name)}'>{html.escape(r.title)}</a>.</p>")
 
 
@@ -188,13 +189,15 @@ def arms_table(arms: list[dict]) -> str:
     name_key = _name_key(arms)
     names = [str(a.get(name_key, i)) for i, a in enumerate(arms, 1)]
     keys = sorted(_columns(arms, name_key), key=lambda k: _row_order(arms, k))
-    head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    shares = any(describe(k).unit == SHARE for k in keys)  # said once in the corner instead of on every row
+    corner = "<span class='note'>shares 0–1 unless marked</span>" if shares else ""
+    head = f"<tr><th>{corner}</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
     rows = []
     for k in keys:
         label = describe(k)
         text = all(isinstance(a.get(k), str) or a.get(k) is None for a in arms)
         cells = "".join(_td(_cell(a, k, label.unit), text) for a in arms)
-        rows.append(f"<tr><td>{_header(k)}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{_header(k, shares_said=shares)}</td>{cells}</tr>")
     return f"<table class='arms'>{head}{''.join(rows)}</table>"
 
 
@@ -333,10 +336,10 @@ def records_table(records: list[dict]) -> str:
     return f"{note}<table><tr>{head}</tr>{body}</table>" + _cut_note(len(records))
 
 
-def _header(key: str, parent_unit: str = "") -> str:
+def _header(key: str, parent_unit: str = "", shares_said: bool = False) -> str:
     """'Accuracy <span>(0–1)</span>': the label may wrap, its unit stays in one piece."""
     label = describe(str(key))
-    unit = unit_suffix(label.unit or parent_unit)
+    unit = "" if shares_said and label.unit == SHARE else unit_suffix(label.unit or parent_unit)
     return html.escape(label.text) + (f" <span class='u'>{html.escape(unit.strip())}</span>" if unit else "")
 
 
@@ -346,7 +349,9 @@ def _td(text: str, is_text: bool = False) -> str:
     value, bracket, rest = body.partition(" [")
     if bracket and rest.endswith("]"):
         body = f"{value} <span class='ci'>[{rest}</span>"
-    return f"<td class='t'>{body}</td>" if is_text else f"<td>{body}</td>"
+    if is_text:  # a long unbroken token (an id, a path) may break anywhere rather than widen the page
+        return f"<td class='t w'>{body}</td>" if max(map(len, text.split()), default=0) > 24 else f"<td class='t'>{body}</td>"
+    return f"<td>{body}</td>"
 
 
 def _cut_note(n: int) -> str:
