@@ -152,9 +152,10 @@ def guess_unit(key: str) -> str:
     for suffix, unit in _UNIT_SUFFIXES:
         if k.endswith(suffix):
             return unit
-    if any(w in k for w in _RATIO_WORDS):
+    words = [w for w in re.split(r"[^a-z0-9]+", k) if w]
+    if any(w.startswith(_RATIO_WORDS) for w in words):
         return "x"
-    if any(w in k for w in _SHARE_WORDS):
+    if any(w == s or (len(s) > 3 and w.startswith(s)) for w in words for s in _SHARE_WORDS):  # "recall5", not "bf16"
         return SHARE
     if k.startswith(_COUNT_PREFIXES) or k.endswith(_COUNT_SUFFIXES):
         return COUNT

@@ -42,7 +42,7 @@ table{border-collapse:collapse;font-size:.86em;margin:.2em 0 .6em;max-width:100%
 td,th{border:1px solid #d8d8d8;padding:2px 7px;text-align:right;vertical-align:top;overflow-wrap:break-word}
 td.w{overflow-wrap:anywhere}
 th{background:#f4f4f4;font-weight:600}td:first-child,th:first-child{text-align:left}
-td.t{text-align:left}.arms td.t{color:#555}.ci{white-space:nowrap;color:#555}.u{white-space:nowrap}
+td.t{text-align:left;max-width:38em}.arms td:first-child{min-width:9em}.tw{overflow-x:auto;max-width:100%}.arms td.t{color:#555}.ci{white-space:nowrap;color:#555}.u{white-space:nowrap}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(10.5em,1fr));gap:.5em;margin:.4em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.35em .6em}.card .v{font-size:1.35em;font-weight:600}
 .card .l{font-size:.82em;color:#444}
@@ -173,7 +173,7 @@ def _verdicts(r: NotebookResult | None, link: _Linker) -> str:
     if context:
         left.append(f"<p class='meta'>{html.escape(context)}</p>")
     if _is_records(arms):
-        left.append(arms_table(arms))
+        left.append(f"<div class='tw'>{arms_table(arms)}</div>")
     right = [link.image(p, f"{r.title}: headline plot") for p in r.images[:1]]
     claims = claims_list(f.get("claims"))
     if claims:  # beside the table, under the plot: on the first screen with it
@@ -262,8 +262,8 @@ def details_tables(f: dict, used: set[str]) -> str:
         if len(keys) > 1:  # {"base": .., "tuned": ..} recorded once per metric: one table, a row per metric
             title = " vs ".join(str(c) for c in f[keys[0]])
             names.append(title)
-            tables.append(f"<h3>{html.escape(title)}</h3>"
-                          + arms_table([{"name": c, **{k: f[k][c] for k in keys}} for c in f[keys[0]]]))
+            table = arms_table([{"name": c, **{k: f[k][c] for k in keys}} for c in f[keys[0]]])
+            tables.append(f"<h3>{html.escape(title)}</h3><div class='tw'>{table}</div>")
             used = used | set(keys)
     for k, v in f.items():
         if k in used:
@@ -272,7 +272,7 @@ def details_tables(f: dict, used: set[str]) -> str:
             t = small_table(v, describe(k).unit)
             if t:
                 names.append(describe(k).text)
-                tables.append(f"<h3>{html.escape(describe(k).text)}</h3>{t}")
+                tables.append(f"<h3>{html.escape(describe(k).text)}</h3><div class='tw'>{t}</div>")
                 continue
         if not isinstance(v, (dict, list)):
             singles.append((k, v))
@@ -305,10 +305,10 @@ def small_table(v, unit: str = "") -> str:
     if isinstance(v, dict) and v:
         keys = sorted(v, key=lambda k: (k not in LABEL_ORDER, LABEL_ORDER.get(k, 0)))  # stable: unknown keys keep order
         if len(keys) <= MAX_COLUMNS:  # a few numbers read best side by side
-            head = "".join(f"<th>{_header(k, unit)}</th>" for k in keys)
+            head = "".join(f"<th>{_key_header(k, unit)}</th>" for k in keys)
             cells = "".join(f"<td>{html.escape(_value(v[k], _unit_of(k, unit)))}</td>" for k in keys)
             return f"<table><tr>{head}</tr><tr>{cells}</tr></table>"
-        rows = "".join(f"<tr><td>{_header(k, unit)}</td><td>{html.escape(_value(v[k], _unit_of(k, unit)))}"
+        rows = "".join(f"<tr><td>{_key_header(k, unit)}</td><td>{html.escape(_value(v[k], _unit_of(k, unit)))}"
                        "</td></tr>" for k in keys[:MAX_ROWS])
         return f"<table>{rows}</table>" + _cut_note(len(keys))
     if isinstance(v, list) and v and not any(isinstance(x, (dict, list)) for x in v):
@@ -408,8 +408,18 @@ def _value(v, unit: str = "") -> str:
 
 
 def _unit_of(key: str, parent_unit: str) -> str:
-    label = describe(str(key))
-    return label.unit if label.unit else parent_unit
+    """A listed key's own unit; otherwise the unit of the figure it sits in ("footprint_mb": {"bf16": ...} is MB)."""
+    key = str(key)
+    return LABELS[key].unit if key in LABELS else parent_unit or describe(key).unit
+
+
+def _key_header(key, parent_unit: str) -> str:
+    """A dict key as a header: listed keys get their label, others are data (an arm, a version) and stay as written."""
+    if str(key) in LABELS:
+        return _header(key, parent_unit)
+    unit = unit_suffix(parent_unit)
+    text = html.escape(str(key).replace("_", " "))
+    return text + (f" <span class='u'>{html.escape(unit.strip())}</span>" if unit else "")
 
 
 def _name_key(records: list[dict]) -> str | None:

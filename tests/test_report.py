@@ -57,6 +57,14 @@ def test_intervals_and_labels():
     assert report_labels.describe("n_widgets") == report_labels.Label("Number of widgets", "count")
     assert report_labels.describe("wobble_accuracy").unit == "share"
     assert report_labels.describe("index memory MB") == report_labels.Label("Index memory", "MB")
+    assert report_labels.describe("recall5_before").unit == "share" and report_labels.describe("bf16").unit == ""
+
+
+def test_dict_keys_are_data_and_take_the_unit_of_their_figure():
+    table = report_page.small_table({"nf4": 166.4, "bf16": 269.0, "fp32": 538.0}, "MB")
+    assert _rows(table) == [["nf4 (MB)", "bf16 (MB)", "fp32 (MB)"], ["166", "269", "538"]]
+    table = report_page.small_table({"changed_param": 70, "removed": 47}, "count")
+    assert _rows(table) == [["changed param", "removed"], ["70", "47"]]
 
 
 def test_takeaways_are_written_from_the_recorded_numbers():
