@@ -5,7 +5,7 @@ import re
 import pytest
 from report_fixtures import FIGURES, write_fixture_report
 
-from ragft import profiles, report, report_labels, report_page, report_summaries
+from ragft import profiles, report, report_labels, report_page, report_summaries, report_tables
 
 
 def test_record_and_read_figures_cleans_nan_and_numpy(tmp_path):
@@ -61,9 +61,9 @@ def test_intervals_and_labels():
 
 
 def test_dict_keys_are_data_and_take_the_unit_of_their_figure():
-    table = report_page.small_table({"nf4": 166.4, "bf16": 269.0, "fp32": 538.0}, "MB")
+    table = report_tables.small_table({"nf4": 166.4, "bf16": 269.0, "fp32": 538.0}, "MB")
     assert _rows(table) == [["nf4 (MB)", "bf16 (MB)", "fp32 (MB)"], ["166", "269", "538"]]
-    table = report_page.small_table({"changed_param": 70, "removed": 47}, "count")
+    table = report_tables.small_table({"changed_param": 70, "removed": 47}, "count")
     assert _rows(table) == [["changed param", "removed"], ["70", "47"]]
 
 
