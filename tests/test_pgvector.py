@@ -19,7 +19,7 @@ import psutil
 import psycopg
 import pytest
 
-from ragft import pgvector_store
+from ragft import pg_server, pgvector_store
 from ragft.cli import main
 from ragft.corpus import Document, load_corpus
 from ragft.embeddings import HashingEncoder
@@ -266,7 +266,7 @@ def test_bad_settings_give_one_line_errors(server, docs, encoder, monkeypatch):
         assert message in str(e.value), name
         assert "\n" not in str(e.value), name
     assert issubclass(PgStoreError, Exception)
-    monkeypatch.setattr(pgvector_store, "EXTENSION", "ragft_no_such_extension")  # as on a server without pgvector
+    monkeypatch.setattr(pg_server, "EXTENSION", "ragft_no_such_extension")  # as on a server without pgvector
     with pytest.raises(PgStoreError, match="has no pgvector extension.*install pgvector"):
         connect(server.url)
 
