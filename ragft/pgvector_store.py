@@ -157,6 +157,33 @@ class PgVectorIndex(Retriever):
             raise
         return self
 
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, name: str = "vectors", url: str | None = None,
+                     config: HnswConfig | None = None, replace: bool = False,
+                     server_folder: str | os.PathLike | None = None) -> PgVectorIndex:
+        """Bare unit vectors as chunks "0".."n-1" without text: the benchmark's way to compare engines on one data set.
+        Search it with `search_vectors`; `build_seconds` covers the load and the HNSW build."""
+        vectors = np.asarray(vectors, np.float32)
+        self = cls(_BareVectors(vectors.shape[1]), name, url, config, server_folder=server_folder)
+        try:
+            t0 = time.perf_counter()
+            self._create_and_load(*_bare(range(len(vectors))), vectors, replace)
+            self.build_seconds = time.perf_counter() - t0
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def replace_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> float:
+        """Replace bare vectors by id in ONE transaction (delete, then insert: what a sync does to changed documents).
+        Returns the seconds it took."""
+        t0, conn = time.perf_counter(), self._conn()
+        with conn.transaction():
+            self._writer_lock(conn)
+            self._delete(conn, [str(i) for i in ids])
+            self._write(conn, *_bare(ids), np.asarray(vectors, np.float32))
+        return time.perf_counter() - t0
+
     def _create_and_load(self, docs, chunks, vecs, replace: bool, hashes: dict[str, str] | None = None) -> None:
         ident, conn, dim = sql.Identifier(self.schema), self._conn(), self.encoder.dim
         with conn.transaction():
@@ -479,6 +506,24 @@ class PgVectorIndex(Retriever):
         return SyncReport(added=added, removed=removed, changed=changed, unchanged=len(by_id) - len(added) - len(changed),
                           seconds=time.perf_counter() - t0, chunks_added=len(chunks), chunks_removed=n_removed,
                           embedded=self.encoder.stats["computed"] - before)
+
+
+class _BareVectors:
+    """Stands in for the encoder of an index that holds bare vectors: a dimension, no model."""
+
+    name = "bare"
+
+    def __init__(self, dim: int):
+        self.dim, self.model_id = dim, f"bare-vectors-{dim}"
+        self.stats = {"cached": 0, "computed": 0, "seconds": 0.0}
+
+    def encode(self, texts, show_progress: bool = False, desc: str = "") -> np.ndarray:
+        raise PgStoreError("this index holds bare vectors, not text: search it with search_vectors")
+
+
+def _bare(ids: Iterable[int]) -> tuple[list[Document], list[Chunk]]:
+    ids = [str(i) for i in ids]
+    return [Document(i, "") for i in ids], [Chunk(i, i, "", 0, 0) for i in ids]
 
 
 def _diff(current: dict[str, str], by_id: dict[str, Document]) -> tuple[list[str], list[str], list[str]]:
