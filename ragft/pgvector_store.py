@@ -148,7 +148,10 @@ class PgVectorIndex(Retriever):
         """The same chunks and vectors as an hnswlib DenseIndex, nothing re-embedded: the two engines side by side."""
         self = cls(dense.encoder, name, url, dense.config, dense.chunk_config, mode=mode, server_folder=server_folder)
         try:
-            docs = [Document(doc_id, "", metadata={}) for doc_id in dense.doc_ids]
+            version = {}  # the corpus loaders copy a document's version into each of its chunks
+            for c in dense.chunks:
+                version.setdefault(c.doc_id, c.metadata.get("version"))
+            docs = [Document(doc_id, "", metadata={"version": version.get(doc_id)}) for doc_id in dense.doc_ids]
             t0 = time.perf_counter()
             self._create_and_load(docs, dense.chunks, dense.vectors(), replace, hashes=dense.doc_hashes())
             self.build_seconds = time.perf_counter() - t0
