@@ -67,6 +67,8 @@ class EmbeddedServer:
     starting a second one. Each process using the server is recorded; `stop` stops it when the last one leaves.
     After a crash: records of dead processes are dropped at the next start, and a server that died is restarted from
     its folder (PostgreSQL replays its write-ahead log, so every committed sync is there).
+    Run as root, pgserver starts the server as a system user `pgserver` (created if missing) and adds o+rx to the
+    folders above `folder` so that user can reach it; PostgreSQL refuses to run as root.
     """
 
     _users: dict[Path, int] = {}  # pgdata -> EmbeddedServer objects started in this process
@@ -89,18 +91,21 @@ class EmbeddedServer:
             return self.url
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._guard, file_lock(self.folder / "start.lock"):
-            self._drop_dead_users()
             for attempt in range(attempts):
+                self._drop_dead_users()
                 if not self._users.get(self.pgdata):
                     # pgserver keeps one handle per folder and process, even after a failed start or after leaving a
                     # server another process still uses; a fresh handle starts again and records this process again.
                     pgserver.PostgresServer._instances.pop(self.pgdata, None)
                 try:
                     self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+                    psycopg.connect(self._server.get_uri(), connect_timeout=5).close()  # not a dying server's pid
                     break
-                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError) as e:
-                    # A server killed a moment ago leaves backends that hold its shared memory for up to a few
-                    # seconds after; PostgreSQL refuses to start until they are gone.
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError,
+                        psycopg.OperationalError) as e:
+                    # A server killed a moment ago may still look alive, and leaves backends that hold its shared
+                    # memory for a few seconds; PostgreSQL refuses to start until they are gone. Wait and retry.
+                    self._server = None
                     if attempt == attempts - 1:
                         raise PgStoreError(f"the embedded PostgreSQL in {self.pgdata} did not start ({type(e).__name__}); "
                                            f"see {self.pgdata / 'log'}, or set {ENV_URL} to a running server") from None
@@ -134,7 +139,7 @@ class EmbeddedServer:
                 pids = json.loads(handles.read_text() or "[]")
             except json.JSONDecodeError:
                 pids = []
-            alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
+            alive = [p for p in pids if psutil.pid_exists(p)]
             if alive != pids:
                 handles.write_text(json.dumps(alive))
         pidfile = self.pgdata / "postmaster.pid"

@@ -131,6 +131,8 @@ class PgVectorIndex(Retriever):
             raise ValueError("duplicate doc_ids in the documents to index")
         self = cls(encoder, name, url, config, chunk_config, mode=mode, server_folder=server_folder)
         try:
+            if not replace and self._schema_exists():  # refuse before minutes of embedding, not after
+                raise self._exists_error()
             t0 = time.perf_counter()
             chunks = chunk_documents(docs, self.chunk_config,
                                      encoder=encoder if self.chunk_config.strategy == "semantic" else None)
@@ -193,8 +195,7 @@ class PgVectorIndex(Retriever):
             self._writer_lock(conn)
             if self._schema_exists(conn):
                 if not replace:
-                    raise PgStoreError(f"an index named {self.name!r} already exists at {self.where}: sync it with "
-                                       "`ragft update`, or rebuild it with --force")
+                    raise self._exists_error()
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(ident))
             ddl = [
                 "CREATE SCHEMA {s}",
@@ -226,6 +227,10 @@ class PgVectorIndex(Retriever):
                                  "WITH (m = {}, ef_construction = {})").format(
                 ident, sql.Literal(self.config.M), sql.Literal(self.config.ef_construction)))
             conn.execute(sql.SQL("CREATE INDEX ON {}.chunks USING gin (tsv)").format(ident))
+
+    def _exists_error(self) -> PgStoreError:
+        return PgStoreError(f"an index named {self.name!r} already exists at {self.where}: sync it with `ragft update`, "
+                            "or rebuild it with --force")
 
     def _check_encoder(self, meta: dict) -> None:
         col_dim = self._conn().execute(

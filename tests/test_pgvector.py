@@ -342,12 +342,14 @@ def test_embedded_server_lock_second_start_and_crash_recovery(folder):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
     srv.start()  # a killed server: stale postmaster.pid, WAL replay on start
-    os.kill(srv.pid, signal.SIGKILL)
+    killed = srv.pid
+    os.kill(killed, signal.SIGKILL)
     srv._server = None
     EmbeddedServer._users.pop(srv.pgdata, None)
     again = EmbeddedServer(folder)
-    again.start()
+    again.start()  # may come while the killed server still looks alive: start() probes and retries
     try:
+        assert again.pid != killed
         with connect(again.url) as c:
             assert c.execute("SELECT count(*) FROM kept").fetchone()[0] == 1  # the committed insert survived
     finally:
