@@ -5,6 +5,7 @@ and ask it questions.
     ragft update PATH SOURCE
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--threshold X] --json
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
+    add `--backend pgvector [--db URL]` to index, update or search: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
 Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS. The command only parses
@@ -53,6 +54,14 @@ def _load_source(source: str):
     raise CliError(f"{source}: expected a folder of .txt/.md/.rst/.html files or a corpus .jsonl file")
 
 
+def add_backend_args(p) -> None:
+    """--backend and --db, shared by index, update and search."""
+    p.add_argument("--backend", default="hnswlib", choices=("hnswlib", "pgvector"),
+                   help="hnswlib: an index folder (default); pgvector: PATH names an index in PostgreSQL")
+    p.add_argument("--db", metavar="URL", default=None, help="PostgreSQL URL for --backend pgvector (default: "
+                   "$RAGFT_DATABASE_URL, else an embedded server under the cache)")
+
+
 # ---------------------------------------------------------------------------------------------------------- index
 def register_index(sub) -> None:
     p = sub.add_parser("index", help="build an HNSW index from a folder of documents or a corpus JSONL",
@@ -69,11 +78,14 @@ def register_index(sub) -> None:
     p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
     p.add_argument("--force", action="store_true", help="overwrite an existing index at PATH")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_args(p)
     p.set_defaults(func=cmd_index)
 
 
 def cmd_index(args) -> int:
     out = Path(args.out)
+    if args.backend == "pgvector":
+        return _pgvector_index(args)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
     try:
@@ -90,6 +102,25 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _pgvector_index(args) -> int:
+    from .chunking import ChunkConfig
+    from .embeddings import get_encoder
+    from .index import HnswConfig
+    from .pgvector_store import PgVectorIndex
+
+    try:
+        cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
+        hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    docs = _load_source(args.source)
+    with PgVectorIndex.build(docs, get_encoder(args.embedder), args.out, args.db, hnsw, cfg, replace=args.force,
+                             show_progress=not args.quiet) as index:
+        print(f"indexed {len(docs)} documents as {len(index)} chunks with {index.encoder.model_id} in "
+              f"{index.build_seconds:.1f} s -> PostgreSQL {index.where}, index {index.name}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------------- update
 def register_update(sub) -> None:
     p = sub.add_parser("update", help="sync an index to a changed source (re-embeds only what changed)",
@@ -97,10 +128,18 @@ def register_update(sub) -> None:
     p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
     p.add_argument("source", metavar="SOURCE", help="the changed folder or corpus JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_args(p)
     p.set_defaults(func=cmd_update)
 
 
 def cmd_update(args) -> int:
+    if args.backend == "pgvector":
+        from .pgvector_store import open_retriever
+
+        docs = _load_source(args.source)
+        with open_retriever(args.path, db_url=args.db) as index:
+            print(index.sync(docs, show_progress=not args.quiet), file=sys.stderr)
+        return 0
     index = DenseIndex.load(args.path)
     docs = _load_source(args.source)
     report = index.sync(docs, show_progress=not args.quiet)
@@ -124,6 +163,7 @@ def register_search(sub) -> None:
     p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed --queries lines (listed on stderr)")
     p.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
+    add_backend_args(p)
     p.set_defaults(func=cmd_search)
 
 
@@ -169,14 +209,23 @@ def cmd_search(args) -> int:
         raise CliError(f"-k must be at least 1, got {args.top_k}")
     if args.ef is not None and args.ef < args.top_k:
         print(f"ragft: --ef {args.ef} is below -k {args.top_k}; HNSW needs ef >= k, using ef={args.top_k}", file=sys.stderr)
-    index = DenseIndex.load(args.path)
+    if args.backend == "pgvector":
+        from .pgvector_store import open_retriever
+
+        index = retriever = open_retriever(args.path, args.mode, args.db)
+    else:
+        index = DenseIndex.load(args.path)
+        retriever = retriever_from_index(index, args.mode)
     if args.ef is not None:
         index.config.ef = max(args.ef, args.top_k)
     if args.top_k > len(index):
         print(f"ragft: -k {args.top_k} is more than the {len(index)} chunks in the index; returning at most {len(index)}",
               file=sys.stderr)
-    retriever = retriever_from_index(index, args.mode)
-    results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
+    try:
+        results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
+    finally:
+        if args.backend == "pgvector":
+            index.close()
     for q, hits in zip(queries, results, strict=True):
         if args.json:
             print(json.dumps({**q, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
