@@ -5,7 +5,7 @@ and ask it questions.
     ragft update PATH SOURCE
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--threshold X] --json
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
-    add `--backend pgvector [--db URL]` to index, update or search: PATH is then an index name in PostgreSQL (pgvector_store.py)
+    add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
 Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS. The command only parses
@@ -210,7 +210,7 @@ def cmd_search(args) -> int:
     if args.ef is not None and args.ef < args.top_k:
         print(f"ragft: --ef {args.ef} is below -k {args.top_k}; HNSW needs ef >= k, using ef={args.top_k}", file=sys.stderr)
     if args.backend == "pgvector":
-        from .pgvector_store import open_retriever
+        from .pgvector_store import open_retriever  # psycopg and the embedded server only when asked for
 
         index = retriever = open_retriever(args.path, args.mode, args.db)
     else:
@@ -258,6 +258,7 @@ def register_ask(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=80, help="generation length limit (default: %(default)s)")
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="prompt budget; lowest-ranked passages are cut")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_backend_args(p)
     p.set_defaults(func=cmd_ask)
 
 
@@ -272,12 +273,21 @@ def cmd_ask(args) -> int:
     retriever = None
     if not args.no_retrieval:
         encoder = get_encoder(args.embedder) if args.embedder else None
-        retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
-    model, tok = _load_model(args.model, args.adapter)
-    pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
-                                                        max_new_tokens=args.max_new_tokens,
-                                                        max_prompt_tokens=args.max_prompt_tokens))
-    answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
+        if args.backend == "pgvector":
+            from .pgvector_store import open_retriever  # psycopg and the embedded server only when asked for
+
+            retriever = open_retriever(args.index, args.mode, args.db, encoder=encoder)
+        else:
+            retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
+    try:
+        model, tok = _load_model(args.model, args.adapter)
+        pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
+                                                            max_new_tokens=args.max_new_tokens,
+                                                            max_prompt_tokens=args.max_prompt_tokens))
+        answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
+    finally:
+        if args.backend == "pgvector" and retriever is not None:
+            retriever.close()
     for w in answer.warnings:
         print(f"ragft: {w}", file=sys.stderr)
     if args.json:

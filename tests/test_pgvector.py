@@ -309,6 +309,20 @@ def test_cli_index_search_update_on_pgvector(server, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("ragft: error: cannot reach PostgreSQL")
 
 
+@pytest.mark.slow  # loads the real small model
+def test_cli_ask_on_pgvector(server, tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "cats.md").write_text("# Cats\n\nCats purr when content. Cats eat fish and mice.\n")
+    (folder / "dogs.txt").write_text("Dogs bark at strangers. Dogs love long walks in the park.")
+    db = ["--backend", "pgvector", "--db", server.url]
+    assert main(["index", str(folder), "--out", "cli_ask_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
+    capsys.readouterr()
+    assert main(["ask", "cli_ask_pets", "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json", *db]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["doc_id"] for p in out["passages"]] == ["cats.md"] and out["n_new_tokens"] > 0
+
+
 # -------------------------------------------------------------------------------------------------- the embedded server
 @pytest.fixture
 def folder():
