@@ -88,12 +88,7 @@ def cmd_index(args) -> int:
         return _pgvector_index(args)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
-    try:
-        cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
-        hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    docs = _load_source(args.source)
+    cfg, hnsw, docs = _index_inputs(args)
     t0 = time.perf_counter()
     index = build_retriever(docs, "dense", cfg, embedder=args.embedder, show_progress=not args.quiet, hnsw=hnsw)
     index.save(out)
@@ -102,18 +97,20 @@ def cmd_index(args) -> int:
     return 0
 
 
-def _pgvector_index(args) -> int:
-    from .chunking import ChunkConfig
-    from .embeddings import get_encoder
-    from .index import HnswConfig
-    from .pgvector_store import PgVectorIndex
-
+def _index_inputs(args):
+    """(chunk config, HNSW config, documents) from `ragft index`'s arguments; bad settings become CliError."""
     try:
         cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
         hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
     except ValueError as e:
         raise CliError(str(e)) from None
-    docs = _load_source(args.source)
+    return cfg, hnsw, _load_source(args.source)
+
+
+def _pgvector_index(args) -> int:
+    from .pgvector_store import PgVectorIndex  # psycopg and the embedded server only when asked for
+
+    cfg, hnsw, docs = _index_inputs(args)
     with PgVectorIndex.build(docs, get_encoder(args.embedder), args.out, args.db, hnsw, cfg, replace=args.force,
                              show_progress=not args.quiet) as index:
         print(f"indexed {len(docs)} documents as {len(index)} chunks with {index.encoder.model_id} in "

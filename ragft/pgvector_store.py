@@ -13,6 +13,7 @@ Introduced in notebooks/02_hnsw_retrieval.ipynb.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -94,19 +95,25 @@ class PgVectorIndex(Retriever):
         self._conns: list[psycopg.Connection] = []
         self._lock = threading.Lock()
         self._warned_ef = False
-        try:
+        with self._or_close():
             self._conn()
+
+    # -- opening and building
+    @contextlib.contextmanager
+    def _or_close(self):
+        """Close the connection (and stop an embedded server) when the block fails: never leave a server running."""
+        try:
+            yield
         except BaseException:
             self.close()
             raise
 
-    # -- opening and building
     @classmethod
     def open(cls, name: str = "default", url: str | None = None, encoder=None, mode: str = "dense",
              server_folder: str | os.PathLike | None = None) -> PgVectorIndex:
         """An index made earlier, checked against the encoder (default: the one it was built with)."""
         self = cls(encoder, name, url, mode=mode, server_folder=server_folder)
-        try:
+        with self._or_close():
             meta = self._meta()
             if meta is None:
                 raise PgStoreError(f"no index named {self.name!r} at {self.where}: build it with "
@@ -115,9 +122,6 @@ class PgVectorIndex(Retriever):
             self.config = HnswConfig(**meta["hnsw"])
             self.chunk_config = ChunkConfig(**meta["chunking"])
             self._check_encoder(meta)
-        except BaseException:
-            self.close()
-            raise
         return self
 
     @classmethod
@@ -130,7 +134,7 @@ class PgVectorIndex(Retriever):
         if len({d.doc_id for d in docs}) != len(docs):
             raise ValueError("duplicate doc_ids in the documents to index")
         self = cls(encoder, name, url, config, chunk_config, mode=mode, server_folder=server_folder)
-        try:
+        with self._or_close():
             if not replace and self._schema_exists():  # refuse before minutes of embedding, not after
                 raise self._exists_error()
             t0 = time.perf_counter()
@@ -139,9 +143,6 @@ class PgVectorIndex(Retriever):
             vecs = encoder.encode([c.embed_text for c in chunks], show_progress=show_progress)
             self._create_and_load(docs, chunks, vecs, replace)
             self.build_seconds = time.perf_counter() - t0
-        except BaseException:
-            self.close()
-            raise
         return self
 
     @classmethod
@@ -149,7 +150,7 @@ class PgVectorIndex(Retriever):
                    server_folder: str | os.PathLike | None = None, mode: str = "dense") -> PgVectorIndex:
         """The same chunks and vectors as an hnswlib DenseIndex, nothing re-embedded: the two engines side by side."""
         self = cls(dense.encoder, name, url, dense.config, dense.chunk_config, mode=mode, server_folder=server_folder)
-        try:
+        with self._or_close():
             version = {}  # the corpus loaders copy a document's version into each of its chunks
             for c in dense.chunks:
                 version.setdefault(c.doc_id, c.metadata.get("version"))
@@ -157,9 +158,6 @@ class PgVectorIndex(Retriever):
             t0 = time.perf_counter()
             self._create_and_load(docs, dense.chunks, dense.vectors(), replace, hashes=dense.doc_hashes())
             self.build_seconds = time.perf_counter() - t0
-        except BaseException:
-            self.close()
-            raise
         return self
 
     @classmethod
@@ -170,13 +168,10 @@ class PgVectorIndex(Retriever):
         Search it with `search_vectors`; `build_seconds` covers the load and the HNSW build."""
         vectors = np.asarray(vectors, np.float32)
         self = cls(_BareVectors(vectors.shape[1]), name, url, config, server_folder=server_folder)
-        try:
+        with self._or_close():
             t0 = time.perf_counter()
             self._create_and_load(*_bare(range(len(vectors))), vectors, replace)
             self.build_seconds = time.perf_counter() - t0
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def replace_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> float:
