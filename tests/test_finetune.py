@@ -421,7 +421,7 @@ def test_compare_adapter_and_its_widget(trained):
     w = widgets.adapter_comparison_widget(model, tok, questions=["What does `np.fliplr` do?"], max_new_tokens=4)
     question, button, result = w.children
     button.click()  # runs compare_adapter synchronously
-    assert "<b>base</b>" in result.value and "<b>tuned</b>" in result.value and "<pre" in result.value
+    assert "data-arm='base'" in result.value and "data-arm='tuned'" in result.value and "<pre" in result.value
     question.value = "  "
     button.click()
     assert "type a question" in result.value
