@@ -19,6 +19,9 @@ import numpy as np
 VERDICTS = ("supported", "contradicted", "not separable at this n")
 
 
+MIN_PAIRS = 10  # fewer paired questions than this decide nothing: the bootstrap of a handful of 0/1 pairs is degenerate
+
+
 def _z(confidence: float) -> float:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
@@ -162,9 +165,9 @@ def compare(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
     boundary = 0.0 if margin is None else -margin
     claim = "a > b" if margin is None else f"a >= b - {margin:g}"
     verdict = decide(low, high, boundary)
-    # With a handful of questions the bootstrap interval collapses (2 of 2 discordant pairs give [1, 1]); for 0/1
-    # results a "beats" verdict also needs McNemar's exact test to reject at the same level.
-    if binary and margin is None and verdict != VERDICTS[2] and not p < 1 - confidence:
+    # With a handful of questions the bootstrap interval collapses (2 of 2 discordant pairs give [1, 1]): below
+    # MIN_PAIRS no verdict is given, and for 0/1 results a "beats" verdict also needs McNemar's exact test to reject.
+    if x.size < MIN_PAIRS or (binary and margin is None and verdict != VERDICTS[2] and not p < 1 - confidence):
         verdict = VERDICTS[2]
     return Comparison(int(x.size), float(x.mean()), float(y.mean()), diff, (low, high), n10, n01, p, claim, verdict)
 

@@ -82,6 +82,8 @@ def test_verdicts():
     assert stats.verdict(close, a) == "not separable at this n"
     assert stats.verdict(close, a, margin=0.1) == "supported"
     assert stats.verdict([1] * 18 + [0] * 22, a, margin=0.1) == "contradicted"
+    # five questions decide nothing, whatever the bootstrap says (its interval of 5 identical pairs is [1, 1])
+    assert stats.verdict([1] * 5, [0] * 5) == stats.verdict([1] * 5, [0] * 5, margin=0.05) == "not separable at this n"
 
 
 def test_compare_reports_everything_behind_the_verdict():
