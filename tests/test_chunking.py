@@ -2,6 +2,8 @@
 
 import bisect
 import functools
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -167,3 +169,26 @@ def test_chunk_browser_callbacks(docs):
     assert "numpy.argsort#0" in result.value and "numpy.argsort | Summary" not in result.value
     overlap.value = 64
     assert "must be below chunk_size" in result.value
+
+
+# sha256 of the structure chunker's chunks (JSON, sorted keys) on every 5th document of each committed NumPy corpus,
+# recorded from the numpydoc chunker before format-aware chunking was added: NumPy chunks must stay byte-identical.
+# If a corpus file is rebuilt, re-record these from the commit that introduced them.
+NUMPY_STRUCTURE_FINGERPRINTS = {
+    ("1.26.4", 200): (1121, "1c412175177f31bed347d7962289e3b55f26902014e65b616095c83049de3c3b"),
+    ("1.26.4", 64): (2676, "1e3e0d72bf7f6044f332fec41b28082f019730b68d9bae9c07fd02ee7d08b88b"),
+    ("2.0.2", 200): (1299, "7ac799999be198ec894aa035eee7785457aa4fbd8a677c5c11707660e30b54f4"),
+    ("2.0.2", 64): (3143, "25856120076547c2284d73318176775427c6da6ac946ed4f22be37990f0bb5c8"),
+    ("2.4.6", 200): (1292, "0219a935d9a1fd07132bf5eb719a0180a611c710c0ccc46312b076e66ba2cf33"),
+    ("2.4.6", 64): (3135, "34bcae4bf7255fd4879f161d79e1a3f5617fd168e303a0cdf645597a8c8b25aa"),
+}
+
+
+@pytest.mark.parametrize("version,chunk_size", sorted(NUMPY_STRUCTURE_FINGERPRINTS))
+def test_numpy_structure_chunks_are_byte_identical_to_the_numpydoc_chunker(tok, version, chunk_size):
+    if tok.name != "minilm":
+        pytest.skip("the fingerprints were recorded with MiniLM's tokenizer")
+    docs = load_corpus(version)[::5]
+    chunks = chunk_documents(docs, "structure", chunk_size=chunk_size, chunk_overlap=32 if chunk_size == 200 else 8)
+    digest = hashlib.sha256(json.dumps([c.to_json() for c in chunks], sort_keys=True).encode()).hexdigest()
+    assert (len(chunks), digest) == NUMPY_STRUCTURE_FINGERPRINTS[(version, chunk_size)]
