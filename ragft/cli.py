@@ -23,8 +23,9 @@ class CliError(Exception):
     """A problem with the user's input; printed as `ragft: error: <message>`."""
 
 
-def _load_source(source: str):
-    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr."""
+def _load_source(source: str, skipped: list | None = None):
+    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr
+    (and, when given, into `skipped` as (file, reason) pairs)."""
     from .corpus import load_corpus, load_folder
     from .paths import NUMPY_VERSIONS
 
@@ -33,6 +34,8 @@ def _load_source(source: str):
         docs, report = load_folder(path)
         for where, why in report.problems:
             print(f"ragft: {where}: {why}", file=sys.stderr)
+        if skipped is not None:
+            skipped += report.problems
         return docs
     if source in NUMPY_VERSIONS or path.suffix == ".jsonl":
         return load_corpus(source)
@@ -78,13 +81,25 @@ def cmd_index(args) -> int:
         hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
     except ValueError as e:
         raise CliError(str(e)) from None
-    docs = _load_source(args.source)
+    skipped: list[tuple[str, str]] = []
+    docs = _load_source(args.source, skipped)
     t0 = time.perf_counter()
     index = build_retriever(docs, "dense", cfg, embedder=args.embedder, show_progress=not args.quiet, hnsw=hnsw)
     index.save(out)
     print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
           f"{index.encoder.model_id} in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)
+    _print_file_types(docs, index.chunks, skipped)
     return 0
+
+
+def _print_file_types(docs, chunks, skipped) -> None:
+    """Per file type: files, chunks, mean and max chunk tokens, files skipped (the reasons are listed above)."""
+    from .chunking import file_type_summary
+
+    print(f"{'type':10s} {'files':>6s} {'chunks':>7s} {'mean tok':>9s} {'max tok':>8s} {'skipped':>8s}", file=sys.stderr)
+    for r in file_type_summary(docs, chunks, skipped):
+        print(f"{r['type']:10s} {r['files']:6d} {r['chunks']:7d} {r['mean_tokens']:9.1f} {r['max_tokens']:8d} "
+              f"{r['skipped']:8d}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------------------- update
