@@ -2,7 +2,8 @@
 
     ragft index SOURCE --out PATH [--chunker structure --chunk-size 200]
     ragft update PATH SOURCE
-    ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--threshold X] --json
+    ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
+                 [--threshold X] --json
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
 Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS (`ask`: see cli_ask.py).
@@ -125,7 +126,7 @@ def cmd_update(args) -> int:
 
 # --------------------------------------------------------------------------------------------------------- search
 def register_search(sub) -> None:
-    from .retrievers import MODES
+    from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES
 
     p = sub.add_parser("search", help="search an index; --json prints one JSON line per query",
                        description="Print the top k chunks for each query, best first.")
@@ -134,7 +135,11 @@ def register_search(sub) -> None:
     q.add_argument("--query", metavar="TEXT", help="one query")
     q.add_argument("--queries", metavar="FILE.jsonl", help='a JSONL file of {"qid": ..., "query": ...} lines')
     p.add_argument("-k", "--top-k", dest="top_k", type=int, default=5, help="results per query (default: 5)")
-    p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid (RRF)")
+    p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid")
+    p.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSIONS,
+                   help="hybrid only: convex (min-max normalized scores, default) or rrf (reciprocal rank fusion)")
+    p.add_argument("--fusion-weight", type=float, default=DEFAULT_FUSION_WEIGHT,
+                   help="hybrid convex only: the dense share in [0, 1] (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=None,
                    help="drop hits scoring below it (cosine for dense/exact/hybrid, raw BM25 score for bm25)")
     p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
@@ -194,7 +199,9 @@ def cmd_search(args) -> int:
     if args.top_k > len(index):
         print(f"ragft: -k {args.top_k} is more than the {len(index)} chunks in the index; returning at most {len(index)}",
               file=sys.stderr)
-    retriever = retriever_from_index(index, args.mode)
+    if not 0.0 <= args.fusion_weight <= 1.0:
+        raise CliError(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
+    retriever = retriever_from_index(index, args.mode, args.fusion, args.fusion_weight)
     results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
     for q, hits in zip(queries, results, strict=True):
         if args.json:

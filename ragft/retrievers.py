@@ -128,7 +128,11 @@ class BM25Retriever(Retriever):
 
 # -------------------------------------------------------------------------------------------------------- hybrid
 FUSIONS = ("convex", "rrf")
-DEFAULT_FUSION_WEIGHT = 0.5  # dense share before calibrate_fusion has looked at an index's own dev questions
+# What build_retriever, retriever_from_index and `ragft search --mode hybrid` use. Convex fusion at 0.5 beat plain
+# RRF on both benchmarks (NumPy dev questions: MRR 0.880 vs 0.853; Python library docs, benchmarks/own_docs.py);
+# calibrate_fusion moves the weight per index when there are dev questions.
+DEFAULT_FUSION = "convex"
+DEFAULT_FUSION_WEIGHT = 0.5
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -285,8 +289,10 @@ def calibrate_fusion(retriever: HybridRetriever, questions: Sequence[str], golds
 # ------------------------------------------------------------------------------------------------------ building
 def build_retriever(docs: Sequence[Document], mode: str = "dense", chunker: str | ChunkConfig = "structure",
                     chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP, embedder=None,
-                    show_progress: bool = True, hnsw: HnswConfig | None = None) -> Retriever:
-    """Chunk, embed and index documents; mode "dense" (HNSW), "exact", "bm25" or "hybrid" (dense + BM25, RRF).
+                    show_progress: bool = True, hnsw: HnswConfig | None = None, fusion: str = DEFAULT_FUSION,
+                    fusion_weight: float = DEFAULT_FUSION_WEIGHT) -> Retriever:
+    """Chunk, embed and index documents; mode "dense" (HNSW), "exact", "bm25" or "hybrid" (dense + BM25, fused by
+    `fusion`: "convex" with dense share fusion_weight, or "rrf").
 
     embedder: an encoder, a name ("minilm", "hashing") or None for MiniLM.
     >>> r = build_retriever(load_corpus("2.4.6")[:50]); r.search("sort an array", top_k=3)[0].doc_id  # doctest: +SKIP
@@ -310,10 +316,12 @@ def build_retriever(docs: Sequence[Document], mode: str = "dense", chunker: str 
         return dense
     if mode == "exact":
         return dense.exact()
-    return HybridRetriever(dense, BM25Retriever(dense.chunks, chunk_config=cfg, doc_hashes=dense.doc_hashes()))
+    return HybridRetriever(dense, BM25Retriever(dense.chunks, chunk_config=cfg, doc_hashes=dense.doc_hashes()),
+                           fusion=fusion, weight=fusion_weight)
 
 
-def retriever_from_index(dense: DenseIndex, mode: str = "dense") -> Retriever:
+def retriever_from_index(dense: DenseIndex, mode: str = "dense", fusion: str = DEFAULT_FUSION,
+                         fusion_weight: float = DEFAULT_FUSION_WEIGHT) -> Retriever:
     """Another retriever over a loaded DenseIndex's chunks (BM25 and hybrid build their term statistics on the fly)."""
     if mode == "dense":
         return dense
@@ -323,7 +331,7 @@ def retriever_from_index(dense: DenseIndex, mode: str = "dense") -> Retriever:
     if mode == "bm25":
         return bm25
     if mode == "hybrid":
-        return HybridRetriever(dense, bm25)
+        return HybridRetriever(dense, bm25, fusion=fusion, weight=fusion_weight)
     raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 

@@ -95,6 +95,14 @@ def test_cli_index_reports_file_types_and_skips_without_a_traceback(messy, tmp_p
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["chunks.jsonl", "hnsw.bin", "meta.json"]
     assert json.loads((tmp_path / "idx" / "meta.json").read_text())["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "messy"]  # no half-written index left beside it
+    for fusion in ("convex", "rrf"):
+        code = main(["search", str(tmp_path / "idx"), "--query", "birds song", "--mode", "hybrid", "--fusion", fusion,
+                     "-k", "2", "--json"])
+        hits = json.loads(capsys.readouterr().out)["results"]
+        assert code == 0 and hits[0]["doc_id"] == "page.html", fusion
+        assert hits[0]["score"] <= (1.0 if fusion == "convex" else 2 / 61) + 1e-6  # JSON rounds to 6 digits
+    assert main(["search", str(tmp_path / "idx"), "--query", "x", "--mode", "hybrid", "--fusion-weight", "2"]) == 2
+    assert "--fusion-weight must be in [0, 1]" in capsys.readouterr().err
 
 
 def test_html_to_markdown_and_file_formats():
