@@ -30,7 +30,7 @@ data: setup  ## rebuild data/ from the real NumPy wheels (needs PyPI)
 	@$(PY) -m ragft.build_data all
 
 lint: setup
-	@.venv/bin/ruff check ragft tests scripts benchmarks
+	@.venv/bin/ruff check ragft tests scripts benchmarks notebooks
 
 clean-reports:
 	rm -rf reports/

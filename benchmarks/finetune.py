@@ -32,10 +32,12 @@ GOALS = {"nf4 footprint / fp32": 0.35, "nf4+fp32 s/step / plain bf16 s/step": 1.
 def one_config(name: str, steps: int, seq_len: int, batch_size: int, lora_r: int) -> dict:
     """Train `steps` steps of one configuration on batches of `batch_size` x `seq_len` tokens; return its numbers."""
     from ragft import finetune as ft
+    from ragft.memory import footprint_mb
+    from ragft.quantization import load_base
 
     quantization, dtype = CONFIGS[name]
     pairs, _ = ft.load_pairs()
-    model, tok, reason = ft.load_base(quantization=quantization, compute_dtype=dtype)
+    model, tok, reason = load_base(quantization=quantization, compute_dtype=dtype)
     model = ft.add_lora(model, ft.LoraSettings(lora_r=lora_r))
     # Pad every prompt with words so that each example fills exactly seq_len tokens (truncated): a fixed workload.
     long_pairs = [{"prompt": p["prompt"] + " " + "please " * seq_len, "completion": p["completion"]} for p in pairs]
@@ -45,7 +47,7 @@ def one_config(name: str, steps: int, seq_len: int, batch_size: int, lora_r: int
     result = ft.train_adapter(model, tok, long_pairs, train, show_progress=False)
     return {"config": name, "reason": reason, "seconds_per_step": result.seconds_per_step, "step_times": result.step_times,
             "peak_rss_mb": result.peak_rss_mb, "trainable_params": result.trainable_params,
-            "footprint_mb": ft.footprint_mb(model), "n_truncated": result.n_truncated}
+            "footprint_mb": footprint_mb(model), "n_truncated": result.n_truncated}
 
 
 def grad_errors() -> dict:
@@ -56,13 +58,14 @@ def grad_errors() -> dict:
     from ragft import finetune as ft
     from ragft import house
     from ragft.generation import chat_messages, generate
+    from ragft.quantization import load_base
 
     pairs = [{"prompt": "What does `np.argsort` do?", "completion": house.render(
         "`np.argsort`: Returns the indices that would sort an array.", "np.argsort([3, 1, 2])", ["numpy.argsort"])},
         {"prompt": "What does `np.foo_bar` do?", "completion": house.ABSTAIN_ANSWER}]
     out = {}
     for dtype in ("float32", "bfloat16"):
-        model, tok, _ = ft.load_base(quantization="4bit", compute_dtype=dtype)
+        model, tok, _ = load_base(quantization="4bit", compute_dtype=dtype)
         lora = ft.LoraSettings(lora_r=4, lora_dropout=0.0)
         m4 = ft.add_lora(model, lora)
         with torch.no_grad():
@@ -90,13 +93,13 @@ def decode_speed(n_tokens: int = 12) -> dict:
     """Tokens per second when generating with the nf4 model vs the fp32 model (the adapter makes no difference)."""
     import torch
 
-    from ragft import finetune as ft
     from ragft.generation import chat_messages, generate
     from ragft.models import load_llm
+    from ragft.quantization import load_base
 
     out = {}
     fp32, tok = load_llm(dtype=torch.float32)
-    nf4, _, _ = ft.load_base(quantization="4bit", compute_dtype="float32")
+    nf4, _, _ = load_base(quantization="4bit", compute_dtype="float32")
     for name, m in (("fp32", fp32), ("nf4", nf4)):
         g = generate(m, tok, chat_messages("How do I sort an array in NumPy?"), max_new_tokens=n_tokens)
         out[name] = g.tokens_per_s
@@ -119,13 +122,14 @@ def main() -> None:
 
     import torch
 
-    from ragft import finetune as ft
+    from ragft.memory import measure_footprints
+    from ragft.quantization import device, resolve_quantization
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {ft.device()}; "
-          f"{ft.resolve_quantization('auto')[1]}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device()}; "
+          f"{resolve_quantization('auto')[1]}")
     summary = {}
     if "footprint" not in args.skip:
-        rows = ft.measure_footprints(modes=("fp32", "bf16", "nf4"))
+        rows = measure_footprints(modes=("fp32", "bf16", "nf4"))
         print("\nfootprint (MB, parameters + buffers as stored):")
         for r in rows:
             print(f"  {r['mode']:5s} {r['footprint_mb']:7.1f} MB  {r['bytes_per_param']:.2f} B/param  {r['ratio_to_fp32']:.3f}x fp32")

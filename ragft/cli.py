@@ -1,13 +1,16 @@
-"""The `ragft` command: index a folder of your own documents (or a corpus JSONL), keep the index in sync, search it.
+"""The `ragft` command: index a folder of your own documents (or a corpus JSONL), keep the index in sync, search it
+and ask it questions.
 
     ragft index SOURCE --out PATH [--chunker structure --chunk-size 200]
     ragft update PATH SOURCE
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
                  [--threshold X] --json
+    ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
-Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS (`ask`: see cli_ask.py).
-Introduced in notebooks/02_hnsw_retrieval.ipynb.
+Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS. The command only parses
+arguments and prints: chunking, indexing, retrieval and generation live in their own modules.
+Introduced in notebooks/02_hnsw_retrieval.ipynb (`ask`: notebooks/03_rag.ipynb).
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+
+from .adapters import load_adapter
+from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
+from .corpus import load_corpus, load_folder
+from .embeddings import ENCODERS, get_encoder
+from .index import DenseIndex, HnswConfig, IndexLoadError
+from .io import DataError
+from .models import DEFAULT_LLM, ModelUnavailable, load_llm
+from .paths import NUMPY_VERSIONS
+from .pipeline import RagConfig, RagPipeline
+from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
 
 EXIT_USAGE = 2
 
@@ -27,9 +42,6 @@ class CliError(Exception):
 def _load_source(source: str, skipped: list | None = None):
     """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr
     (and, when given, into `skipped` as (file, reason) pairs)."""
-    from .corpus import load_corpus, load_folder
-    from .paths import NUMPY_VERSIONS
-
     path = Path(source)
     if path.is_dir():
         docs, report = load_folder(path)
@@ -47,9 +59,6 @@ def _load_source(source: str, skipped: list | None = None):
 
 # ---------------------------------------------------------------------------------------------------------- index
 def register_index(sub) -> None:
-    from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES
-    from .embeddings import ENCODERS
-
     p = sub.add_parser("index", help="build an HNSW index from a folder of documents or a corpus JSONL",
                        description="Chunk, embed (cached) and index SOURCE into the folder PATH.")
     p.add_argument("source", metavar="SOURCE", help="a folder of .txt/.md/.rst/.html files (doc_id = relative path), "
@@ -68,12 +77,6 @@ def register_index(sub) -> None:
 
 
 def cmd_index(args) -> int:
-    import time
-
-    from .chunking import ChunkConfig
-    from .index import HnswConfig
-    from .retrievers import build_retriever
-
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
@@ -95,8 +98,6 @@ def cmd_index(args) -> int:
 
 def _print_file_types(docs, chunks, skipped) -> None:
     """Per file type: files, chunks, mean and max chunk tokens, files skipped (the reasons are listed above)."""
-    from .chunking import file_type_summary
-
     print(f"{'type':10s} {'files':>6s} {'chunks':>7s} {'mean tok':>9s} {'max tok':>8s} {'skipped':>8s}", file=sys.stderr)
     for r in file_type_summary(docs, chunks, skipped):
         print(f"{r['type']:10s} {r['files']:6d} {r['chunks']:7d} {r['mean_tokens']:9.1f} {r['max_tokens']:8d} "
@@ -114,8 +115,6 @@ def register_update(sub) -> None:
 
 
 def cmd_update(args) -> int:
-    from .index import DenseIndex
-
     index = DenseIndex.load(args.path)
     docs = _load_source(args.source)
     report = index.sync(docs, show_progress=not args.quiet)
@@ -126,8 +125,6 @@ def cmd_update(args) -> int:
 
 # --------------------------------------------------------------------------------------------------------- search
 def register_search(sub) -> None:
-    from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES
-
     p = sub.add_parser("search", help="search an index; --json prints one JSON line per query",
                        description="Print the top k chunks for each query, best first.")
     p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
@@ -180,9 +177,6 @@ def read_queries(path: str, skip_bad: bool = False) -> list[dict]:
 
 
 def cmd_search(args) -> int:
-    from .index import DenseIndex
-    from .retrievers import retriever_from_index
-
     if args.query is not None:
         if not args.query.strip():
             raise CliError("empty query: give some text to search for")
@@ -218,13 +212,83 @@ def cmd_search(args) -> int:
 
 # ------------------------------------------------------------------------------------------------------------ ask
 def register_ask(sub) -> None:
-    """`ragft ask` (RAG answers) lives in cli_ask.py, written with notebook 03; listed here so it shares main()'s errors."""
-    import importlib.util
+    p = sub.add_parser("ask", help="answer a question with retrieved context (RAG) and show sources and timings",
+                       description="Retrieve the top k chunks for QUESTION from INDEX, put them in a numbered, "
+                       "delimited prompt and generate an answer greedily.")
+    p.add_argument("index", metavar="INDEX", help="index folder made by `ragft index` (not read with --no-retrieval)")
+    p.add_argument("question", metavar="QUESTION", help="the question, in quotes")
+    p.add_argument("--no-retrieval", action="store_true", help="answer from the model alone (the base arm)")
+    p.add_argument("--adapter", metavar="PATH", help="a LoRA adapter saved by ragft (refused if made for another base)")
+    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=3, help="passages to retrieve (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="drop passages scoring below it; with none left the answer is the house abstention")
+    p.add_argument("--mode", default="dense", choices=MODES, help="retriever over the index (default: dense HNSW)")
+    p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
+                   "another one is refused")
+    p.add_argument("--model", default=DEFAULT_LLM, help="LLM by registry name (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=80, help="generation length limit (default: %(default)s)")
+    p.add_argument("--max-prompt-tokens", type=int, default=1024, help="prompt budget; lowest-ranked passages are cut")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=cmd_ask)
 
-    if importlib.util.find_spec("ragft.cli_ask") is not None:
-        from .cli_ask import register
 
-        register(sub)
+def cmd_ask(args) -> int:
+    """Answer `args.question`; print the answer, its sources (doc ids, scores) and the retrieve/prompt/generate time."""
+    if not args.question.strip():
+        raise CliError("empty question: give some text to ask")
+    if args.top_k < 1:
+        raise CliError(f"-k must be at least 1, got {args.top_k}")
+    if args.max_new_tokens < 1:
+        raise CliError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    retriever = None
+    if not args.no_retrieval:
+        encoder = get_encoder(args.embedder) if args.embedder else None
+        retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
+    model, tok = _load_model(args.model, args.adapter)
+    pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
+                                                        max_new_tokens=args.max_new_tokens,
+                                                        max_prompt_tokens=args.max_prompt_tokens))
+    answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
+    for w in answer.warnings:
+        print(f"ragft: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**answer.to_json(), "model": args.model, "adapter": args.adapter}, ensure_ascii=False))
+        return 0
+    print(answer.text)
+    print()
+    if answer.passages:
+        print("Sources:")
+        for h in answer.passages:
+            print(f"  [{h.rank + 1}] {h.score:.4f}  {h.doc_id}")
+    elif not args.no_retrieval:
+        print("Sources: none (no passage above the threshold)" if answer.abstained_no_context else "Sources: none")
+    for h in answer.cut:
+        print(f"  cut (prompt budget): {h.doc_id}")
+    t = answer.timings
+    speed = f", {answer.tokens_per_s:.1f} tok/s" if answer.tokens_per_s and answer.tokens_per_s == answer.tokens_per_s else ""
+    print(f"Time: retrieve {t.retrieve_s * 1000:.0f} ms, prompt {t.prompt_s * 1000:.0f} ms, generate {t.generate_s:.2f} s"
+          f" ({answer.n_prompt_tokens} prompt tokens, {answer.n_new_tokens} new{speed})")
+    return 0
+
+
+def _load_model(name: str, adapter: str | None):
+    """The LLM (and its LoRA adapter, if any) with the loading bar off; unknown or missing models become CliError."""
+    # transformers takes about a second to import: imported here so that `ragft --help`, index and search start fast.
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr would bury the answer and its errors
+    try:
+        model, tok = load_llm(name)
+    except (ModelUnavailable, KeyError) as e:
+        raise CliError(str(e.args[0] if e.args else e)) from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if adapter:
+        model = load_adapter(model, adapter)  # AdapterMismatch (a ValueError) if made for another base model
+        model.eval()
+    return model, tok
 
 
 # ----------------------------------------------------------------------------------------------------- dispatching
@@ -241,9 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .index import IndexLoadError
-    from .io import DataError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

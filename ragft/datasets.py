@@ -7,11 +7,11 @@ Introduced in notebooks/00_overview.ipynb.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cache import seeded_key
 from .corpus import Document
 from .io import DataError, ReadReport, read_jsonl
 from .paths import CURRENT_VERSION, qa_path, train_path
@@ -58,9 +58,8 @@ def sample(items: list[QAItem], n: int | None, seed: int = 0) -> list[QAItem]:
     """A deterministic, kind-stratified sample of n items (all if n is None or >= len). Order is stable across runs."""
     if n is None or n >= len(items):
         return list(items)
-    key = lambda it: hashlib.sha256(f"{seed}:{it.id}".encode()).hexdigest()  # noqa: E731
     by_kind: dict[str, list[QAItem]] = {}
-    for it in sorted(items, key=key):
+    for it in sorted(items, key=lambda it: seeded_key(seed, it.id)):
         by_kind.setdefault(it.kind, []).append(it)
     out, queues = [], list(by_kind.values())
     while len(out) < n:  # round-robin over kinds so every kind is represented even in a tiny sample
@@ -80,7 +79,7 @@ def subset_corpus(docs: list[Document], items: list[QAItem], version: str, n_doc
     gold = set().union(*(it.gold(version) for it in items)) if items else set()
     keep = [d for d in docs if d.doc_id in gold]
     rest = sorted((d for d in docs if d.doc_id not in gold),
-                  key=lambda d: hashlib.sha256(f"{seed}:{d.doc_id}".encode()).hexdigest())
+                  key=lambda d: seeded_key(seed, d.doc_id))
     chosen = {d.doc_id for d in keep + rest[: max(0, n_docs - len(keep))]}
     return [d for d in docs if d.doc_id in chosen]
 

@@ -9,6 +9,7 @@ Introduced in notebooks/03_rag.ipynb.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,7 +169,6 @@ def ndcg_at_k(ranking, gold, k: int = 10) -> float:
     >>> round(ndcg_at_k(["x", "a"], {"a"}, k=10), 4)  # 1/log2(3) / (1/log2(2))
     0.6309
     """
-    import math
 
     gold = set(gold)
     if not gold:
@@ -266,76 +266,69 @@ def calibrate_threshold(retriever, answerable: Sequence[str], unanswerable: Sequ
     return ThresholdCalibration(ths, prec, rec, f1, pos, neg, float(ths[best]))
 
 
-# --- pipeline evaluation ----------------------------------------------------------------------------------------------
-# Runs a RagPipeline (generation.py) over QA items and scores every answer with `score_answer`; plus the small tools the
-# failure lab uses to feed a pipeline wrong context on purpose. Introduced in notebooks/03_rag.ipynb.
-
-
-def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True, version: str | None = None,
-                      passages: Sequence[Sequence] | None = None, show_progress: bool = True, **config):
-    """Answer every item with `pipeline` (batched) and score it: one row per item, as a DataFrame.
-
-    arm: a label for the row; retrieval=False answers without context (the base arm); passages: the hits to use per item
-    instead of retrieving (wrong/irrelevant context); config: RagConfig overrides (top_k, threshold, ...). `version`
-    (default: the current NumPy) says which gold documents `gold_in_context` checks. Cached answers (an identical prompt
-    answered before) carry latency None so they do not distort the latency figures.
-    """
-    import pandas as pd
-
-    from .paths import CURRENT_VERSION
-
-    version = version or CURRENT_VERSION
-    items = list(items)
-    pipe = pipeline.with_config(**config) if config else pipeline
-    answers = pipe.answer_batch([it.question for it in items], retrieval=retrieval,
-                                passages=None if passages is None else [list(p) for p in passages],
-                                show_progress=show_progress)
-    rows = []
-    for it, a in zip(items, answers, strict=True):
-        with_context = a.retrieval or passages is not None
-        row = score_answer(it, a.text, a.passage_texts if with_context else None)
-        gold = it.gold(version) if hasattr(it, "gold") else set()
-        row.update({
-            "arm": arm, "question": it.question, "answer": a.text, "sources": a.sources,
-            "scores": [round(s, 4) for s in a.scores], "n_passages": len(a.passages), "n_cut": len(a.cut),
-            "gold_in_context": (bool(gold & set(a.sources)) if gold else None) if with_context else None,
-            "abstained_no_context": a.abstained_no_context, "confidence": a.confidence,
-            "n_prompt_tokens": a.n_prompt_tokens, "n_new_tokens": a.n_new_tokens, "cached": a.cached,
-            "retrieve_s": a.timings.retrieve_s, "prompt_s": a.timings.prompt_s, "generate_s": a.timings.generate_s,
-            "latency_s": None if a.cached or a.abstained_no_context else a.timings.total_s,
-        })
-        rows.append(row)
-    return pd.DataFrame(rows)
+# --- tables of scored answers ----------------------------------------------------------------------------------------
+def nan_to_none(v):
+    """None for a missing value (None or a float NaN, which pandas puts where None was), else the value itself."""
+    return None if v is None or (isinstance(v, float) and v != v) else v
 
 
 def frame_records(df) -> list[dict]:
-    """A DataFrame's rows as dicts with NaN turned back into None (pandas turns None into NaN; `summarize` skips only
-    None, and NaN would also count as True where a row's flag is tested)."""
-    def missing(v) -> bool:
-        return v is None or (isinstance(v, float) and v != v)
-
-    return [{k: None if missing(v) else v for k, v in r.items()} for r in df.to_dict("records")]
+    """A DataFrame's rows as dicts with NaN turned back into None (`summarize` skips only None, and NaN would also
+    count as True where a row's flag is tested)."""
+    return [{k: nan_to_none(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
+def _share(rows: Sequence[dict], key: str, where=lambda r: True) -> float:
+    xs = [r[key] for r in rows if r.get(key) is not None and where(r)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+# The columns of notebook 03's tables (one pipeline, several conditions) and of notebook 05's arms table.
 ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_precision", "abstention_recall",
                "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
+BEHAVIOUR_TABLE = ("n", "format_compliance", "answered_in_format", "abstained", "abstention_recall",
+                   "abstention_precision", "stale_rate", "fact_accuracy", "latency_s")
+ARMS_TABLE = ("n", "accuracy", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
+              "abstention_precision", "abstention_recall", "groundedness", "gold_retrieved", "latency_s", "cached")
 
 
-def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS):
-    """One row of headline metrics per arm (via `summarize`), plus context_recall (a gold doc was in the prompt) and
-    the mean confidence. `summarize_arms(evaluate_pipeline(...))` -> DataFrame indexed by arm."""
+def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, order: Sequence[str] | None = None):
+    """One row of headline metrics per arm (rows in `order`, else as they first appear): `summarize` of its rows plus
+    context_recall (a gold doc was in the prompt), confidence (mean, generated answers only), changed_accuracy
+    (accuracy on questions whose truth moved from 1.26 to 2.x), gold_retrieved (a gold doc among the passages),
+    cached (share read from the answer cache), abstained (share of abstentions, asked for or not) and
+    answered_in_format (compliant and not an abstention). The one summarizer of per-arm metrics; `metrics` picks the
+    columns: ARM_METRICS (notebook 03), BEHAVIOUR_TABLE (04), ARMS_TABLE (05)."""
     import pandas as pd
 
+    from .datasets import CHANGED_KINDS
+
     out = {}
-    for arm, g in df.groupby(by, sort=False):
+    for arm in order or list(dict.fromkeys(df[by])):
+        g = df[df[by] == arm]
         rows = frame_records(g)
         m = summarize(rows)
-        ctx = [r["gold_in_context"] for r in rows if r.get("gold_in_context") is not None]
-        m["context_recall"] = sum(ctx) / len(ctx) if ctx else float("nan")
-        conf = [r["confidence"] for r in rows if r.get("confidence") is not None and not r.get("abstained_no_context")]
-        m["confidence"] = sum(conf) / len(conf) if conf else float("nan")
+        m["context_recall"] = _share(rows, "gold_in_context")
+        m["confidence"] = _share(rows, "confidence", lambda r: not r.get("abstained_no_context"))
+        m["changed_accuracy"] = _share(rows, "correct", lambda r: r["kind"] in CHANGED_KINDS)
+        m["gold_retrieved"] = _share(rows, "gold_retrieved")
+        m["cached"] = float(g["cached"].mean()) if "cached" in g and len(g) else float("nan")
+        m["abstained"] = _share(rows, "abstained")
+        m["answered_in_format"] = _share([{"x": bool(r["compliant"]) and not r["abstained"]} for r in rows], "x")
         out[arm] = {k: m[k] for k in metrics}
     return pd.DataFrame(out).T
+
+
+def records(table, digits: int = 3, index_name: str = "arm") -> list[dict]:
+    """A metrics DataFrame as a list of dicts (NaN -> None, floats rounded), the shape the report renders as a table."""
+    out = []
+    for idx, row in table.iterrows():
+        rec = {index_name: idx}
+        for k, v in row.items():
+            v = nan_to_none(v)
+            rec[k] = round(v, digits) if isinstance(v, float) else v
+        out.append(rec)
+    return out
 
 
 def version_subsets(old_docs, new_docs, items, old_version: str, new_version: str, n_docs: int | None, seed: int = 0):
@@ -388,3 +381,117 @@ def wrong_facts(items) -> dict[str, str]:
                 out[it.id] = other.required_facts[0]
                 break
     return out
+
+
+# --- the expected story, checked against the numbers ------------------------------------------------------------------
+def story(m) -> list[dict]:
+    """The project's expected story as claims, each checked against per-arm metrics (`summarize_arms(..., metrics=ARMS_TABLE)`): claim, the
+    numbers it rests on, and whether they support it. Arms that are missing make their claims None (not tested)."""
+
+    def get(arm, col):
+        return float(m.loc[arm, col]) if arm in m.index and col in m.columns else float("nan")
+
+    def claim(text, left, op, right, detail):
+        a, b = get(*left), get(*right)
+        holds = None if math.isnan(a) or math.isnan(b) else bool(a > b if op == ">" else a >= b)
+        return {"claim": text, "numbers": detail.format(a=a, b=b), "holds": holds}
+
+    return [
+        claim("RAG beats the base model on current facts (questions whose truth moved in 2.x)",
+              ("rag", "changed_accuracy"), ">", ("base", "changed_accuracy"), "rag {a:.0%} vs base {b:.0%}"),
+        claim("fine-tuning beats RAG on the house format",
+              ("fine-tuned", "format_compliance"), ">", ("rag", "format_compliance"), "fine-tuned {a:.0%} vs rag {b:.0%}"),
+        claim("fine-tuning beats the base model on abstaining when it should",
+              ("fine-tuned", "abstention_recall"), ">", ("base", "abstention_recall"), "fine-tuned {a:.0%} vs base {b:.0%}"),
+        claim("hybrid keeps RAG's current facts", ("hybrid", "changed_accuracy"), ">=", ("rag", "changed_accuracy"),
+              "hybrid {a:.0%} vs rag {b:.0%}"),
+        claim("hybrid keeps fine-tuning's format", ("hybrid", "format_compliance"), ">=",
+              ("fine-tuned", "format_compliance"), "hybrid {a:.0%} vs fine-tuned {b:.0%}"),
+        claim("RAFT (trained with passages) beats plain hybrid on accuracy", ("raft", "accuracy"), ">",
+              ("hybrid", "accuracy"), "raft {a:.0%} vs hybrid {b:.0%}"),
+    ]
+
+
+def _leaders(m, col: str) -> str:
+    top = m[col].max()
+    best = list(m.index[m[col] == top])
+    return f"no arm stands out (all {top:.0%})" if len(best) == len(m) else f"**{', '.join(best)}** ({top:.0%})"
+
+
+def conclusions(metrics, claims: Sequence[dict], *, header: str, update: Sequence[str] = ()) -> str:
+    """Notebook 05's conclusions as Markdown, written from the arms table and the checked claims: who leads on facts,
+    format and abstention, then `update` (sentences the notebook writes from its own measurements), then each claim
+    with its verdict. Where a claim is not supported it says so: the numbers win over the story."""
+    m = metrics.astype(float)
+    text = [header,
+            f"- Best on current facts: {_leaders(m, 'changed_accuracy')}; best on the house format: "
+            f"{_leaders(m, 'format_compliance')}; best at abstaining when it should: {_leaders(m, 'abstention_recall')}.",
+            *[f"- {u}" for u in update], "", "The expected story, claim by claim:"]
+    for c in claims:
+        verdict = {True: "supported", False: "**not supported**", None: "not tested"}[c["holds"]]
+        text.append(f"- {c['claim']}: {verdict} ({c['numbers']}).")
+    if any(c["holds"] is False for c in claims):
+        text.append("\nWhere a claim is not supported, the numbers win: read the answers above to see why before trusting "
+                    "the story.")
+    return "\n".join(text)
+
+
+# --- failure taxonomy -------------------------------------------------------------------------------------------------
+# Why a retrieval arm got a question wrong: did retrieval fail (the gold document never reached the prompt) or did
+# reading fail (it was there and the model did not use it)? Retrieval causes are checked first, since a model cannot
+# read a passage it was never shown. Issue 13's stacked bars per arm are counts of these labels.
+FAILURE_KINDS = ("gold not retrieved", "gold cut by the token budget", "gold in prompt, abstained",
+                 "stale name used", "format broken", "gold in prompt, wrong name", "should have abstained")
+
+
+def failure_kind(item, answer: str, retrieved: Sequence[str], in_prompt: Sequence[str] | None = None,
+                 version: str | None = None) -> str | None:
+    """The failure label of one answer of a retrieval arm; None if the answer is correct.
+
+    retrieved: doc_ids the retriever returned; in_prompt: those that fit into the prompt (default: all of them; the
+    rest were cut by the token budget); version: whose gold documents count (default: the item's current version).
+    Answerable items, in order: "gold not retrieved" | "gold cut by the token budget" (retrieved, not in the prompt) |
+    "gold in prompt, abstained" | "stale name used" (the removed name, used as if it worked) | "format broken" (not in
+    the house format and the facts missing) | "gold in prompt, wrong name" (well-formed, wrong fact). An unanswerable item
+    answered instead of abstained is "should have abstained".
+
+    >>> failure_kind(item, "Answer: use np.float32 ...", retrieved=["removed:numpy.float_"])  # doctest: +SKIP
+    'gold in prompt, wrong name'
+    """
+    score = score_answer(item, answer)
+    if score["correct"]:
+        return None
+    if item.kind == "unanswerable":
+        return FAILURE_KINDS[6]
+    gold = set(item.gold(version) if version else item.gold())
+    prompt_ids = set(retrieved if in_prompt is None else in_prompt)
+    if not gold & prompt_ids:
+        return FAILURE_KINDS[1] if gold & set(retrieved) else FAILURE_KINDS[0]
+    if score["abstained"]:
+        return FAILURE_KINDS[2]
+    if item.stale_facts and stale_present(answer, item.stale_facts):
+        return FAILURE_KINDS[3]
+    if not score["compliant"]:
+        return FAILURE_KINDS[4]
+    return FAILURE_KINDS[5]
+
+
+def failure_table(df, items, version: str | None = None, by: str = "arm"):
+    """Counts of `failure_kind` per arm (rows) and label (columns, in FAILURE_KINDS order) for the wrong answers in an
+    answers table with columns id, answer and the doc_ids in the prompt ("sources" or "doc_ids"); a "retrieved" column,
+    when present, holds every retrieved doc_id (so budget cuts are seen). Give it retrieval arms only."""
+    import pandas as pd
+
+    by_id = {it.id: it for it in items}
+    counts: dict[str, dict[str, int]] = {}
+    for r in frame_records(df):
+        item = by_id.get(r["id"])
+        if item is None:
+            continue
+        prompt_ids = list(r.get("sources") if r.get("sources") is not None else r.get("doc_ids") or [])
+        retrieved = list(r["retrieved"]) if r.get("retrieved") is not None else prompt_ids
+        label = failure_kind(item, r["answer"], retrieved, prompt_ids, version)
+        row = counts.setdefault(r[by], dict.fromkeys(FAILURE_KINDS, 0))
+        if label is not None:
+            row[label] += 1
+    return pd.DataFrame.from_dict(counts, orient="index", columns=list(FAILURE_KINDS)).fillna(0).astype(int)

@@ -1,41 +1,50 @@
-"""QLoRA fine-tuning for behaviour: a 4-bit (NF4) base, LoRA adapters trained on (prompt -> house answer) pairs,
-resumable checkpoints, an adapter cache keyed by (base model, data, settings), and the memory/time measurements.
+"""QLoRA fine-tuning for behaviour: LoRA adapters on a 4-bit (NF4) base, trained on (prompt -> house answer) pairs,
+with resumable checkpoints, an adapter cache keyed by (base model, data, settings), and saving, loading, switching and
+merging adapters.
 
 It teaches a model the house FORMAT and the abstention protocol without a system prompt; it does not teach it facts
 you can rely on (that is retrieval's job, see `index.py`), and it does not score answers (see `evaluation.py`).
+It does not choose or load the quantized base (see `quantization.py`) or measure model memory (see `memory.py`).
 On CPU, 4-bit saves memory, not time: train in 4-bit, then generate on the full-precision base with the adapter on top.
 Introduced in notebooks/04_qlora_finetuning.ipynb.
 """
-
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
 import random
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .io import DataError, atomic_path, file_lock
-from .models import DEFAULT_LLM, load_llm, spec
+from tqdm.auto import tqdm
+
+from .adapters import COMPLETE, FORMAT_VERSION, adapter_info, save_adapter
+from .cache import locked, seeded_key
+from .datasets import load_train_pairs
+from .generation import chat_messages, encode_chat
+from .io import DataError, atomic_path
+from .memory import PeakRSS, dir_mb
+from .models import DEFAULT_LLM, spec
 from .paths import cache_dir
+from .quantization import (
+    dequantized_copy,
+    device,
+    disarm_cpu_bf16_repack,
+    effective_quantization,
+    load_base,
+    resolve_dtype,
+)
 
-# Bump when the training format (chat template use, loss masking, batching) changes: it invalidates cached adapters.
-FORMAT_VERSION = 1
-ADAPTER_META = "ragft_adapter.json"  # written next to peft's files; records the base model and how the adapter was made
+# torch, peft, safetensors and bitsandbytes are imported inside the functions that need them: the CLI imports this
+# module (through `adapters`) and must start without loading them.
+
 TRAINING_LOG = "training.json"
-COMPLETE = "COMPLETE"
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class AdapterMismatch(ValueError):
-    """An adapter was made for another base model than the one it is being put on."""
 
 
 # --- settings ---------------------------------------------------------------------------------------------------------
@@ -66,9 +75,9 @@ class LoraSettings:
 class TrainSettings:
     """One training run. The learning rate is constant, so a longer run continues a shorter one exactly (see the cache).
 
-    quantization: "auto" | "4bit" | "8bit" | "none" (see `resolve_quantization`); compute_dtype: "auto" (bf16 on CUDA,
-    fp32 on CPU, where bf16 costs ~2% gradient error for ~10% speed) | "float32" | "bfloat16"; optimizer: "auto"
-    (paged AdamW on CUDA, torch AdamW on CPU) | "adamw" | "paged_adamw".
+    quantization: "auto" | "4bit" | "8bit" | "none" (see `quantization.resolve_quantization`); compute_dtype: "auto"
+    (bf16 on CUDA, fp32 on CPU, where bf16 costs ~2% gradient error for ~10% speed) | "float32" | "bfloat16";
+    optimizer: "auto" (paged AdamW on CUDA, torch AdamW on CPU) | "adamw" | "paged_adamw".
     """
 
     steps: int = 60
@@ -98,123 +107,6 @@ class TrainSettings:
             raise ValueError(f"optimizer must be 'auto', 'adamw' or 'paged_adamw', not {self.optimizer!r}")
 
 
-# --- quantization -----------------------------------------------------------------------------------------------------
-def device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(compute_dtype: str = "auto"):
-    """"auto" -> bfloat16 on CUDA, float32 on CPU (exact LoRA gradients on the 4-bit base). `resolve_dtype("bfloat16")`."""
-    import torch
-
-    if compute_dtype == "auto":
-        return torch.bfloat16 if device() == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[compute_dtype]
-
-
-@functools.cache
-def bitsandbytes_status() -> tuple[bool, str]:
-    """(works, detail): does bitsandbytes import AND round-trip a tensor through NF4 on this device? Checked once."""
-    try:
-        import bitsandbytes as bnb
-        import bitsandbytes.functional as F
-        import torch
-
-        x = torch.linspace(-1, 1, 128, device=device()).reshape(2, 64)
-        q, state = F.quantize_4bit(x, quant_type="nf4", blocksize=64)
-        err = (F.dequantize_4bit(q, state) - x).abs().max().item()
-        if not err < 0.2:
-            return False, f"bitsandbytes {bnb.__version__} NF4 round trip is wrong on {device()} (max error {err:.3f})"
-        return True, f"bitsandbytes {bnb.__version__}"
-    except Exception as e:  # ImportError, missing native library, unsupported CPU: each means "no 4-bit here"
-        return False, f"bitsandbytes unavailable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
-
-def resolve_quantization(mode: str = "auto", compute_dtype: str = "auto"):
-    """The transformers quantization config for `mode` and a one-line reason to print.
-
-    >>> resolve_quantization("none")[1]  # doctest: +SKIP
-    '4-bit: off (quantization="none"); plain LoRA on a full-precision base, float32 compute on cpu'
-    """
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if mode not in ("auto", "4bit", "8bit", "none"):
-        raise ValueError(f"quantization must be 'auto', '4bit', '8bit' or 'none', not {mode!r}")
-    dtype = resolve_dtype(compute_dtype)
-    dname, dev = str(dtype).removeprefix("torch."), device()
-    plain = f"plain LoRA on a full-precision base, {dname} compute on {dev}"
-    if mode == "none":
-        return None, f'4-bit: off (quantization="none"); {plain}'
-    ok, detail = bitsandbytes_status()
-    if not ok:
-        if mode == "auto":
-            return None, f"4-bit: off ({detail}); {plain}"
-        raise RuntimeError(f"quantization={mode!r} needs bitsandbytes: {detail}. Use quantization='none' or 'auto'.")
-    if mode == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True), \
-            f"8-bit LLM.int8 on {dev} via {detail} (saves memory; expect 'MatMul8bitLt: inputs will be cast' warnings)"
-    cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                             bnb_4bit_compute_dtype=dtype)
-    why = " (auto: bitsandbytes works here)" if mode == "auto" else ""
-    note = ", exact LoRA gradients" if dtype == torch.float32 else ""
-    return cfg, f"4-bit NF4 + double quantization on {dev} via {detail}, {dname} compute{note}{why}"
-
-
-def effective_quantization(mode: str) -> str:
-    """What "auto" becomes here: "4bit" where bitsandbytes works, else "none". Other modes are returned as given."""
-    return ("4bit" if bitsandbytes_status()[0] else "none") if mode == "auto" else mode
-
-
-def disarm_cpu_bf16_repack(model) -> int:
-    """Stop bitsandbytes from silently breaking training on CPUs with avx512_bf16; return how many layers were repaired.
-
-    On such CPUs any no-grad forward or generate() repacks each Linear4bit's weights for a bf16 inference kernel that has
-    no autograd: training afterwards runs, prints "an autograd kernel was not registered", and its LoRA gradients are
-    ~1000x off. Setting `support_avx512bf16_for_cpu = False` prevents the repack; layers already repacked are unpacked
-    (their absmax goes through bf16 once, so weights move by ~1e-3 relative; reload the model if that matters).
-    """
-    try:
-        import bitsandbytes as bnb
-        from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
-    except Exception:
-        return 0
-    repaired = 0
-    for module in model.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            module.support_avx512bf16_for_cpu = False
-            state = getattr(module.weight, "quant_state", None)
-            if state is not None and getattr(state, "packing_format_for_cpu", False):
-                module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(module.weight.data, state)
-                repaired += 1
-    return repaired
-
-
-def load_base(model_name: str = DEFAULT_LLM, quantization: str = "auto", compute_dtype: str = "auto",
-              gradient_checkpointing: bool = False):
-    """The base model ready for LoRA training: (model, tokenizer, reason). Quantized bases are disarmed and prepared.
-
-    The 4-bit base keeps its embedding and norms in fp32 (`prepare_model_for_kbit_training`); a plain base is loaded
-    in the compute dtype.
-    """
-    cfg, reason = resolve_quantization(quantization, compute_dtype)
-    dev = device()
-    if cfg is None:
-        model, tok = load_llm(model_name, dtype=resolve_dtype(compute_dtype), device_map=dev if dev != "cpu" else None)
-        if gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.enable_input_require_grads()
-        return model, tok, reason
-    from peft import prepare_model_for_kbit_training
-
-    model, tok = load_llm(model_name, quantization_config=cfg, device_map=dev)
-    disarm_cpu_bf16_repack(model)  # before anything can run a no-grad forward on it
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    return model, tok, reason
-
-
 def add_lora(model, lora: LoraSettings, seed: int = 0):
     """Wrap `model` with a fresh LoRA adapter (B = 0, so it starts as the base model). Seeds the A initialisation."""
     import torch
@@ -224,34 +116,8 @@ def add_lora(model, lora: LoraSettings, seed: int = 0):
     return get_peft_model(model, lora.peft_config())
 
 
-def dequantized_copy(model4, model_name: str | None = None):
-    """A float32 model holding the weights the 4-bit model actually computes with (each NF4 layer dequantized).
-
-    The reference for the gradient-equality check, and the base to merge a QLoRA adapter onto when you want exactly
-    the weights it was trained against.
-    """
-    import bitsandbytes as bnb
-    import bitsandbytes.functional as F
-    import torch
-
-    base4 = _unwrap(model4)
-    disarm_cpu_bf16_repack(base4)
-    ref, _ = load_llm(model_name or base4.config.name_or_path, dtype=torch.float32)
-    ref_modules = dict(ref.named_modules())
-    n = 0
-    for name, module in base4.named_modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            target = ref_modules[name.replace(".base_layer", "")]
-            w = F.dequantize_4bit(module.weight.data, module.weight.quant_state).to(torch.float32)
-            target.weight.data.copy_(w.reshape(target.weight.shape))
-            n += 1
-    if n == 0:
-        raise ValueError("dequantized_copy: the model has no 4-bit layers")
-    return ref
-
-
 def dequantized_reference(peft_model4, lora: LoraSettings):
-    """The gradient-check reference: `dequantized_copy` of a 4-bit LoRA model with the SAME LoRA weights on top.
+    """The gradient-check reference: `quantization.dequantized_copy` of a 4-bit LoRA model, the SAME LoRA weights on top.
 
     Training both on one batch must give equal LoRA gradients (fp32 compute); see tests/test_finetune.py.
     """
@@ -266,19 +132,12 @@ def dequantized_reference(peft_model4, lora: LoraSettings):
     return ref
 
 
-def _unwrap(model):
-    """The transformers model inside a PeftModel (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 # --- data -------------------------------------------------------------------------------------------------------------
 def load_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], object]:
     """Training pairs and the read report: the house-style set by default, or a user's JSONL of prompt/completion rows.
 
     on_error="raise" stops on the first file with bad lines (every line number listed); "skip" keeps the good rows.
     """
-    from .datasets import load_train_pairs
-
     return load_train_pairs(path, on_error=on_error)
 
 
@@ -294,43 +153,9 @@ def data_hash(pairs: Sequence[dict]) -> str:
 def split_pairs(pairs: Sequence[dict], n_eval: int = 32, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """(train, held_out): a deterministic hold-out of n_eval pairs, chosen by hashing, so adding pairs does not reshuffle.
     No hold-out when it would take more than half the pairs."""
-    key = lambda p: hashlib.sha256(f"{seed}:{p['prompt']}".encode()).hexdigest()  # noqa: E731
+    key = lambda p: seeded_key(seed, p["prompt"])  # noqa: E731
     held = {id(p) for p in sorted(pairs, key=key)[:n_eval]} if 2 * n_eval <= len(pairs) else set()
     return [p for p in pairs if id(p) not in held], [p for p in pairs if id(p) in held]
-
-
-def refresh_pairs(pairs: Sequence[dict], version: str) -> tuple[list[dict], dict]:
-    """The training pairs rebuilt from another release's documentation, the way `qa_builder.build_train` derived them
-    from 1.26, and what that took: counts of pairs unchanged, rewritten (the docs changed the answer), dropped (the API
-    is gone or no longer yields a one-sentence answer) and abstentions (kept as they are).
-
-    This is the data half of changing a tuned model's knowledge; here it is mechanical only because the answers were
-    derived mechanically. Pairs without a `doc_id` are treated as abstentions.
-    """
-    from .corpus import load_corpus
-    from .house import parse, render
-    from .qa_builder import examples, short, summary
-
-    docs = {d.doc_id: d for d in load_corpus(version)}
-    out, counts = [], {"unchanged": 0, "rewritten": 0, "dropped": 0, "abstentions": 0}
-    for p in pairs:
-        doc_id = p.get("doc_id")
-        if not doc_id:
-            counts["abstentions"] += 1
-            out.append(p)
-            continue
-        doc = docs.get(doc_id)
-        s, code = (summary(doc), examples(doc)) if doc else ("", "")
-        new = render(f"`{short(doc_id)}`: {s}", code, [doc_id]) if s and code else ""
-        if not new or not parse(new).compliant:
-            counts["dropped"] += 1
-        elif new == p["completion"]:
-            counts["unchanged"] += 1
-            out.append(p)
-        else:
-            counts["rewritten"] += 1
-            out.append({**p, "completion": new})
-    return out, counts
 
 
 @dataclass
@@ -346,8 +171,6 @@ def encode_pair(tok, prompt: str, completion: str, max_length: int) -> tuple[lis
     No system prompt is given (the template's own default line stays, exactly as `generation.generate` sees it at
     inference). Labels are -100 on the prompt, so the loss covers only the completion and its end-of-turn token.
     """
-    from .generation import chat_messages, encode_chat
-
     prompt_ids = encode_chat(tok, chat_messages(prompt))[0].tolist()
     completion_ids = tok(completion.strip() + tok.eos_token, add_special_tokens=False)["input_ids"]
     ids = prompt_ids + completion_ids
@@ -399,109 +222,6 @@ def _permutation(n: int, seed: int, epoch: int):
     import torch
 
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
-
-
-# --- measurement ------------------------------------------------------------------------------------------------------
-class PeakRSS:
-    """Context manager that samples this process's resident memory every `interval` seconds; `.peak_mb` afterwards.
-
-    >>> with PeakRSS() as rss:  # doctest: +SKIP
-    ...     train(...)
-    >>> rss.peak_mb
-    """
-
-    def __init__(self, interval: float = 0.05):
-        self.interval, self.peak_bytes = interval, 0
-        self._stop = threading.Event()
-
-    def _rss(self) -> int:
-        import psutil
-
-        return psutil.Process().memory_info().rss
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._rss())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self.peak_bytes = self.start_bytes = self._rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._rss())
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_bytes / 1e6
-
-
-def footprint_mb(model) -> float:
-    """Parameters + buffers in MB, as stored (an NF4 layer counts its packed 4-bit weights and quantization state)."""
-    return _unwrap(model).get_memory_footprint() / 1e6
-
-
-def measure_footprints(model_name: str = DEFAULT_LLM, modes: Sequence[str] = ("fp32", "bf16", "nf4"),
-                       loaded: dict | None = None) -> list[dict]:
-    """One row per storage mode: footprint MB, bytes per parameter, ratio to fp32. Pass already-loaded models in
-    `loaded` ({"nf4": model}) to skip loading them again."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    loaded = dict(loaded or {})
-    rows, n_params = [], None
-    for mode in modes:
-        model = loaded.get(mode)
-        if model is None:
-            if mode == "fp32":
-                model, _ = load_llm(model_name, dtype=torch.float32)
-            elif mode == "bf16":
-                model, _ = load_llm(model_name, dtype=torch.bfloat16)
-            elif mode in ("nf4", "int8"):
-                if not bitsandbytes_status()[0]:
-                    continue
-                cfg = BitsAndBytesConfig(load_in_8bit=True) if mode == "int8" else BitsAndBytesConfig(
-                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                    bnb_4bit_compute_dtype=torch.float32)
-                model, _ = load_llm(model_name, quantization_config=cfg, device_map=device())
-                disarm_cpu_bf16_repack(model)
-            else:
-                raise ValueError(f"unknown mode {mode!r}: use fp32, bf16, int8 or nf4")
-        if mode == "fp32":
-            n_params = sum(p.numel() for p in _unwrap(model).parameters())
-        rows.append({"mode": mode, "footprint_mb": footprint_mb(model)})
-    n_params = n_params or spec_params(model_name)
-    fp32 = next((r["footprint_mb"] for r in rows if r["mode"] == "fp32"), n_params * 4 / 1e6)
-    for r in rows:
-        r["bytes_per_param"] = r["footprint_mb"] * 1e6 / n_params
-        r["ratio_to_fp32"] = r["footprint_mb"] / fp32
-    return rows
-
-
-@functools.cache
-def spec_params(model_name: str = DEFAULT_LLM) -> int:
-    """Number of parameters of a registry model (loads it once, in bf16 to save memory)."""
-    import torch
-
-    model, _ = load_llm(model_name, dtype=torch.bfloat16)
-    return sum(p.numel() for p in model.parameters())
-
-
-# Bytes per parameter for the WEIGHTS of a big model; the QLoRA paper (Dettmers et al. 2023) gives NF4 with double
-# quantization as 4 + 0.127 bits per parameter (the quantization constants), and reports that fine-tuning a 65B model
-# needs > 780 GB in 16-bit but < 48 GB with QLoRA. Full fine-tuning with Adam in mixed precision needs ~16 bytes per
-# parameter (weights, gradients, two Adam moments, fp32 master copy; ZeRO paper, Rajbhandari et al. 2020).
-BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0 + 4 / 64, "nf4": (4 + 0.127) / 8, "full fine-tune (Adam, mixed)": 16.0}
-
-
-def project_memory(n_params: float = 7e9) -> list[dict]:
-    """Weight memory of an `n_params` model per storage mode (GB), from bytes per parameter; training activations and
-    the LoRA optimizer state (tiny: ~1% of the parameters) come on top."""
-    return [{"mode": m, "bytes_per_param": round(b, 3), "gb": round(n_params * b / 1e9, 1)} for m, b in BYTES_PER_PARAM.items()]
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -597,8 +317,6 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
     if start == 0 and held:
         result.eval_losses.append((0, eval_loss(model, tok, held)))
     model.train()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=train.steps, initial=start, desc="training", disable=not show_progress, leave=True)
     on_gpu = torch.cuda.is_available() and model.device.type == "cuda"
     if on_gpu:
@@ -698,80 +416,6 @@ def _log_dict(result: TrainResult) -> dict:
     return d
 
 
-# --- adapters: save, load, switch, merge ------------------------------------------------------------------------------
-def save_adapter(model, path: str | os.PathLike, meta: dict | None = None) -> Path:
-    """Save the adapter atomically (a crash or full disk leaves no half-written folder) with its base model recorded."""
-    path = Path(path)
-    base = _unwrap(model).config.name_or_path
-    info = {"base_model": base, "format_version": FORMAT_VERSION, **(meta or {})}
-    with atomic_path(path, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
-        (tmp / ADAPTER_META).write_text(json.dumps(info, indent=2, default=str))
-        (tmp / COMPLETE).write_text("ok")
-    return path
-
-
-def adapter_info(path: str | os.PathLike) -> dict:
-    """The adapter's recorded metadata (base model, settings, data hash); falls back to peft's adapter_config.json."""
-    path = Path(path)
-    if not (path / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{path} holds no adapter (no adapter_config.json)")
-    if (path / ADAPTER_META).exists():
-        return json.loads((path / ADAPTER_META).read_text())
-    cfg = json.loads((path / "adapter_config.json").read_text())
-    return {"base_model": cfg.get("base_model_name_or_path")}
-
-
-def check_adapter_base(model, path: str | os.PathLike) -> None:
-    """Raise AdapterMismatch if the adapter at `path` was made for another base model than `model`."""
-    want = adapter_info(path).get("base_model")
-    have = _unwrap(model).config.name_or_path
-    if want and have and want != have:
-        raise AdapterMismatch(f"the adapter at {path} was trained on base model {want!r}, but this model is {have!r}. "
-                              f"Load its base with ragft.models.load_llm({want!r}) or train an adapter for {have!r}.")
-
-
-def load_adapter(model, path: str | os.PathLike, is_trainable: bool = False):
-    """Put a saved adapter on `model` (checked against its base); returns the PeftModel, adapter on."""
-    from peft import PeftModel
-
-    check_adapter_base(model, path)
-    return PeftModel.from_pretrained(model, str(path), is_trainable=is_trainable)
-
-
-def load_tuned(path: str | os.PathLike, dtype=None):
-    """(peft model, tokenizer): the adapter's base in full precision with the adapter on top, ready to generate.
-
-    Use `adapter_off(model)` for the base model's answers: same weights in memory, no reload.
-    """
-    import torch
-
-    info = adapter_info(path)
-    base, tok = load_llm(info["base_model"] or DEFAULT_LLM, dtype=dtype or torch.float32,
-                         device_map=device() if device() != "cpu" else None)
-    model = load_adapter(base, path)
-    model.eval()
-    return model, tok
-
-
-def adapter_off(model):
-    """Context manager: the base model's behaviour for the duration (peft's `disable_adapter`)."""
-    return model.disable_adapter()
-
-
-def merge_adapter(path: str | os.PathLike, dtype=None, base_model=None):
-    """The adapter merged into a full-precision copy of its base: a plain transformers model, no peft at run time.
-
-    Merge onto full precision (the original weights, or a `dequantized_copy` of the 4-bit base to get exactly the
-    weights it was trained against), never onto the 4-bit weights themselves.
-    """
-    import torch
-
-    if base_model is None:
-        base_model, _ = load_llm(adapter_info(path)["base_model"] or DEFAULT_LLM, dtype=dtype or torch.float32)
-    return load_adapter(base_model, path).merge_and_unload()
-
-
 # --- the cache: train once per (base model, data, settings) -----------------------------------------------------------
 def run_key(model_name: str, pairs: Sequence[dict], lora: LoraSettings, train: TrainSettings, steps: bool = True) -> str:
     """sha256 naming one training run. With steps=False it names the run's trajectory, shared by every step count
@@ -813,7 +457,7 @@ def train_or_load_adapter(pairs: Sequence[dict], lora: LoraSettings | None = Non
     key = run_key(model_name, pairs, lora, train)
     out = Path(out_dir) if out_dir else adapter_dir(model_name, pairs, lora, train)
     # one process trains a given adapter; another asking for it at the same time waits, then finds it in the cache
-    with file_lock(cache_dir("locks") / f"adapter-{key[:24]}.lock"):
+    with locked(cache_dir("locks") / f"adapter-{key[:24]}.lock"):
         return _train_or_load_adapter(pairs, lora, train, out, key, model_name, reuse, show_progress, verbose)
 
 
@@ -864,7 +508,7 @@ def _train_or_load_adapter(pairs, lora, train, out: Path, key: str, model_name: 
     with atomic_path(out, is_dir=True) as tmp:
         shutil.rmtree(tmp)
         shutil.copytree(snapshot, tmp)
-    say(f"[ragft] saved adapter ({_dir_mb(out):.1f} MB) to {out}")
+    say(f"[ragft] saved adapter ({dir_mb(out):.1f} MB) to {out}")
     return out
 
 
@@ -885,84 +529,3 @@ def read_training_log(path: str | os.PathLike) -> dict:
     if not p.exists():
         raise FileNotFoundError(f"{p}: this adapter was not made by train_or_load_adapter (or its run was interrupted)")
     return json.loads(p.read_text())
-
-
-def _dir_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
-
-
-# --- behaviour: base vs tuned, without any system prompt --------------------------------------------------------------
-def answer(model, tok, question: str, max_new_tokens: int = 80, adapter: bool = True):
-    """Generate an answer with NO system prompt, with the adapter on or off. Returns a `generation.Generation`."""
-    from .generation import chat_messages, generate
-
-    ctx = contextlib.nullcontext() if adapter or not hasattr(model, "disable_adapter") else adapter_off(model)
-    with ctx:
-        return generate(model, tok, chat_messages(question), max_new_tokens=max_new_tokens)
-
-
-def compare_adapter(model, tok, question: str, max_new_tokens: int = 80):
-    """Same question, base (adapter off) vs tuned (adapter on): a two-row DataFrame with answer, format checks, time."""
-    import pandas as pd
-
-    from . import house
-
-    rows = []
-    for arm, on in (("base", False), ("tuned", True)):
-        g = answer(model, tok, question, max_new_tokens, adapter=on)
-        parsed = house.parse(g.text)
-        rows.append({"arm": arm, "answer": g.text, "compliant": parsed.compliant, "abstained": parsed.abstained,
-                     "problems": "; ".join(parsed.problems), "new_tokens": g.n_new_tokens, "seconds": round(g.total_s, 2)})
-    return pd.DataFrame(rows)
-
-
-def evaluate_behaviour(model, tok, items: Sequence, max_new_tokens: int = 80, arms: Sequence[str] = ("base", "tuned"),
-                       batch_size: int = 8, show_progress: bool = True):
-    """Answer each QA item (no retrieval, no system prompt) with each arm; one scored row per (item, arm).
-
-    Scores come from `evaluation.score_answer`: format compliance, abstention, stale facts, fact accuracy. Questions go
-    `batch_size` at a time through `generation.generate_batch` (batch_size=1: one by one with `generation.generate`).
-    """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from . import generation
-    from .evaluation import score_answer
-
-    rows = []
-    batched = batch_size > 1 and hasattr(generation, "generate_batch")
-    for arm in arms:
-        ctx = adapter_off(model) if arm == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
-        with ctx:
-            if batched:
-                gens = generation.generate_batch(model, tok, [generation.chat_messages(i.question) for i in items],
-                                                 max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                                 show_progress=show_progress)
-            else:
-                gens = [generation.generate(model, tok, generation.chat_messages(i.question), max_new_tokens=max_new_tokens)
-                        for i in tqdm(items, desc=f"answering ({arm})", disable=not show_progress)]
-        for item, g in zip(items, gens, strict=True):
-            row = score_answer(item, g.text)
-            row.update({"arm": arm, "question": item.question, "answer": g.text, "latency_s": g.total_s,
-                        "new_tokens": g.n_new_tokens})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def summarize_behaviour(df):
-    """Headline metrics per arm (rows) from `evaluate_behaviour`'s table, via `evaluation.summarize`, plus two shares
-    that say what the compliance is made of: `abstained` (fixed reply or not) and `answered_in_format` (compliant AND
-    not an abstention)."""
-    import pandas as pd
-
-    from .evaluation import summarize
-
-    keep = ["n", "format_compliance", "answered_in_format", "abstained", "abstention_recall", "abstention_precision",
-            "stale_rate", "fact_accuracy", "latency_s"]
-    out = {}
-    for arm, g in df.groupby("arm", sort=False):
-        row = summarize(g.to_dict("records"))
-        row["abstained"] = float(g["abstained"].astype(float).mean())
-        row["answered_in_format"] = float((g["compliant"].astype(bool) & ~g["abstained"].astype(bool)).mean())
-        out[arm] = {k: row[k] for k in keep}
-    return pd.DataFrame(out).T

@@ -37,6 +37,15 @@ def render(sentence: str, code: str, sources: list[str]) -> str:
     return f"Answer: {sentence}\n```python\n{code.strip()}\n```\nSource: {', '.join(sources)}"
 
 
+# The instruction that TELLS a model the house format, written from `render` and the abstention reply so that the
+# prompt can never describe another format than the parser checks. The tuned arms learn it and get no system prompt.
+SYSTEM_PROMPT = (
+    "You are a NumPy migration assistant. Reply in exactly this format:\n"
+    + render("<one sentence>", "<a short code example>", ["<doc ids you used>"]) + "\n"
+    f"If the documentation does not cover the question, reply exactly:\n{ABSTAIN_ANSWER}"
+)
+
+
 @dataclass
 class HouseAnswer:
     """An answer taken apart. `compliant` is True only if every rule of the house format holds; `problems` says which failed."""

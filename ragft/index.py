@@ -112,6 +112,15 @@ class Retriever:
         raise NotImplementedError
 
 
+def chunks_of(retriever) -> list:
+    """The chunks a retriever holds (its own, or those of its dense half for a fused retriever)."""
+    for obj in (retriever, getattr(retriever, "dense", None)):
+        chunks = getattr(obj, "chunks", None)
+        if chunks:
+            return list(chunks)
+    raise TypeError(f"{type(retriever).__name__} does not expose its chunks; use a DenseIndex, BM25 or hybrid retriever")
+
+
 # ------------------------------------------------------------------------------------------------- exact search
 def exact_topk(matrix: np.ndarray, queries: np.ndarray, k: int, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top-k: (indices, similarities), each (n_queries, k), best first.

@@ -43,24 +43,6 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         raise
 
 
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if missing) while the block runs; other processes wait for it.
-
-    Used where two notebooks or test workers may build the same cached artefact at once (e.g. one adapter).
-    """
-    import fcntl
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     """Write rows atomically, one JSON object per line; return how many were written."""
     n = 0

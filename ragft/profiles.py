@@ -1,14 +1,15 @@
-"""Run profiles: how big each notebook's experiment is. A notebook's `PROFILE` parameter picks one.
+"""Run profiles: how big each notebook's experiment is, every number in one place. A notebook's `PROFILE` parameter
+picks one through `resolve(PROFILE, **overrides)`.
 
-smoke    : seconds per cell; what the tests execute. Tiny corpus subset, a handful of questions, a few training steps.
+smoke    : seconds per cell; what the tests execute. Tiny corpus subsets, a handful of questions, a few training steps.
 workshop : the report. Minutes per notebook on a 2-core laptop.
 full     : everything (whole corpora, whole splits); for researchers with time or a GPU.
-Not a config system: notebooks read these numbers, and may override any of them through their own parameters.
+Not a config system: a notebook's own parameters override any of these numbers (0 or None keeps the profile's).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -19,14 +20,30 @@ class Profile:
     max_new_tokens: int  # generation length; house answers need about 60 tokens
     train_steps: int  # optimizer steps of QLoRA training
     sweep: bool  # run parameter sweeps (chunk size, ef, lora_r, ...)
+    # notebook 01: documents cut and embedded by each chunking strategy and size
+    chunking_docs: int | None = None
+    # notebook 02: clustered vectors for HNSW at scale; documents per version in the update experiment (embedded cold)
+    n_synthetic: int = 30000
+    n_update_docs: int | None = None
+    # notebook 04: chunks embedded to price the embedding side of a knowledge update
+    n_embed_sample: int = 64
+    # notebooks 05 and 06: questions and documents of the arms table and of the dashboard's menu
+    arms_questions: int | None = None
+    arms_docs: int | None = None
+    menu_questions: int | None = None
+    menu_docs: int | None = None
 
 
 PROFILES = {
     # smoke gives up statistical meaning for speed: ~8 questions cannot separate systems, only prove the code runs.
-    "smoke": Profile("smoke", n_docs=150, n_questions=8, max_new_tokens=64, train_steps=4, sweep=False),
+    # 05 and 06 go smaller still (one question per kind, 80 and 40 documents) because they train two adapters.
+    "smoke": Profile("smoke", n_docs=150, n_questions=8, max_new_tokens=64, train_steps=4, sweep=False,
+                     chunking_docs=40, n_synthetic=5000, n_update_docs=16, n_embed_sample=16,
+                     arms_questions=5, arms_docs=80, menu_questions=5, menu_docs=40),
     # workshop: every claim measured on a sample large enough to show the effect (goal ~20 minutes for all notebooks;
     # measured cold on 2 cores: 70 minutes, see the README). 40 training steps reach only 75% format compliance.
-    "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=80, train_steps=60, sweep=True),
+    "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=80, train_steps=60, sweep=True,
+                        chunking_docs=120, n_update_docs=150, arms_questions=40, menu_questions=40),
     "full": Profile("full", n_docs=None, n_questions=None, max_new_tokens=96, train_steps=300, sweep=True),
 }
 
@@ -36,3 +53,16 @@ def get(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown PROFILE {name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def resolve(name: str, **overrides) -> Profile:
+    """The profile `name` with the notebook's own settings on top; an override of 0, False or None keeps the profile's value.
+
+    >>> resolve("smoke", n_questions=20).n_questions, resolve("smoke", n_questions=0).n_questions
+    (20, 8)
+    """
+    known = {f.name for f in fields(Profile)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown profile setting(s) {', '.join(unknown)}: choose from {', '.join(sorted(known - {'name'}))}")
+    return replace(get(name), **{k: v for k, v in overrides.items() if v not in (0, None)})

@@ -17,13 +17,12 @@ from collections import Counter
 from pathlib import Path
 
 from .corpus import Document, load_corpus, run_under_numpy
-from .house import ABSTAIN_ANSWER, parse, render
+from .house import ABSTAIN_ANSWER
 from .io import write_jsonl
+from .pairs import house_pair, public_callable, short, summary
 from .paths import NUMPY_VERSIONS, OLD_VERSION, cache_dir, qa_path, train_path
 
 DEV_SHARE = 0.3  # of each kind; fixed by a hash of the item id, so the split never moves between rebuilds
-TOP_LEVEL_PREFIXES = ("numpy.", "numpy.linalg.", "numpy.fft.", "numpy.random.", "numpy.strings.", "numpy.char.",
-                      "numpy.ma.", "numpy.ndarray.")
 MAX_PER_KIND = {"removed": 80, "added": 70, "changed_param": 70, "unchanged": 80, "unanswerable": 80}
 
 
@@ -33,39 +32,6 @@ def _h(s: str) -> int:
 
 def split_of(item_id: str) -> str:
     return "dev" if _h("split:" + item_id) % 1000 < DEV_SHARE * 1000 else "test"
-
-
-def short(name: str) -> str:
-    """`numpy.linalg.norm` -> `np.linalg.norm`."""
-    return "np." + name.removeprefix("numpy.")
-
-
-def summary(doc: Document) -> str:
-    """The docstring's first paragraph as one line ('' if the docstring is empty)."""
-    for para in doc.text.split("\n\n")[1:4]:
-        line = " ".join(para.split())
-        # Cython functions repeat their signature as the docstring's first paragraph; the summary is the next one.
-        if re.match(r"^[\w.]+\(.*\)( -> .*)?$", line) or len(line.split()) < 3:
-            continue
-        return line
-    return ""
-
-
-def examples(doc: Document, max_lines: int = 3) -> str:
-    """The first statements of the docstring's Examples section, prompts removed; '' if there are none."""
-    lines, out = doc.text.splitlines(), []
-    for line in lines:
-        s = line.strip()
-        if s.startswith(">>> "):
-            code = s[4:]
-            if code.startswith("import numpy") or code.startswith("np.random.seed"):
-                continue
-            if len(out) >= max_lines:
-                break
-            out.append(code)
-        elif s.startswith("... ") and out:
-            out.append(s[4:])
-    return "\n".join(out)
 
 
 def param_names(signature: str) -> list[str] | None:
@@ -153,11 +119,6 @@ def removed_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
     return items
 
 
-def _public_callable(doc: Document) -> bool:
-    return doc.metadata.get("kind") in ("function", "ufunc", "class") and doc.doc_id.startswith(TOP_LEVEL_PREFIXES) \
-        and not doc.metadata.get("alias_of")
-
-
 def which_function_question(s: str, version_hint: str) -> str:
     return f"Which NumPy{version_hint} function does the following: \"{s}\""
 
@@ -170,7 +131,7 @@ def added_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
         doc = apis[current][name]
         s = uniq.get(name, "")
         leaf = name.rsplit(".", 1)[-1]
-        if not _public_callable(doc) or not s or leaf.lower() in s.lower() or len(s) > 300:
+        if not public_callable(doc) or not s or leaf.lower() in s.lower() or len(s) > 300:
             continue
         path = name.removeprefix("numpy.")
         expect = {v: [name in apis[v]] for v in NUMPY_VERSIONS}
@@ -185,7 +146,7 @@ def changed_param_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
     current = NUMPY_VERSIONS[-1]
     for name in sorted(set(apis[OLD_VERSION]) & set(apis[current])):
         old_doc, new_doc = apis[OLD_VERSION][name], apis[current][name]
-        if old_doc.metadata.get("kind") != "function" or not _public_callable(new_doc):
+        if old_doc.metadata.get("kind") != "function" or not public_callable(new_doc):
             continue
         old_p, new_p = param_names(old_doc.metadata["signature"]), param_names(new_doc.metadata["signature"])
         if not old_p or not new_p:
@@ -227,7 +188,7 @@ def unchanged_items(apis: dict[str, dict[str, Document]], limit: int) -> list[di
         sums = {u.get(name, "") for u in uniq}
         s = sums.pop() if len(sums) == 1 else ""
         leaf = name.rsplit(".", 1)[-1]
-        if len(sigs) != 1 or not s or not _public_callable(docs[-1]) or leaf.lower() in s.lower() or len(s) > 300 \
+        if len(sigs) != 1 or not s or not public_callable(docs[-1]) or leaf.lower() in s.lower() or len(s) > 300 \
                 or name.startswith(("numpy.ma.", "numpy.char.")):
             continue
         cands.append(name)
@@ -336,15 +297,7 @@ def build_train(out: Path | None = None, abstain_share: float = 0.15) -> list[di
     The fabricated names use a different salt than the QA set's, and any that the QA set uses are excluded.
     """
     apis = {v: _api(v) for v in NUMPY_VERSIONS}
-    old = apis[OLD_VERSION]
-    pairs = []
-    for name, doc in sorted(old.items()):
-        s, code = summary(doc), examples(doc)
-        if not _public_callable(doc) or not s or not code or len(s) > 200:
-            continue
-        completion = render(f"`{short(name)}`: {s}", code, [name])
-        if parse(completion).compliant:  # a multi-sentence summary cannot teach a one-sentence format
-            pairs.append({"prompt": f"What does `{short(name)}` do?", "completion": completion, "kind": "answer", "doc_id": name})
+    pairs = [p for _, doc in sorted(apis[OLD_VERSION].items()) if (p := house_pair(doc))]
     qa_names = set()
     if qa_path().exists():
         qa_names = {json.loads(line)["id"].split(":", 1)[1] for line in qa_path().read_text().splitlines() if line.strip()}

@@ -7,20 +7,81 @@ save widget state, so every notebook follows a widget cell with one static call 
 from __future__ import annotations
 
 import html
+import math
+import time
+
+import ipywidgets as w
+
+from . import systems
+from .chunking import chunk_table
+from .pipeline import compare_adapter, compare_answers
+from .retrievers import search_table
+
+
+# --- the one answer card ---------------------------------------------------------------------------------------------
+def answer_card(arm: str, setup: str, answer: str, details: str = "") -> str:
+    """One arm's answer as an HTML card: the arm, how it is set up, the answer verbatim (escaped), then `details`
+    (already HTML). Every answer panel in the notebooks and the dashboard is a row of these cards."""
+    return (f"<div class='ragft-card' data-arm='{html.escape(arm)}' style='flex:1 1 16em;min-width:16em;"
+            f"border:1px solid #ccc;border-radius:6px;padding:6px 10px'>"
+            f"<h4 style='margin:2px 0'>{html.escape(arm)}</h4><div style='font-size:85%;color:#555'>"
+            f"{html.escape(setup)}</div>"
+            f"<pre class='ragft-answer' style='white-space:pre-wrap;font-size:85%'>{html.escape(answer)}</pre>"
+            f"<div style='font-size:85%'>{details}</div></div>")
+
+
+def card_row(cards: list[str], head: str = "") -> str:
+    """Cards side by side (wrapping on narrow screens), under an optional heading (HTML)."""
+    return f"<div class='ragft-answers'>{head}<div style='display:flex;gap:8px;flex-wrap:wrap'>{''.join(cards)}</div></div>"
+
+
+def _verdict(r) -> str:
+    verdict = "house format" if r["compliant"] else "not in the house format"
+    if r.get("problems"):
+        verdict = f"not compliant: {r['problems']}" if not r["compliant"] else verdict
+    return verdict + (" · abstained" if r["abstained"] else "")
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return f"{v:.0%}" if pct else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def answers_html(df, systems=None) -> str:
+    """The dashboard's answer panel: one card per arm, side by side (answer, sources with scores, metrics, timings).
+
+    Pure: takes `systems.ask`/`systems.compare` rows, returns HTML, so the report and the tests see what the browser shows.
+    """
+    described = {s.name: s.describe() for s in systems or []}
+    cards = []
+    for r in df.to_dict("records"):
+        d = described.get(r["arm"], {})
+        setup = " · ".join(f"{k} {d[k]}" for k in ("adapter", "retrieval", "top_k", "threshold") if d.get(k) not in (None, "none"))
+        srcs = "".join(f"<li><code>{html.escape(i)}</code> {s:.3f}</li>" for i, s in zip(r["doc_ids"], r["scores"], strict=True))
+        if r.get("gated"):
+            srcs = "<li>no passage above the threshold: abstained without generating</li>"
+        metrics = (f"correct {_fmt(r['correct'])} · stale {_fmt(r['stale'])} · " if r["kind"] != "typed" else "") + \
+            f"house format {_fmt(r['compliant'])} · abstained {_fmt(r['abstained'])}" + \
+            (f" · grounded {_fmt(r['grounded'], pct=True)}" if r.get("grounded") is not None else "")
+        timing = (f"retrieval {r['retrieval_s'] * 1000:.0f} ms · generation {r['generation_s']:.1f} s"
+                  f" · {r['new_tokens']} tokens" + (" · cached" if r["cached"] else ""))
+        cards.append(answer_card(r["arm"], setup or "no retrieval, no adapter", r["answer"],
+                                 f"<b>sources</b><ul style='margin:0'>{srcs or '<li>none (no retrieval)</li>'}</ul>"
+                                 f"<b>metrics</b> {html.escape(metrics)}<br><b>timings</b> {html.escape(timing)}"))
+    q = df["question"].iloc[0] if len(df) else ""
+    qid = df["id"].iloc[0] if len(df) else ""
+    head = f"<div class='ragft-question'><b>{html.escape(qid or 'typed question')}</b>: {html.escape(q)}</div>"
+    return card_row(cards, head)
 
 
 # --- fine-tuning widgets ----------------------------------------------------------------------------------------------
 def comparison_html(df) -> str:
-    """Base and tuned answers side by side (from `finetune.compare_adapter`), as an HTML table."""
-    cells = []
-    for _, r in df.iterrows():
-        verdict = "house format" if r["compliant"] else f"not compliant: {r['problems']}"
-        if r["abstained"]:
-            verdict += " · abstained"
-        cells.append(f"<td style='vertical-align:top;padding:4px 12px'><b>{html.escape(str(r['arm']))}</b> "
-                     f"<small>({html.escape(verdict)}; {r['seconds']} s)</small>"
-                     f"<pre style='white-space:pre-wrap;max-width:40em'>{html.escape(str(r['answer']))}</pre></td>")
-    return "<table><tr>" + "".join(cells) + "</tr></table>"
+    """Base and tuned answers side by side (from `pipeline.compare_adapter`), as answer cards."""
+    return card_row([answer_card(str(r["arm"]), f"{_verdict(r)}; {r['seconds']} s", str(r["answer"]))
+                     for r in df.to_dict("records")])
 
 
 def adapter_comparison_widget(model, tok, questions: list[str] | None = None, max_new_tokens: int = 80):
@@ -28,10 +89,6 @@ def adapter_comparison_widget(model, tok, questions: list[str] | None = None, ma
 
     Children: [question box, Compare button, result HTML]. The model is not reloaded: peft switches the adapter.
     """
-    import ipywidgets as w
-
-    from .finetune import compare_adapter
-
     questions = questions or []
     box = w.Combobox(value=questions[0] if questions else "", options=list(questions), ensure_option=False,
                      placeholder="Ask a NumPy question", description="Question", layout=w.Layout(width="80%"))
@@ -55,21 +112,17 @@ class ComparisonDashboard:
     """The arms side by side on one question: pick a QA item or type one, choose arms, retrieval mode, top_k, threshold,
     adapters on/off; every change re-asks (answers are cached, so going back is instant).
 
-    All logic is `hybrid.ask` + `hybrid.answers_html`; this class only reads the controls. `.widget` is what to display;
+    All logic is `systems.ask` + `answers_html`; this class only reads the controls. `.widget` is what to display;
     `.last` holds the latest rows (a DataFrame) and `.panel` the answer panel, for tests and the static call after it.
     Introduced in notebooks/06_compare.ipynb.
     """
 
     def __init__(self, systems, questions, retrievers: dict | None = None, *, top_k: int = 3,
                  threshold: float | None = None, pool=None, cache=True, auto: bool = True):
-        import ipywidgets as w
-
-        from . import hybrid
-
         if not systems:
             raise ValueError("the dashboard needs at least one system")
         self.systems, self.retrievers = list(systems), dict(retrievers or {})
-        self.pool, self.cache, self.last = pool or hybrid.ModelPool(), cache, None
+        self.pool, self.cache, self.last = pool or systems.ModelPool(), cache, None
         wide = w.Layout(width="auto")
         self.question = w.Dropdown(options=[(f"{q.id} · {q.question[:70]}", q) for q in questions], description="Question",
                                    layout=w.Layout(width="70%"))
@@ -111,10 +164,6 @@ class ComparisonDashboard:
 
     def update(self):
         """Ask the current question with the current knobs and render the panel; returns the rows (or None on error)."""
-        import time
-
-        from . import hybrid
-
         arms = [name for name, box in self.arms.items() if box.value]
         retriever = self.retrievers.get(self.mode.value)
         question = self.current_question()
@@ -124,7 +173,7 @@ class ComparisonDashboard:
         self.status.value = "<i>answering…</i>"
         t0 = time.perf_counter()
         try:
-            df = hybrid.ask(question, self.systems, arms, top_k=self.top_k.value,
+            df = systems.ask(question, self.systems, arms, top_k=self.top_k.value,
                             threshold=self.threshold.value if self.use_threshold.value else None, retriever=retriever,
                             retriever_label=self.mode.value if retriever is not None else None,
                             adapter=self.adapter.value, pool=self.pool, cache=self.cache)
@@ -132,12 +181,12 @@ class ComparisonDashboard:
             self.status.value = ""
             self.panel.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
             return None
-        shown = hybrid.configure([s for s in self.systems if s.name in arms], top_k=self.top_k.value,
+        shown = systems.configure([s for s in self.systems if s.name in arms], top_k=self.top_k.value,
                                  threshold=self.threshold.value if self.use_threshold.value else None, retriever=retriever,
                                  retriever_label=self.mode.value if retriever is not None else None,
                                  adapter=self.adapter.value)
         self.last = df
-        self.panel.value = hybrid.answers_html(df, shown)
+        self.panel.value = answers_html(df, shown)
         self.status.value = (f"{len(df)} arm(s) in {time.perf_counter() - t0:.1f} s; "
                              f"{int(df['cached'].sum())} answer(s) from the cache")
         return df
@@ -157,10 +206,6 @@ def chunk_browser(docs, strategies=("fixed", "sentence", "structure", "semantic"
 
     Children: [doc, strategy, chunk_size, chunk_overlap, result HTML]. Introduced in notebooks/01_chunking.ipynb.
     """
-    import ipywidgets as w
-
-    from .chunking import chunk_table
-
     by_id = {d.doc_id: d for d in docs}
     doc = w.Dropdown(options=sorted(by_id), description="doc_id", layout=w.Layout(width="50%"))
     strategy = w.ToggleButtons(options=list(strategies), value="structure" if "structure" in strategies else strategies[0])
@@ -189,10 +234,6 @@ def search_explorer(retrievers: dict, top_k: int = 5, ef: int = 64, query: str =
     Shows `retrievers.search_table`. Children: [query, mode, top_k, ef, use threshold, threshold, result HTML].
     Introduced in notebooks/02_hnsw_retrieval.ipynb.
     """
-    import ipywidgets as w
-
-    from .retrievers import search_table
-
     box = w.Text(value=query, placeholder="ask the documentation…", description="query", continuous_update=False,
                  layout=w.Layout(width="70%"))
     mode = w.Dropdown(options=list(retrievers), description="retriever")
@@ -217,31 +258,21 @@ def search_explorer(retrievers: dict, top_k: int = 5, ef: int = 64, query: str =
 
 # --- rag widgets ------------------------------------------------------------------------------------------------------
 def rag_comparison_html(result: dict) -> str:
-    """`generation.compare_answers`' result as HTML: the retrieved passages with scores, then base and RAG side by side."""
+    """`pipeline.compare_answers`' result as HTML: the retrieved passages with scores, then base and RAG as cards."""
     hits = result["passages"]
     top = hits.to_html(index=False, escape=True) if len(hits) else "<p><i>no passage above the threshold: RAG abstains</i></p>"
-    cells = []
-    for _, r in result["answers"].iterrows():
-        verdict = "house format" if r["compliant"] else "not in the house format"
-        if r["abstained"]:
-            verdict += " · abstained"
-        cells.append(f"<td style='vertical-align:top;padding:4px 12px'><b>{html.escape(str(r['arm']))}</b> "
-                     f"<small>({html.escape(verdict)}; {r['seconds']} s)</small>"
-                     f"<pre style='white-space:pre-wrap;max-width:40em'>{html.escape(str(r['answer']))}</pre></td>")
-    return f"<b>retrieved</b>{top}<table><tr>{''.join(cells)}</tr></table>"
+    cards = [answer_card(str(r["arm"]), f"{_verdict(r)}; {r['seconds']} s", str(r["answer"]))
+             for r in result["answers"].to_dict("records")]
+    return f"<b>retrieved</b>{top}" + card_row(cards)
 
 
 def rag_widget(pipeline, retrievers: dict, questions: list[str] | None = None, top_k: int = 3):
     """Type or pick a question, set top_k / threshold / retriever; "Ask" shows the retrieved passages with their scores
-    and the base and RAG answers side by side (`generation.compare_answers`).
+    and the base and RAG answers side by side (`pipeline.compare_answers`).
 
     Children: [question, HBox[retriever, top_k], HBox[use threshold, threshold], Ask button, result HTML].
     Introduced in notebooks/03_rag.ipynb.
     """
-    import ipywidgets as w
-
-    from .generation import compare_answers
-
     questions = list(questions or [])
     box = w.Combobox(value=questions[0] if questions else "", options=questions, ensure_option=False,
                      placeholder="Ask a NumPy question", description="question", layout=w.Layout(width="80%"))

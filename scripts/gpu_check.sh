@@ -24,7 +24,7 @@ if ! "$PY" -c "import sys, torch; print('torch', torch.__version__, 'cuda', torc
     echo "no CUDA in $PY: install a CUDA build of torch and re-run; nothing checked"
     exit 2
 fi
-"$PY" -c "from ragft import finetune as ft; print(ft.resolve_quantization('auto')[1])" || status=1
+"$PY" -c "from ragft.quantization import resolve_quantization; print(resolve_quantization('auto')[1])" || status=1
 
 echo "== gpu tests + the gradient-equality test on this CPU"
 timeout 300 "$PY" -m pytest -v -s -p no:cacheprovider tests/test_finetune.py \

@@ -1,4 +1,5 @@
-"""The `ragft` command end to end on a small folder: index, search (--json), update, and every bad input it must report."""
+"""The `ragft` command end to end: index, search (--json) and update on a small folder, `ask` on six NumPy documents
+with the real small model, and every bad input each must report."""
 
 import json
 import subprocess
@@ -7,7 +8,13 @@ import sys
 import pytest
 
 from ragft.cli import main
+from ragft.corpus import load_corpus
+from ragft.house import ABSTAIN_ANSWER
+from ragft.io import write_jsonl
 from ragft.models import is_available
+
+ASK_DOC_IDS = ["numpy.argsort", "numpy.sort", "numpy.linalg.norm", "numpy.cumsum", "removed:numpy.float_",
+               "numpy.float64"]
 
 
 @pytest.fixture
@@ -126,3 +133,54 @@ def test_the_installed_command_with_minilm(folder, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"][0]["doc_id"] == "cats.md"
+
+
+# --- ragft ask --------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ask_index(tmp_path_factory):
+    """An index of six NumPy 2.4.6 documents, made by `ragft index` from a corpus JSONL with the hashing encoder."""
+    tmp = tmp_path_factory.mktemp("ask")
+    by_id = {d.doc_id: d for d in load_corpus("2.4.6")}
+    write_jsonl(tmp / "docs.jsonl", [by_id[i].to_json() for i in ASK_DOC_IDS])
+    assert main(["index", str(tmp / "docs.jsonl"), "--out", str(tmp / "index"), "--embedder", "hashing", "--quiet"]) == 0
+    return tmp / "index"
+
+
+def test_ask_is_a_ragft_subcommand(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ask", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k"))
+
+
+@pytest.mark.slow
+def test_ask_json(ask_index, capsys):
+    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json")
+    assert code == 0
+    out = json.loads(out)
+    assert out["answer"] and len(out["passages"]) == 2 and {"retrieve_s", "prompt_s", "generate_s"} <= set(out["timings"])
+
+
+@pytest.mark.slow
+def test_ask_text_and_threshold_abstains(ask_index, capsys):
+    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "--threshold", "1.5", "--max-new-tokens", "4")
+    assert code == 0
+    assert out.startswith(ABSTAIN_ANSWER) and "no passage above the threshold" in out and "Time: retrieve" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ask", "{index}", "   "], "empty question"),
+    (["ask", "{tmp}/nowhere", "q?"], "no index at"),
+    (["ask", "{index}", "q?", "-k", "0"], "-k must be at least 1"),
+    (["ask", "{index}", "q?", "--embedder", "hashing-128"], "was built with"),
+    (["ask", "{index}", "q?", "--adapter", "{adapter}"], "trained on base model"),
+    (["ask", "{index}", "q?", "--adapter", "{tmp}"], "holds no adapter"),
+    (["ask", "{index}", "q?", "--model", "nope"], "unknown model"),
+])
+def test_ask_bad_input_is_one_line_and_status_2(ask_index, fake_adapter, tmp_path, capsys, argv, message):
+    adapter = fake_adapter(base_model="qwen2.5-coder-0.5b")
+    argv = [a.format(index=ask_index, tmp=tmp_path, adapter=adapter) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("ragft: error:") and message in err and "Traceback" not in err

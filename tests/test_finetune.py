@@ -1,4 +1,5 @@
-"""Tests for ragft.finetune: settings, data handling, the avx512_bf16 gradient trap, training, resume, adapters, cache."""
+"""Tests for ragft.finetune, ragft.quantization and ragft.memory: settings, quantization resolution, data handling,
+the avx512_bf16 gradient trap, training, resume, adapters, cache, memory measurement."""
 
 import dataclasses
 import json
@@ -7,9 +8,13 @@ import os
 import pytest
 import torch
 
+from ragft import adapters as ad
 from ragft import finetune as ft
-from ragft import house
+from ragft import house, memory, updates
+from ragft import quantization as qz
 from ragft.io import DataError
+from ragft.pairs import refresh_pairs
+from ragft.pipeline import compare_adapter
 
 PAIRS = [
     {"prompt": "What does `np.argsort` do?",
@@ -62,27 +67,27 @@ def test_settings_validate():
 
 
 def test_resolve_quantization_messages(monkeypatch):
-    cfg, why = ft.resolve_quantization("none", "float32")
+    cfg, why = qz.resolve_quantization("none", "float32")
     assert cfg is None and why.startswith("4-bit: off") and "plain LoRA" in why and "float32" in why
-    ok, detail = ft.bitsandbytes_status()
+    ok, detail = qz.bitsandbytes_status()
     assert ok, f"bitsandbytes should work on this machine: {detail}"
-    cfg, why = ft.resolve_quantization("auto", "float32")
+    cfg, why = qz.resolve_quantization("auto", "float32")
     assert cfg.load_in_4bit and cfg.bnb_4bit_quant_type == "nf4" and cfg.bnb_4bit_use_double_quant
     assert cfg.bnb_4bit_compute_dtype == torch.float32
     assert "4-bit NF4" in why and "bitsandbytes" in why and "float32 compute" in why and "\n" not in why
-    cfg, why = ft.resolve_quantization("8bit")
+    cfg, why = qz.resolve_quantization("8bit")
     assert cfg.load_in_8bit and "8-bit" in why
-    assert ft.resolve_quantization("4bit", "bfloat16")[0].bnb_4bit_compute_dtype == torch.bfloat16
+    assert qz.resolve_quantization("4bit", "bfloat16")[0].bnb_4bit_compute_dtype == torch.bfloat16
     with pytest.raises(ValueError):
-        ft.resolve_quantization("int3")
+        qz.resolve_quantization("int3")
 
-    monkeypatch.setattr(ft, "bitsandbytes_status", lambda: (False, "bitsandbytes unavailable: OSError: no CPU library"))
-    cfg, why = ft.resolve_quantization("auto", "bfloat16")
+    monkeypatch.setattr(qz, "bitsandbytes_status", lambda: (False, "bitsandbytes unavailable: OSError: no CPU library"))
+    cfg, why = qz.resolve_quantization("auto", "bfloat16")
     assert cfg is None and why == ("4-bit: off (bitsandbytes unavailable: OSError: no CPU library); "
                                    "plain LoRA on a full-precision base, bfloat16 compute on cpu")
     with pytest.raises(RuntimeError, match="needs bitsandbytes"):
-        ft.resolve_quantization("4bit")
-    assert ft.effective_quantization("auto") == "none"
+        qz.resolve_quantization("4bit")
+    assert qz.effective_quantization("auto") == "none"
 
 
 # --- data -------------------------------------------------------------------------------------------------------------
@@ -139,9 +144,9 @@ def test_no_hold_out_when_it_would_take_half_the_pairs():
 
 def test_refresh_pairs_rebuilds_answers_from_another_release():
     pairs, _ = ft.load_pairs()
-    same, counts = ft.refresh_pairs(pairs, "1.26.4")  # the release they were built from: nothing to redo
+    same, counts = refresh_pairs(pairs, "1.26.4")  # the release they were built from: nothing to redo
     assert counts["rewritten"] == 0 and counts["dropped"] == 0 and same == pairs
-    new, counts = ft.refresh_pairs(pairs, "2.4.6")
+    new, counts = refresh_pairs(pairs, "2.4.6")
     assert counts["rewritten"] > 10 and counts["dropped"] > 5 and counts["abstentions"] == sum(not p.get("doc_id") for p in pairs)
     assert len(new) == len(pairs) - counts["dropped"] and all(house.parse(p["completion"]).compliant for p in new)
 
@@ -171,9 +176,9 @@ def test_empty_training_set_is_refused(tok):
 
 # --- measurement ------------------------------------------------------------------------------------------------------
 def test_peak_rss_sees_an_allocation():
-    with ft.PeakRSS(interval=0.01) as idle:
+    with memory.PeakRSS(interval=0.01) as idle:
         pass
-    with ft.PeakRSS(interval=0.01) as busy:
+    with memory.PeakRSS(interval=0.01) as busy:
         x = torch.ones(200_000_000 // 4)  # 200 MB
         x += 1
         del x
@@ -181,9 +186,25 @@ def test_peak_rss_sees_an_allocation():
 
 
 def test_project_memory_uses_bytes_per_parameter():
-    rows = {r["mode"]: r for r in ft.project_memory(7e9)}
+    rows = {r["mode"]: r for r in memory.project_memory(7e9)}
     assert rows["fp32"]["gb"] == 28.0 and rows["bf16"]["gb"] == 14.0
     assert 3.5 < rows["nf4"]["gb"] < 3.7  # 4.127 bits per parameter (QLoRA paper, with double quantization)
+
+
+def test_dir_mb_counts_every_file_below(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"\0" * 1_000_000)
+    (tmp_path / "sub" / "b.bin").write_bytes(b"\0" * 500_000)
+    assert memory.dir_mb(tmp_path) == 1.5
+
+
+def test_changed_chunks_are_the_new_windows_only():
+    from ragft.corpus import Document
+
+    old = [Document(doc_id="a", text="abcdef"), Document(doc_id="b", text="xy")]
+    new = [Document(doc_id="a", text="abcdeg"), Document(doc_id="c", text="xyzz")]
+    assert updates.changed_chunks(old, new, chunk_size=2) == ["eg", "zz"]  # "ab", "cd", "xy" are already embedded
+    assert updates.changed_chunks(old, old, chunk_size=2) == []
 
 
 # --- the avx512_bf16 trap: gradients on the 4-bit model after generate() -----------------------------------------------
@@ -211,7 +232,7 @@ def test_lora_gradients_after_generate_equal_the_dequantized_fp32_model(tok):
 
     from ragft.generation import chat_messages, generate
 
-    model, _, _ = ft.load_base(quantization="4bit", compute_dtype="float32")
+    model, _, _ = qz.load_base(quantization="4bit", compute_dtype="float32")
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and not any(m.support_avx512bf16_for_cpu for m in layers), "load_base must disarm the repack"
     for m in layers:
@@ -232,7 +253,7 @@ def test_lora_gradients_after_generate_equal_the_dequantized_fp32_model(tok):
     batch = ft.collate(enc, tok.pad_token_id)
     trapped_loss, trapped = _lora_grads(peft_model, batch)  # the silent failure, measured before repairing it
 
-    assert ft.disarm_cpu_bf16_repack(peft_model) == len(layers)
+    assert qz.disarm_cpu_bf16_repack(peft_model) == len(layers)
     generate(peft_model, tok, chat_messages("How do I sort an array?"), max_new_tokens=2)  # no repack any more
     assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
     w_after = F.dequantize_4bit(layers[0].weight.data, layers[0].weight.quant_state)
@@ -255,7 +276,7 @@ def test_lora_gradients_after_generate_equal_the_dequantized_fp32_model(tok):
 # --- training ---------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_few_real_4bit_training_steps_lower_the_loss(tok):
-    model, tok4, reason = ft.load_base(quantization="4bit", compute_dtype="float32")
+    model, tok4, reason = qz.load_base(quantization="4bit", compute_dtype="float32")
     assert "4-bit NF4" in reason
     model = ft.add_lora(model, ft.LoraSettings(lora_r=8, lora_dropout=0.0))
     train = ft.TrainSettings(steps=4, lr=1e-3, batch_size=3, max_length=160, eval_every=2, quantization="4bit",
@@ -285,7 +306,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     lora = ft.LoraSettings(lora_r=4, lora_dropout=0.1, target_modules=("q_proj", "v_proj"))  # dropout: RNG must resume too
     train = _plain_train()
 
-    model, tok, _ = ft.load_base(quantization="none", compute_dtype="float32")
+    model, tok, _ = qz.load_base(quantization="none", compute_dtype="float32")
     straight = ft.train_adapter(ft.add_lora(model, lora), tok, PAIRS, train, show_progress=False)
     expected = _lora_state(model)
 
@@ -293,12 +314,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
         if step == 3:
             raise KeyboardInterrupt
 
-    model, tok, _ = ft.load_base(quantization="none", compute_dtype="float32")
+    model, tok, _ = qz.load_base(quantization="none", compute_dtype="float32")
     with pytest.raises(KeyboardInterrupt):
         ft.train_adapter(ft.add_lora(model, lora), tok, PAIRS, train, checkpoint_dir=tmp_path, run_key="k",
                          show_progress=False, callback=stop_at_3)
     assert json.loads((tmp_path / "latest" / "state.json").read_text())["step"] == 3  # saved on interrupt
-    model, tok, _ = ft.load_base(quantization="none", compute_dtype="float32")
+    model, tok, _ = qz.load_base(quantization="none", compute_dtype="float32")
     resumed = ft.train_adapter(ft.add_lora(model, lora, seed=99), tok, PAIRS, train, checkpoint_dir=tmp_path,
                                run_key="k", show_progress=False)
     assert resumed.resumed_from == 3 and resumed.steps == 4 and len(resumed.step_times) == 4  # the log carries over
@@ -316,7 +337,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
 def trained(tmp_path_factory):
     """A plain-LoRA adapter trained 3 steps (fp32: quick), saved; and the logits of base and tuned on a fixed input."""
     path = tmp_path_factory.mktemp("adapter") / "tuned"
-    model, tok, reason = ft.load_base(quantization="none", compute_dtype="float32")
+    model, tok, reason = qz.load_base(quantization="none", compute_dtype="float32")
     ids = tok("Answer: use np.float64", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         base_logits = model(ids).logits
@@ -324,7 +345,7 @@ def trained(tmp_path_factory):
     ft.train_adapter(model, tok, PAIRS, _plain_train(), show_progress=False)
     with torch.no_grad():
         tuned_logits = model(ids).logits
-    ft.save_adapter(model, path, {"note": "test"})
+    ad.save_adapter(model, path, {"note": "test"})
     return path, ids, base_logits, tuned_logits
 
 
@@ -334,28 +355,28 @@ def test_adapter_round_trip_switch_and_merge(trained):
 
     path, ids, base_logits, tuned_logits = trained
     assert not torch.allclose(base_logits, tuned_logits, atol=1e-3), "training did not change the model"
-    assert (path / "COMPLETE").exists() and ft.adapter_info(path)["base_model"] == "smollm2-135m"
-    model, tok = ft.load_tuned(path)
+    assert (path / "COMPLETE").exists() and ad.adapter_info(path)["base_model"] == "smollm2-135m"
+    model, tok = ad.load_tuned(path)
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, tuned_logits, atol=1e-5)  # reload: identical
-        with ft.adapter_off(model):
+        with ad.adapter_off(model):
             assert torch.allclose(model(ids).logits, base_logits, atol=1e-5)  # off: the base, without reloading
         assert torch.allclose(model(ids).logits, tuned_logits, atol=1e-5)  # and back on
-    merged = ft.merge_adapter(path)
+    merged = ad.merge_adapter(path)
     assert not hasattr(merged, "peft_config")
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, tuned_logits, atol=1e-4)
 
     other, _ = load_llm("smollm2-135m")
     other.config.name_or_path = "qwen2.5-coder-0.5b"
-    with pytest.raises(ft.AdapterMismatch, match="trained on base model 'smollm2-135m'.*this model is 'qwen2.5-coder-0.5b'"):
-        ft.load_adapter(other, path)
+    with pytest.raises(ad.AdapterMismatch, match="trained on base model 'smollm2-135m'.*this model is 'qwen2.5-coder-0.5b'"):
+        ad.load_adapter(other, path)
 
 
 @pytest.mark.slow
 def test_a_failed_save_leaves_no_half_written_adapter(trained, tmp_path, monkeypatch):
     path, *_ = trained
-    model, _ = ft.load_tuned(path)
+    model, _ = ad.load_tuned(path)
     target = tmp_path / "adapter"
 
     def disk_full(self, out, **kw):
@@ -364,7 +385,7 @@ def test_a_failed_save_leaves_no_half_written_adapter(trained, tmp_path, monkeyp
 
     monkeypatch.setattr(type(model), "save_pretrained", disk_full)
     with pytest.raises(OSError, match="No space"):
-        ft.save_adapter(model, target)
+        ad.save_adapter(model, target)
     assert os.listdir(tmp_path) == []  # neither the adapter folder nor its temporary sibling
 
 
@@ -374,7 +395,7 @@ def test_train_or_load_adapter_caches_and_reuses(cache, monkeypatch):
     out = ft.train_or_load_adapter(PAIRS, TINY, train, show_progress=False, verbose=False)
     log = ft.read_training_log(out)
     assert (out / "COMPLETE").exists() and log["steps"] == 4 and len(log["losses"]) == 4
-    assert ft.adapter_info(out)["data_hash"] == ft.data_hash(PAIRS)
+    assert ad.adapter_info(out)["data_hash"] == ft.data_hash(PAIRS)
 
     def no_training(*a, **k):
         raise AssertionError("retrained although an adapter for these inputs exists")
@@ -394,8 +415,8 @@ def test_compare_adapter_and_its_widget(trained):
     from ragft import widgets
 
     path, *_ = trained
-    model, tok = ft.load_tuned(path)
-    df = ft.compare_adapter(model, tok, "What does `np.argsort` do?", max_new_tokens=6)
+    model, tok = ad.load_tuned(path)
+    df = compare_adapter(model, tok, "What does `np.argsort` do?", max_new_tokens=6)
     assert list(df["arm"]) == ["base", "tuned"] and {"answer", "compliant", "abstained", "seconds"} <= set(df.columns)
     w = widgets.adapter_comparison_widget(model, tok, questions=["What does `np.fliplr` do?"], max_new_tokens=4)
     question, button, result = w.children
@@ -410,7 +431,7 @@ def test_compare_adapter_and_its_widget(trained):
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_gpu_qlora_bf16_paged_optimizer_lowers_the_loss():
-    model, tok, reason = ft.load_base(quantization="4bit", compute_dtype="auto")
+    model, tok, reason = qz.load_base(quantization="4bit", compute_dtype="auto")
     assert "cuda" in reason and "bfloat16" in reason
     model = ft.add_lora(model, ft.LoraSettings(lora_r=8, lora_dropout=0.0))
     train = ft.TrainSettings(steps=6, lr=1e-3, batch_size=3, eval_every=3)
@@ -425,7 +446,7 @@ def test_gpu_qlora_bf16_paged_optimizer_lowers_the_loss():
 @pytest.mark.slow
 def test_gpu_bf16_gradients_close_to_dequantized_reference(tok):
     """bf16 compute on CUDA: LoRA gradients within a few % of an fp32 model holding the dequantized weights."""
-    model, _, _ = ft.load_base(quantization="4bit", compute_dtype="bfloat16")
+    model, _, _ = qz.load_base(quantization="4bit", compute_dtype="bfloat16")
     lora = ft.LoraSettings(lora_r=4, lora_dropout=0.0)
     peft_model = ft.add_lora(model, lora)
     enc, _ = ft.encode_pairs(tok, PAIRS[:2], 128)

@@ -3,18 +3,11 @@
 
 import pytest
 
-from ragft import generation
-from ragft.generation import (
-    PASSAGE_HEADER,
-    RAG_SYSTEM_PROMPT,
-    Generation,
-    RagConfig,
-    RagPipeline,
-    build_prompt,
-    escape_passage,
-)
+from ragft import generation, house, pipeline
+from ragft.generation import PASSAGE_HEADER, RAG_SYSTEM_PROMPT, Generation, build_prompt, escape_passage
 from ragft.house import ABSTAIN_ANSWER, parse
 from ragft.index import Hit
+from ragft.pipeline import RagConfig, RagPipeline
 
 
 def hits(n=5, words=40):
@@ -117,7 +110,7 @@ def fake_generation(monkeypatch):
         calls.append(messages)
         return Generation("Answer: use np.f0.\n```python\nnp.f0(1)\n```\nSource: numpy.f0", 100, 20, 0.1, 1.0, -0.5)
 
-    def fake_batch(model, tok, batch, max_new_tokens=80, batch_size=8, show_progress=False):
+    def fake_batch(model, tok, batch, max_new_tokens=80, batch_size=8, show_progress=False, **kw):
         calls.extend(batch)
         return [Generation(f"Answer: n{i}.", 100, 5, 0.2, 2.0, -1.0, len(batch)) for i in range(len(batch))]
 
@@ -161,7 +154,7 @@ def test_base_arm_uses_no_retrieval_and_the_house_prompt(tok, fake_generation):
     r = FakeRetriever(hits(3))
     a = RagPipeline(r, FakeModel(), tok).answer("What is np.sort?", retrieval=False)
     assert r.calls == [] and not a.retrieval and a.passages == []
-    assert fake_generation[0][0]["content"] == generation.HOUSE_SYSTEM_PROMPT
+    assert fake_generation[0][0]["content"] == house.SYSTEM_PROMPT
     assert fake_generation[0][1]["content"] == "What is np.sort?"
 
 
@@ -207,7 +200,7 @@ def test_compare_answers_and_widget_callbacks(tok, fake_generation):
     from ragft import widgets
 
     rag = RagPipeline(FakeRetriever(hits(4)), FakeModel(), tok)
-    out = generation.compare_answers(rag, "How do I sort?", top_k=2)
+    out = pipeline.compare_answers(rag, "How do I sort?", top_k=2)
     assert list(out["answers"]["arm"]) == ["base", "RAG"] and list(out["passages"]["doc_id"]) == ["numpy.f0", "numpy.f1"]
     assert out["rag"].sources == ["numpy.f0", "numpy.f1"] and out["base"].sources == []
 
@@ -220,7 +213,7 @@ def test_compare_answers_and_widget_callbacks(tok, fake_generation):
     assert "type a question first" in result.value
     question.value, mode.value, k.value = "How do I sort?", "other", 3
     ask.click()
-    assert "numpy.f3" in result.value and "<b>base</b>" in result.value and "<b>RAG</b>" in result.value
+    assert "numpy.f3" in result.value and "data-arm='base'" in result.value and "data-arm='RAG'" in result.value
     assert other.calls[-1][1:] == (3, None)
     use_t.value, t.value = True, 0.95
     ask.click()

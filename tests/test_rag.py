@@ -1,16 +1,17 @@
-"""RAG end to end on a tiny real index with the real small model, the pipeline evaluation helpers, and `ragft ask`."""
+"""RAG end to end on a tiny real index with the real small model, and the pipeline evaluation helpers.
 
-import json
+`ragft ask` is tested with the rest of the command in test_cli.py."""
 
 import pandas as pd
 import pytest
 
-from ragft import cli, evaluation
+from ragft import evaluation, pipeline
 from ragft.corpus import Document, load_corpus
 from ragft.datasets import QAItem
-from ragft.generation import RagConfig, RagPipeline, weights_checksum
+from ragft.generation import weights_checksum
 from ragft.house import ABSTAIN_ANSWER
 from ragft.index import Hit
+from ragft.pipeline import RagConfig, RagPipeline
 
 DOC_IDS = ["numpy.argsort", "numpy.sort", "numpy.linalg.norm", "numpy.cumsum", "removed:numpy.float_", "numpy.float64"]
 
@@ -70,7 +71,7 @@ class FakePipeline:
         return self
 
     def answer_batch(self, questions, retrieval=True, passages=None, show_progress=False):
-        from ragft.generation import RagAnswer, Timings
+        from ragft.pipeline import RagAnswer, Timings
 
         out = []
         for q in questions:
@@ -86,8 +87,8 @@ def test_evaluate_pipeline_scores_and_summarizes_arms():
              item("u", "unanswerable", [])]
     good = "Answer: Use np.float64.\n```python\nx = np.float64(1)\n```\nSource: removed:numpy.float_"
     fp = FakePipeline({"question r?": (good, ["removed:numpy.float_"]), "question u?": (ABSTAIN_ANSWER, [])})
-    rag = evaluation.evaluate_pipeline(fp, items, arm="rag", show_progress=False)
-    base = evaluation.evaluate_pipeline(fp, items, arm="base", retrieval=False, show_progress=False)
+    rag = pipeline.evaluate_pipeline(fp, items, arm="rag", show_progress=False)
+    base = pipeline.evaluate_pipeline(fp, items, arm="base", retrieval=False, show_progress=False)
     assert list(rag["correct"]) == [True, True] and rag.loc[0, "gold_in_context"] is True
     assert pd.isna(rag.loc[1, "latency_s"])  # abstained without generating: not a latency sample
     assert base.loc[0, "gold_in_context"] is None and base.loc[0, "grounded"] is None
@@ -124,59 +125,6 @@ def test_batched_and_single_answers_agree(small_llm, tiny_index):
     single = [rag.answer(q) for q in qs]
     assert [a.sources for a in batch] == [a.sources for a in single]
     assert sum(b.text == s.text for b, s in zip(batch, single, strict=True)) >= 1  # rare near-ties may differ
-
-
-# --- the CLI ----------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def ask_cli():
-    return cli.main
-
-
-def test_ask_is_a_ragft_subcommand(capsys):
-    with pytest.raises(SystemExit) as e:
-        cli.main(["ask", "--help"])
-    assert e.value.code == 0
-    out = capsys.readouterr().out
-    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k"))
-
-
-@pytest.fixture(scope="module")
-def saved_index(tiny_index, tmp_path_factory):
-    return str(tiny_index.save(tmp_path_factory.mktemp("idx") / "index"))
-
-
-@pytest.mark.slow
-def test_cli_ask_json(ask_cli, saved_index, capsys):
-    assert ask_cli(["ask", saved_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["answer"] and len(out["passages"]) == 2 and {"retrieve_s", "prompt_s", "generate_s"} <= set(out["timings"])
-
-
-@pytest.mark.slow
-def test_cli_ask_text_and_threshold_abstains(ask_cli, saved_index, capsys):
-    assert ask_cli(["ask", saved_index, "What replaces np.float_?", "--threshold", "1.5", "--max-new-tokens", "4"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith(ABSTAIN_ANSWER) and "no passage above the threshold" in out and "Time: retrieve" in out
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["ask", "{index}", "   "], "empty question"),
-    (["ask", "{tmp}/nowhere", "q?"], "no index at"),
-    (["ask", "{index}", "q?", "-k", "0"], "-k must be at least 1"),
-    (["ask", "{index}", "q?", "--embedder", "hashing-128"], "was built with"),
-    (["ask", "{index}", "q?", "--adapter", "{tmp}/adapter"], "trained on base model"),
-    (["ask", "{index}", "q?", "--adapter", "{tmp}"], "holds no adapter"),
-    (["ask", "{index}", "q?", "--model", "nope"], "unknown model"),
-])
-def test_cli_ask_bad_input_is_one_line_and_status_2(ask_cli, saved_index, tmp_path, capsys, argv, message):
-    adapter = tmp_path / "adapter"
-    adapter.mkdir()
-    (adapter / "adapter_config.json").write_text("{}")
-    (adapter / "ragft_adapter.json").write_text(json.dumps({"base_model": "qwen2.5-coder-0.5b"}))
-    argv = [a.format(index=saved_index, tmp=tmp_path) for a in argv]
-    assert ask_cli(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ragft: error:") and message in err and "Traceback" not in err
 
 
 def test_version_subsets_whole_corpora_when_n_docs_is_none():

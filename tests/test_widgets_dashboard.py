@@ -1,10 +1,11 @@
 """The comparison dashboard's callbacks, headless: setting a control's .value or clicking runs them synchronously."""
 
 import pytest
+from conftest import FakePool
 
-from ragft import house, hybrid
+from ragft import house
+from ragft import systems as sy
 from ragft.datasets import QAItem
-from ragft.generation import Generation
 from ragft.index import Hit
 from ragft.widgets import ComparisonDashboard, comparison_dashboard
 
@@ -21,19 +22,6 @@ class FakeRetriever:
         return [h for h in hits if threshold is None or h.score >= threshold]
 
 
-class FakePool:
-    def __init__(self):
-        self.calls = []
-
-    def generate_batch(self, system, batch, batch_size=8):
-        out = []
-        for messages in batch:
-            self.calls.append({"arm": system.name, "adapter": system.adapter, "user": messages[-1]["content"]})
-            text = house.render(f"{system.name} says use np.float64.", "np.float64(1)", ["numpy.float64"])
-            out.append(Generation(text=text, n_prompt_tokens=5, n_new_tokens=9, ttft_s=0.01, total_s=0.02))
-        return out
-
-
 def _item(i):
     return QAItem(id=f"removed:thing{i}", kind="removed", question=f"What replaces np.thing{i}?",
                   required_facts=["np.float64"], stale_facts=[f"np.thing{i}"], gold_doc_ids={"2.4.6": []}, split="test")
@@ -44,10 +32,10 @@ def dash(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    systems = hybrid.make_arms(FakeRetriever("dense"), adapter, adapter, top_k=3)
+    systems = sy.make_arms(FakeRetriever("dense"), adapter, adapter, top_k=3)
     retrievers = {"dense": FakeRetriever("dense"), "bm25": FakeRetriever("bm25", score=0.45)}
-    return comparison_dashboard(systems, [_item(1), _item(2)], retrievers, pool=FakePool(),
-                                cache=hybrid.AnswerCache(tmp_path / "cache"))
+    return comparison_dashboard(systems, [_item(1), _item(2)], retrievers, pool=FakePool(lambda s: house.render(f"{s.name} says use np.float64.", "np.float64(1)", ["numpy.float64"])),
+                                cache=sy.AnswerCache(tmp_path / "cache"))
 
 
 def cards(d):
@@ -55,9 +43,9 @@ def cards(d):
 
 
 def test_first_question_is_answered_by_every_arm(dash):
-    assert cards(dash) == len(hybrid.ARMS)
+    assert cards(dash) == len(sy.ARMS)
     assert "removed:thing1" in dash.panel.value and "What replaces np.thing1?" in dash.panel.value
-    assert list(dash.last["arm"]) == list(hybrid.ARMS)
+    assert list(dash.last["arm"]) == list(sy.ARMS)
     assert "5 arm(s)" in dash.status.value
 
 

@@ -2,11 +2,15 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import FakePool
 
-from ragft import house, hybrid
+from ragft import evaluation, finetune, generation, house, models, widgets
+from ragft import pairs as pr
+from ragft import systems as sy
 from ragft.corpus import Document
 from ragft.datasets import QAItem, load_qa
-from ragft.generation import HOUSE_SYSTEM_PROMPT, Generation
+from ragft.generation import Generation
+from ragft.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
 from ragft.index import Hit
 
 
@@ -22,23 +26,6 @@ class FakeRetriever:
         self.calls += 1
         hits = [h for h in self.hits if threshold is None or h.score >= threshold]
         return hits[:top_k]
-
-
-class FakePool:
-    """Stands in for ModelPool: records what it was asked, answers with a canned house answer (no model)."""
-
-    def __init__(self, text=None):
-        self.calls = []
-        self.text = text
-
-    def generate_batch(self, system, batch, batch_size=8):
-        text = self.text or house.render("Use `np.float64` instead.", "x = np.float64(1)", ["removed:numpy.float_"])
-        out = []
-        for messages in batch:
-            self.calls.append((system.name, system.adapter, messages))
-            out.append(Generation(text=text, n_prompt_tokens=10, n_new_tokens=12, ttft_s=0.1, total_s=0.5 * len(batch),
-                                  batch_size=len(batch)))
-        return out
 
 
 def item(kind="removed", id_="removed:float_"):
@@ -62,95 +49,95 @@ def adapter_dir(tmp_path):
 
 # --- systems and prompts ----------------------------------------------------------------------------------------------
 def test_every_arm_is_constructible_and_follows_the_prompt_rule(adapter_dir):
-    arms = hybrid.make_arms(FakeRetriever(HITS), adapter_dir, adapter_dir, top_k=2, threshold=0.5)
-    assert [a.name for a in arms] == list(hybrid.ARMS)
+    arms = sy.make_arms(FakeRetriever(HITS), adapter_dir, adapter_dir, top_k=2, threshold=0.5)
+    assert [a.name for a in arms] == list(sy.ARMS)
     by = {a.name: a for a in arms}
     assert by["base"].retriever is None and by["base"].adapter is None and by["base"].prompt == "house"
     assert by["rag"].retriever is not None and by["rag"].adapter is None and by["rag"].prompt == "house"
     assert by["fine-tuned"].retriever is None and by["fine-tuned"].adapter and by["fine-tuned"].prompt == "none"
     assert by["hybrid"].retriever is not None and by["hybrid"].adapter and by["hybrid"].prompt == "none"
     assert by["raft"].threshold == 0.5 and by["raft"].top_k == 2
-    assert [d["retrieval"] for d in map(hybrid.System.describe, arms)] == ["none", "FakeRetriever", "none",
+    assert [d["retrieval"] for d in map(sy.System.describe, arms)] == ["none", "FakeRetriever", "none",
                                                                            "FakeRetriever", "FakeRetriever"]
 
 
 def test_arms_whose_parts_are_missing_are_left_out():
-    assert [a.name for a in hybrid.make_arms()] == ["base"]
-    assert [a.name for a in hybrid.make_arms(FakeRetriever(HITS))] == ["base", "rag"]
+    assert [a.name for a in sy.make_arms()] == ["base"]
+    assert [a.name for a in sy.make_arms(FakeRetriever(HITS))] == ["base", "rag"]
 
 
 def test_system_refuses_bad_parts(tmp_path):
     with pytest.raises(ValueError, match="prompt"):
-        hybrid.System("x", prompt="shout")
+        sy.System("x", prompt="shout")
     with pytest.raises(FileNotFoundError, match="no adapter"):
-        hybrid.System("x", adapter=str(tmp_path))
+        sy.System("x", adapter=str(tmp_path))
     with pytest.raises(KeyError, match="unknown model"):
-        hybrid.System("x", model="gpt-17")
+        sy.System("x", model="gpt-17")
     with pytest.raises(ValueError, match="top_k"):
-        hybrid.System("x", top_k=0)
+        sy.System("x", top_k=0)
 
 
 def test_context_message_is_notebook_03s_layout_with_cut_passages():
     from ragft.generation import passage_block, user_message
 
-    msg = hybrid.context_message("What replaces np.float_?", HITS, passage_chars=None)
+    msg = generation.context_message("What replaces np.float_?", HITS, passage_chars=None)
     assert msg == user_message("What replaces np.float_?", [passage_block(i, h) for i, h in enumerate(HITS, 1)])
     assert 'doc_id="removed:numpy.float_"' in msg and 'n=2 doc_id="numpy.float64"' in msg
     assert msg.endswith("Question: What replaces np.float_?")
-    short = hybrid.context_message("q?", HITS, passage_chars=20)
+    short = generation.context_message("q?", HITS, passage_chars=20)
     assert "numpy.float_ was rem ..." in short and "instead" not in short
-    assert hybrid.context_message("q?", []) == "q?"
+    assert generation.context_message("q?", []) == "q?"
 
 
 def test_cut_passage_keeps_short_text_and_cuts_long_text():
-    assert hybrid.cut_passage("short", 10) == "short"
+    assert generation.cut_passage("short", 10) == "short"
     long = "line one is here\n" * 20
-    cut = hybrid.cut_passage(long, 100)
+    cut = generation.cut_passage(long, 100)
     assert len(cut) <= 104 and cut.endswith(" ...") and long.startswith(cut[:-4])
-    assert hybrid.cut_passage(long, None) == long
+    assert generation.cut_passage(long, None) == long
 
 
 def test_system_messages_tell_untuned_models_and_not_tuned_ones(adapter_dir):
     from ragft.generation import RAG_SYSTEM_PROMPT
 
-    rag = hybrid.System("rag", retriever=FakeRetriever(HITS))
-    tuned = hybrid.System("hybrid", adapter=str(adapter_dir), retriever=FakeRetriever(HITS), prompt="none")
-    m1 = hybrid.system_messages(rag, "q?", HITS)
-    m2 = hybrid.system_messages(tuned, "q?", HITS)
+    rag = sy.System("rag", retriever=FakeRetriever(HITS))
+    tuned = sy.System("hybrid", adapter=str(adapter_dir), retriever=FakeRetriever(HITS), prompt="none")
+    m1 = sy.system_messages(rag, "q?", HITS)
+    m2 = sy.system_messages(tuned, "q?", HITS)
     assert m1[0] == {"role": "system", "content": RAG_SYSTEM_PROMPT} and "<passage n=1" in m1[1]["content"]
     assert len(m2) == 1 and m2[0]["role"] == "user" and m2[0]["content"] == m1[1]["content"]
-    base = hybrid.system_messages(hybrid.System("base"), "q?", None)
+    base = sy.system_messages(sy.System("base"), "q?", None)
     assert base == [{"role": "system", "content": HOUSE_SYSTEM_PROMPT}, {"role": "user", "content": "q?"}]
 
 
 # --- the cache --------------------------------------------------------------------------------------------------------
 def test_cache_key_changes_with_prompt_adapter_weights_and_length(adapter_dir):
-    s = hybrid.System("ft", adapter=str(adapter_dir), prompt="none")
-    msgs = hybrid.system_messages(s, "q?", None)
-    k = hybrid.AnswerCache.key(s, msgs)
-    assert k == hybrid.AnswerCache.key(s.replace(name="renamed"), msgs)  # the name does not change the answer
-    assert k != hybrid.AnswerCache.key(s, hybrid.system_messages(s, "other?", None))
-    assert k != hybrid.AnswerCache.key(s.replace(max_new_tokens=5), msgs)
-    assert k != hybrid.AnswerCache.key(s.replace(adapter=None), msgs)
+    s = sy.System("ft", adapter=str(adapter_dir), prompt="none")
+    msgs = sy.system_messages(s, "q?", None)
+    k = sy.AnswerCache.key(s, msgs)
+    assert k == sy.AnswerCache.key(s.replace(name="renamed"), msgs)  # the name does not change the answer
+    assert k != sy.AnswerCache.key(s, sy.system_messages(s, "other?", None))
+    assert k != sy.AnswerCache.key(s.replace(max_new_tokens=5), msgs)
+    assert k != sy.AnswerCache.key(s.replace(adapter=None), msgs)
     (adapter_dir / "adapter_model.safetensors").write_bytes(b"weights-2, retrained")
-    assert k != hybrid.AnswerCache.key(s, msgs)
+    assert k != sy.AnswerCache.key(s, msgs)
 
 
 def test_compare_caches_answers_and_rerun_generates_nothing(tmp_path):
-    cache = hybrid.AnswerCache(tmp_path / "cache")
+    cache = sy.AnswerCache(tmp_path / "cache")
     retriever = FakeRetriever(HITS)
-    systems = [hybrid.System("base"), hybrid.System("rag", retriever=retriever, top_k=2)]
+    systems = [sy.System("base"), sy.System("rag", retriever=retriever, top_k=2)]
     questions = [item(), item("unanswerable", "unanswerable:foo")]
     pool = FakePool()
-    df = hybrid.compare(questions, systems, pool=pool, cache=cache, show_progress=False)
+    df = sy.compare(questions, systems, pool=pool, cache=cache, show_progress=False)
     assert len(df) == 4 and len(pool.calls) == 4 and not df["cached"].any()
     assert list(df["arm"]) == ["base", "base", "rag", "rag"]
     rag = df[df["arm"] == "rag"].iloc[0]
     assert rag["doc_ids"] == ["removed:numpy.float_", "numpy.float64"] and rag["gold_retrieved"] == True  # noqa: E712
     assert rag["correct"] and rag["compliant"] and not rag["stale"] and rag["grounded"] == 1.0
     assert pd.isna(df[df["arm"] == "base"].iloc[0]["grounded"])  # no passages, nothing to be grounded in
-    pool2 = FakePool(text="never used")
-    again = hybrid.compare(questions, systems, pool=pool2, cache=cache, show_progress=False)
+    pool2 = FakePool(lambda s: "never used")
+    again = sy.compare(questions, systems, pool=pool2, cache=cache, show_progress=False)
     assert pool2.calls == [] and again["cached"].all() and list(again["answer"]) == list(df["answer"])
     assert retriever.calls == 4  # retrieval is not cached: it decides the key
     assert len(cache) == 4  # one file per distinct prompt
@@ -158,46 +145,46 @@ def test_compare_caches_answers_and_rerun_generates_nothing(tmp_path):
 
 def test_threshold_abstains_without_generating(tmp_path):
     pool = FakePool()
-    s = hybrid.System("rag", retriever=FakeRetriever(HITS), threshold=0.9)
-    df = hybrid.compare([item("unanswerable", "unanswerable:foo")], [s], pool=pool, cache=False, show_progress=False)
+    s = sy.System("rag", retriever=FakeRetriever(HITS), threshold=0.9)
+    df = sy.compare([item("unanswerable", "unanswerable:foo")], [s], pool=pool, cache=False, show_progress=False)
     row = df.iloc[0]
     assert pool.calls == [] and row["gated"] and row["answer"] == house.ABSTAIN_ANSWER
     assert row["correct"] and row["abstained"] and row["compliant"] and row["new_tokens"] == 0
 
 
 def test_typed_questions_are_answered_and_format_checked_only():
-    df = hybrid.compare(["How do I sort?"], [hybrid.System("base")], pool=FakePool(), cache=False, show_progress=False)
+    df = sy.compare(["How do I sort?"], [sy.System("base")], pool=FakePool(), cache=False, show_progress=False)
     row = df.iloc[0]
     assert row["kind"] == "typed" and pd.isna(row["correct"]) and bool(row["compliant"])
     with pytest.raises(ValueError, match="empty question"):
-        hybrid.compare(["  "], [hybrid.System("base")], pool=FakePool(), cache=False, show_progress=False)
+        sy.compare(["  "], [sy.System("base")], pool=FakePool(), cache=False, show_progress=False)
 
 
 def test_compare_refuses_duplicate_names_and_no_systems():
     with pytest.raises(ValueError, match="unique"):
-        hybrid.compare([item()], [hybrid.System("a"), hybrid.System("a")], pool=FakePool(), cache=False)
+        sy.compare([item()], [sy.System("a"), sy.System("a")], pool=FakePool(), cache=False)
     with pytest.raises(ValueError, match="no systems"):
-        hybrid.compare([item()], [], pool=FakePool(), cache=False)
+        sy.compare([item()], [], pool=FakePool(), cache=False)
 
 
 def test_arm_metrics_and_records():
-    systems = [hybrid.System("base"), hybrid.System("rag", retriever=FakeRetriever(HITS))]
-    df = hybrid.compare([item(), item("unanswerable", "unanswerable:foo")], systems,
+    systems = [sy.System("base"), sy.System("rag", retriever=FakeRetriever(HITS))]
+    df = sy.compare([item(), item("unanswerable", "unanswerable:foo")], systems,
                         pool=FakePool(), cache=False, show_progress=False)
-    m = hybrid.arm_metrics(df)
-    assert list(m.index) == ["base", "rag"] and set(hybrid.METRICS) <= set(m.columns)
+    m = evaluation.summarize_arms(df, metrics=evaluation.ARMS_TABLE)
+    assert list(m.index) == ["base", "rag"] and set(evaluation.ARMS_TABLE) <= set(m.columns)
     assert m.loc["rag", "changed_accuracy"] == 1.0  # the removed item, answered with np.float64
     assert m.loc["rag", "abstention_recall"] == 0.0  # the canned answer never abstains
     assert m.loc["rag", "gold_retrieved"] == 1.0 and m.loc["base", "cached"] == 0.0
-    recs = hybrid.records(m)
+    recs = evaluation.records(m)
     assert recs[0]["arm"] == "base" and recs[1]["accuracy"] == 0.5
     assert all(v is None or not isinstance(v, float) or v == v for r in recs for v in r.values())  # no NaN left
 
 
 def test_configure_applies_knobs_only_where_they_mean_something(adapter_dir):
     other = FakeRetriever(HITS[:1])
-    arms = hybrid.make_arms(FakeRetriever(HITS), adapter_dir, top_k=3)
-    out = {s.name: s for s in hybrid.configure(arms, top_k=1, threshold=0.3, retriever=other, retriever_label="bm25",
+    arms = sy.make_arms(FakeRetriever(HITS), adapter_dir, top_k=3)
+    out = {s.name: s for s in sy.configure(arms, top_k=1, threshold=0.3, retriever=other, retriever_label="bm25",
                                                adapter=False)}
     assert out["base"] == arms[0]
     assert out["rag"].top_k == 1 and out["rag"].threshold == 0.3 and out["rag"].retriever is other
@@ -206,10 +193,10 @@ def test_configure_applies_knobs_only_where_they_mean_something(adapter_dir):
 
 
 def test_answers_html_shows_every_arm_and_escapes():
-    systems = [hybrid.System("base"), hybrid.System("rag", retriever=FakeRetriever(HITS))]
-    df = hybrid.compare(["<script>x</script>?"], systems, pool=FakePool(text="<b>raw</b>"), cache=False,
+    systems = [sy.System("base"), sy.System("rag", retriever=FakeRetriever(HITS))]
+    df = sy.compare(["<script>x</script>?"], systems, pool=FakePool(lambda s: "<b>raw</b>"), cache=False,
                         show_progress=False)
-    page = hybrid.answers_html(df, systems)
+    page = widgets.answers_html(df, systems)
     assert page.count("class='ragft-card'") == 2 and "data-arm='rag'" in page
     assert "<script>" not in page and "&lt;b&gt;raw&lt;/b&gt;" in page
     assert "removed:numpy.float_" in page  # sources of the rag arm
@@ -243,7 +230,7 @@ def test_raft_pairs_mix_oracle_and_distractor_contexts():
 
     retriever = build_retriever(_docs(), mode="bm25")
     pairs = _pairs()
-    out = hybrid.raft_pairs(pairs, retriever, hybrid.RaftSettings(top_k=2, p_oracle=0.5, passage_chars=None))
+    out = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=0.5, passage_chars=None))
     assert len(out) == len(pairs)
     modes = [p["raft"] for p in out]
     assert modes[-1] == "abstain" and {"oracle", "distractors"} <= set(modes)
@@ -255,9 +242,9 @@ def test_raft_pairs_mix_oracle_and_distractor_contexts():
         else:
             assert src["doc_id"] not in p["passage_ids"] and p["completion"] == house.ABSTAIN_ANSWER
         assert house.parse(p["completion"]).compliant
-    again = hybrid.raft_pairs(pairs, retriever, hybrid.RaftSettings(top_k=2, p_oracle=0.5, passage_chars=None))
+    again = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=0.5, passage_chars=None))
     assert again == out  # mechanical: the same pairs every time
-    all_oracle = hybrid.raft_pairs(pairs, retriever, hybrid.RaftSettings(top_k=2, p_oracle=1.0))
+    all_oracle = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=1.0))
     assert [p["raft"] for p in all_oracle].count("oracle") == len(pairs) - 1
 
 
@@ -267,20 +254,20 @@ def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
     retriever = build_retriever(_docs(), mode="bm25")
     pair = {"prompt": "cumulative sum", "kind": "answer", "doc_id": "numpy.sort",
             "completion": house.render("`np.sort`: sorts.", "np.sort([2, 1])", ["numpy.sort"])}
-    (out,) = hybrid.raft_pairs([pair], retriever, hybrid.RaftSettings(top_k=2, p_oracle=1.0))
+    (out,) = pr.raft_pairs([pair], retriever, pr.RaftSettings(top_k=2, p_oracle=1.0))
     assert out["gold_retrieved"] is False and "numpy.sort" in out["passage_ids"] and out["raft"] == "oracle"
 
 
 def test_raft_settings_validate():
     with pytest.raises(ValueError, match="p_oracle"):
-        hybrid.RaftSettings(p_oracle=1.5)
+        pr.RaftSettings(p_oracle=1.5)
 
 
 def test_update_pairs_teach_removals_and_changes_in_house_format():
     from ragft.corpus import load_corpus
 
     old, new = load_corpus("1.26.4"), load_corpus("2.4.6")
-    pairs = hybrid.update_pairs(old, new)
+    pairs = pr.update_pairs(old, new)
     by = {p["doc_id"]: p for p in pairs}
     assert {p["kind"] for p in pairs} == {"update_removed", "update_added", "update_changed"}
     assert all(house.parse(p["completion"]).compliant for p in pairs)
@@ -288,7 +275,7 @@ def test_update_pairs_teach_removals_and_changes_in_house_format():
     assert float_["prompt"] == "What does `np.float_` do?" and "`np.float64`" in float_["completion"]
     unchanged = {d.doc_id for d in new} & {d.doc_id for d in old if d.content_hash in {x.content_hash for x in new}}
     assert not unchanged & set(by)
-    assert hybrid.update_pairs(new, new) == []
+    assert pr.update_pairs(new, new) == []
 
 
 # --- the real model ---------------------------------------------------------------------------------------------------
@@ -301,16 +288,16 @@ def test_compare_with_the_real_small_model_and_cache(tmp_path):
     items = load_qa("dev", kinds=("removed",))[:1] + load_qa("dev", kinds=("unanswerable",))[:1]
     docs = subset_corpus(load_corpus("2.4.6"), items, "2.4.6", 20)
     retriever = build_retriever(docs, mode="bm25")
-    systems = hybrid.make_arms(retriever, top_k=2, passage_chars=300, max_new_tokens=12)
-    cache = hybrid.AnswerCache(tmp_path)
-    pool = hybrid.ModelPool()
-    df = hybrid.compare(items, systems, pool=pool, cache=cache, show_progress=False)
+    systems = sy.make_arms(retriever, top_k=2, passage_chars=300, max_new_tokens=12)
+    cache = sy.AnswerCache(tmp_path)
+    pool = sy.ModelPool()
+    df = sy.compare(items, systems, pool=pool, cache=cache, show_progress=False)
     assert len(df) == 4 and not df["cached"].any() and (df["new_tokens"] > 0).all()
     assert all(a.strip() for a in df["answer"]) and (df["generation_s"] > 0).all()
     assert bool(df[df["arm"] == "rag"]["gold_retrieved"].iloc[0])
-    again = hybrid.compare(items, systems, pool=pool, cache=cache, show_progress=False)
+    again = sy.compare(items, systems, pool=pool, cache=cache, show_progress=False)
     assert again["cached"].all() and list(again["answer"]) == list(df["answer"])
-    m = hybrid.arm_metrics(df)
+    m = evaluation.summarize_arms(df, metrics=evaluation.ARMS_TABLE)
     assert list(m.index) == ["base", "rag"] and (m["n"] == 2).all()
 
 
@@ -319,14 +306,13 @@ def test_model_pool_switches_adapters_on_one_base(tmp_path):
     """Adapter on changes the logits; adapter off gives exactly the base model's logits (same weights in memory)."""
     import torch
 
-    from ragft import finetune, models
 
     pairs = _pairs()[:4]
     adapter = finetune.train_or_load_adapter(
         pairs, finetune.LoraSettings(lora_r=4, lora_alpha=8), finetune.TrainSettings(steps=2, batch_size=2, max_length=64,
                                                                                      quantization="none", lr=1e-2),
         out_dir=tmp_path / "adapter", show_progress=False, verbose=False)
-    pool = hybrid.ModelPool()
+    pool = sy.ModelPool()
     ids = torch.tensor([[1, 2, 3, 4]])
 
     def logits(adapter_path):
@@ -342,9 +328,9 @@ def test_model_pool_switches_adapters_on_one_base(tmp_path):
         reference = base(input_ids=ids).logits
     assert torch.equal(before, reference) and torch.equal(off, reference)
     assert not torch.allclose(tuned, reference)
-    systems = hybrid.make_arms(FakeRetriever(HITS), adapter, adapter, top_k=1, max_new_tokens=4)
-    df = hybrid.compare([item()], systems, pool=pool, cache=False, show_progress=False)
-    assert list(df["arm"]) == list(hybrid.ARMS) and (df["new_tokens"] > 0).all()
+    systems = sy.make_arms(FakeRetriever(HITS), adapter, adapter, top_k=1, max_new_tokens=4)
+    df = sy.compare([item()], systems, pool=pool, cache=False, show_progress=False)
+    assert list(df["arm"]) == list(sy.ARMS) and (df["new_tokens"] > 0).all()
 
 
 def test_arm_metrics_skip_missing_values_instead_of_propagating_nan():
@@ -353,5 +339,52 @@ def test_arm_metrics_skip_missing_values_instead_of_propagating_nan():
     row = dict(arm="rag", kind="removed", correct=True, fact_ok=True, stale=False, abstained=False, compliant=True,
                latency_s=1.0, gold_retrieved=True, cached=False)
     df = pd.DataFrame([{**row, "grounded": 1.0}, {**row, "grounded": None}])  # the second answer cites no API name
-    m = hybrid.arm_metrics(df)
+    m = evaluation.summarize_arms(df, metrics=evaluation.ARMS_TABLE)
     assert m.loc["rag", "groundedness"] == 1.0 and m.loc["rag", "accuracy"] == 1.0
+
+
+# --- the one generation loop -------------------------------------------------------------------------------------------
+def test_generate_unique_dedupes_batches_in_order_and_skips_cached(tmp_path):
+    calls = []
+
+    def fake(batch):
+        calls.append([m[-1]["content"] for m in batch])
+        return [Generation(text=f"A:{m[-1]['content']}", n_prompt_tokens=3, n_new_tokens=2, ttft_s=0.1, total_s=0.4,
+                           batch_size=len(batch)) for m in batch]
+
+    def chat(q):
+        return (q, [{"role": "user", "content": q}])
+
+    cache = sy.AnswerCache(tmp_path / "c")
+    cache.put("q0", {"text": "cached", "n_new_tokens": 1, "n_prompt_tokens": 1, "ttft_s": 0, "total_s": 0,
+                     "batch_size": 1})
+    out = sy.generate_unique([chat("q1"), chat("q0"), chat("q2"), chat("q1"), chat("q3")], fake, cache, batch_size=2)
+    assert calls == [["q1", "q2"], ["q3"]]  # q0 from the cache, the second q1 not generated again
+    texts = [r["text"] for r, _, _ in out]
+    assert texts == ["A:q1", "cached", "A:q2", "A:q1", "A:q3"]
+    assert [g is not None for _, g, _ in out] == [True, False, True, False, True]  # repeats carry no Generation
+    assert [c for _, _, c in out] == [False, True, False, False, False]
+    assert out[0][0]["total_s"] == pytest.approx(0.2)  # a batch's time shared by its answers
+    assert cache.get("q3")["text"] == "A:q3" and len(cache) == 4
+
+
+def test_in_memory_answer_cache():
+    c = sy.AnswerCache("memory")
+    assert c.get("k") is None
+    c.put("k", {"text": "t"})
+    assert c.get("k") == {"text": "t"} and len(c) == 1 and c.memory
+
+
+# --- one house pair for every builder ----------------------------------------------------------------------------------
+def test_house_pair_is_the_one_template_and_filters_what_cannot_teach_the_format():
+    ok = Document("numpy.sortx", "numpy.sortx(a)\n\nReturn a sorted copy of an array.\n\nExamples\n--------\n>>> np.sortx([2, 1])",
+                  metadata={"kind": "function"})
+    pair = pr.house_pair(ok)
+    assert pair["prompt"] == "What does `np.sortx` do?" and pair["doc_id"] == "numpy.sortx" and pair["kind"] == "answer"
+    assert house.parse(pair["completion"]).compliant and "np.sortx([2, 1])" in pair["completion"]
+    assert pr.house_pair(Document("numpy.pi", ok.text, metadata={"kind": "constant"})) is None  # not a callable
+    assert pr.house_pair(Document("numpy.f", "numpy.f(a)\n\nNo example here at all.", metadata={"kind": "function"})) is None
+    assert pr.house_pair(None) is None
+    # update_pairs uses the same filter: a changed constant teaches nothing, a changed function does
+    new = [ok, Document("numpy.pi", ok.text, metadata={"kind": "constant"})]
+    assert [p["doc_id"] for p in pr.update_pairs([], new)] == ["numpy.sortx"]

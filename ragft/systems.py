@@ -1,0 +1,517 @@
+"""The one answering path: a `System` (model, adapter or none, retriever or none, threshold, prompt style) answers
+questions through `answer` / `compare`, with the models held by a `ModelPool` (one base per model, adapters switched
+by name) and every generated answer kept in ONE `AnswerCache` keyed by exactly what decides its text.
+
+Every generation in ragft goes through `generate_unique` here: identical prompts are generated once, cached ones not
+at all, the rest in batches. `pipeline.RagPipeline` (notebook 03's budgeted prompts) and `evaluate_behaviour`
+(notebook 04's base vs tuned) are thin callers of it. This module does not retrieve (a System's retriever does),
+does not train (see `finetune.py`), builds no training data (see `pairs.py`) and defines no metric (see
+`evaluation.py`): it calls `evaluation.score_answer` on each answer.
+Introduced in notebooks/05_hybrid.ipynb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import adapters, finetune, generation, house
+from .cache import KeyValueCache, content_key, files_state
+from .datasets import load_train_pairs
+from .evaluation import score_answer
+from .generation import DECODING, Generation, chat_messages, context_message
+from .models import DEFAULT_LLM, device, load_llm, spec
+from .pairs import RaftSettings, raft_training_set
+from .paths import CURRENT_VERSION, cache_dir
+
+# Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
+# `generation` decodes beyond `DECODING`): every cached answer is then regenerated.
+CACHE_VERSION = 2
+PROMPTS = ("house", "none")  # the system prompt: "house" TELLS the format; "none" for tuned models, which LEARNED it
+ARMS = ("base", "rag", "fine-tuned", "hybrid", "raft")
+
+
+# --- systems ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class System:
+    """One way to answer: model + adapter (or none) + retriever (or none) + threshold + prompt.
+
+    threshold: passed to the retriever (cosine for dense and hybrid, raw score for BM25); a question left with no
+    passage gets the fixed abstention reply without any generation (the retrieval system abstains, not the model). prompt: "house" puts `house.SYSTEM_PROMPT` first;
+    "none" gives no system prompt (the tuned arms were trained without one). passage_chars cuts each passage.
+    >>> System("rag", retriever=my_index, top_k=3, threshold=0.5)  # doctest: +SKIP
+    """
+
+    name: str
+    model: str = DEFAULT_LLM
+    adapter: str | None = None  # a LoRA adapter folder (finetune.train_or_load_adapter); None = the base model
+    retriever: Any = field(default=None, compare=False, repr=False)  # a ragft.index Retriever; None = no retrieval
+    retriever_label: str = ""  # how tables name the retriever, e.g. "hybrid, numpy 2.4.6"
+    top_k: int = 3
+    threshold: float | None = None
+    prompt: str = "house"
+    passage_chars: int | None = 600
+    max_new_tokens: int = 80
+
+    def __post_init__(self):
+        if self.prompt not in PROMPTS:
+            raise ValueError(f"prompt must be one of {PROMPTS}, not {self.prompt!r}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, not {self.top_k}")
+        if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").exists():
+            raise FileNotFoundError(f"system {self.name!r}: no adapter at {self.adapter} (no adapter_config.json); "
+                                    "train one with ragft.finetune.train_or_load_adapter")
+        spec(self.model)  # unknown model names fail here, not in the middle of a comparison
+
+    def replace(self, **changes) -> System:
+        """A copy with some parts swapped: `rag.replace(name="rag top_k=1", top_k=1)`."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict:
+        """The system as a table row (what the arms table prints next to its numbers)."""
+        return {"arm": self.name, "model": self.model, "adapter": adapter_label(self.adapter),
+                "retrieval": (self.retriever_label or retriever_kind(self.retriever)) if self.retriever is not None else "none",
+                "top_k": self.top_k if self.retriever is not None else None,
+                "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt}
+
+
+def retriever_kind(retriever) -> str:
+    """"dense" | "exact" | "bm25" | "hybrid" from a retriever's class (for labels only)."""
+    name = type(retriever).__name__
+    return {"DenseIndex": "dense", "ExactRetriever": "exact", "BM25Retriever": "bm25",
+            "HybridRetriever": "hybrid"}.get(name, name)
+
+
+def adapter_label(adapter: str | os.PathLike | None) -> str:
+    """"none", or the adapter folder's name ("smollm2-135m-r16-s60-1a2b3c...")."""
+    return "none" if adapter is None else Path(adapter).name
+
+
+def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
+              model: str = DEFAULT_LLM, top_k: int = 3, threshold: float | None = None, passage_chars: int | None = 600,
+              max_new_tokens: int = 80, retriever_label: str = "") -> list[System]:
+    """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag).
+
+    The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
+    not (prompt "none"), because it was trained without one. Arms whose part is missing (no retriever, no adapter) are
+    left out.
+    """
+    common = dict(model=model, top_k=top_k, passage_chars=passage_chars, max_new_tokens=max_new_tokens)
+    rag = dict(retriever=retriever, retriever_label=retriever_label, threshold=threshold)
+    sft = str(sft_adapter) if sft_adapter else None
+    raft = str(raft_adapter) if raft_adapter else None
+    arms = [System("base", prompt="house", **common)]
+    if retriever is not None:
+        arms.append(System("rag", prompt="house", **rag, **common))
+    if sft:
+        arms.append(System("fine-tuned", adapter=sft, prompt="none", **common))
+    if sft and retriever is not None:
+        arms.append(System("hybrid", adapter=sft, prompt="none", **rag, **common))
+    if raft and retriever is not None:
+        arms.append(System("raft", adapter=raft, prompt="none", **rag, **common))
+    return arms
+
+
+def system_messages(system: System, question: str, hits: Sequence | None) -> list[dict]:
+    """The chat messages `system` sends for `question` given its retrieved hits (None when it has no retriever).
+
+    prompt "house": `generation.RAG_SYSTEM_PROMPT` with passages (notebook 03's RAG pipeline), `house.SYSTEM_PROMPT` without.
+    prompt "none": no system turn.
+    """
+    if hits is None:
+        return chat_messages(question, house.SYSTEM_PROMPT if system.prompt == "house" else None)
+    return chat_messages(context_message(question, hits, system.passage_chars),
+                         generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
+
+
+# --- loaded models ----------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _adapter_hash(path: str, state: str) -> str:
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        p = Path(path) / name
+        if p.exists():
+            h.update(name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def adapter_hash(path: str | os.PathLike | None) -> str | None:
+    """sha256 of an adapter's config and weights (memoised by file sizes and mtimes); None for no adapter."""
+    if path is None:
+        return None
+    return _adapter_hash(str(Path(path).resolve()), files_state(path, "adapter_*"))
+
+
+class ModelPool:
+    """The models `compare` generates with: each base model loaded once (full precision), every adapter put on it under
+    its own name and switched per call; a system without adapter runs with the adapters disabled (same weights).
+
+    Generation on CPU happens on the full-precision base: 4-bit saves memory in training, not time in inference.
+    """
+
+    def __init__(self, dtype=None):
+        self.dtype = dtype
+        self._models: dict[str, list] = {}  # model name -> [model, tok, {adapter folder: adapter name}]
+        self.load_s = 0.0
+
+    def get(self, model_name: str, adapter: str | None):
+        """(model, tokenizer, context manager) with `adapter` active, or every adapter off when adapter is None."""
+        if model_name not in self._models:
+            t0 = time.perf_counter()
+            model, tok = load_llm(model_name, dtype=self.dtype)
+            model.eval()
+            self._models[model_name] = [model, tok, {}]
+            self.load_s += time.perf_counter() - t0
+        entry = self._models[model_name]
+        model, tok, names = entry
+        if adapter is None:
+            ctx = model.disable_adapter() if names else contextlib.nullcontext()
+            return model, tok, ctx
+        key = str(Path(adapter).resolve())
+        if key not in names:
+            from peft import PeftModel  # peft loads torch: imported when the first adapter is put on
+
+            t0 = time.perf_counter()
+            adapters.check_adapter_base(model, adapter)
+            name = f"a{len(names)}"
+            if names:
+                model.load_adapter(key, adapter_name=name)
+            else:
+                model = PeftModel.from_pretrained(model, key, adapter_name=name)
+                model.eval()
+                entry[0] = model
+            names[key] = name
+            self.load_s += time.perf_counter() - t0
+        model.set_adapter(names[key])
+        return model, tok, contextlib.nullcontext()
+
+    def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8) -> list[Generation]:
+        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`)."""
+        model, tok, ctx = self.get(system.model, system.adapter)
+        with ctx:
+            return generate_chats(model, tok, batch, system.max_new_tokens, batch_size)
+
+
+def generate_chats(model, tok, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 8,
+                   repetition_penalty: float | None = generation.REPETITION_PENALTY) -> list[Generation]:
+    """Greedy replies to chats with a loaded model: one chat through `generation.generate`, several through
+    `generation.generate_batch` (left-padded batches). Timings of a batched answer are its batch's.
+    repetition_penalty other than `generation.REPETITION_PENALTY` is for experiments (notebook 03's failure lab)."""
+    if len(batch) == 1:
+        return [generation.generate(model, tok, batch[0], max_new_tokens=max_new_tokens,
+                                    repetition_penalty=repetition_penalty)]
+    return generation.generate_batch(model, tok, batch, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                     repetition_penalty=repetition_penalty)
+
+
+# --- the answer cache and the one generation loop ---------------------------------------------------------------------
+class AnswerCache:
+    """Generated answers keyed by everything that decides their text: on disk (`cache.KeyValueCache`, safe to interrupt
+    and to share), or in memory for a model that has no name to key it by (`folder="memory"`).
+
+    The key (`key`) holds the model's sha256, the adapter's hash, the exact chat messages (so the question, the
+    retrieved passages and the system prompt), max_new_tokens and the decoding settings. Retrieval is not cached: it
+    runs every time (milliseconds) and decides the key.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.memory = folder == "memory"
+        self._store: dict | KeyValueCache = {} if self.memory else KeyValueCache(folder or cache_dir("answers"))
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(system: System, messages: list[dict]) -> str:
+        return content_key({"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
+                            "adapter": adapter_hash(system.adapter), "messages": messages,
+                            "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()})
+
+    def get(self, key: str) -> dict | None:
+        value = self._store.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: str, value: dict) -> None:
+        if self.memory:
+            self._store[key] = value
+        else:
+            self._store.put(key, value)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def as_cache(cache) -> AnswerCache | None:
+    """True -> the user's answer cache; False/None -> no cache; an AnswerCache as it is."""
+    return AnswerCache() if cache is True else (None if cache is False or cache is None else cache)
+
+
+def generation_record(g: Generation) -> dict:
+    """What the cache keeps of a Generation; a batched answer's total_s is its share of the batch's time."""
+    n = max(g.batch_size, 1)
+    return {"text": g.text, "n_new_tokens": g.n_new_tokens, "n_prompt_tokens": g.n_prompt_tokens, "ttft_s": g.ttft_s,
+            "total_s": g.total_s / n, "batch_size": n, "mean_logprob": g.mean_logprob}
+
+
+def generate_unique(prompts: Sequence[tuple[str, list[dict]]], generate: Callable[[list[list[dict]]], list[Generation]],
+                    cache: AnswerCache | None = None, batch_size: int = 8, bar=None) -> list[tuple[dict, Generation | None, bool]]:
+    """THE generation loop: (key, messages) pairs in; per pair out: (record, Generation or None, from_cache).
+
+    Keys found in `cache` are not generated (from_cache True, Generation None); identical keys are generated once (the
+    first carries the Generation, repeats get None); the rest go to `generate` in batches of `batch_size`, in order of
+    first appearance, and into the cache.
+    """
+    records: dict[str, tuple[dict, Generation | None, bool]] = {}
+    for key, _ in prompts:
+        if key not in records and cache is not None and (hit := cache.get(key)) is not None:
+            records[key] = (hit, None, True)
+    if bar is not None and records:
+        bar.update(sum(1 for k, _ in prompts if k in records))
+    todo = list(dict.fromkeys(k for k, _ in prompts if k not in records))
+    messages = dict(prompts)
+    for start in range(0, len(todo), batch_size):
+        keys = todo[start:start + batch_size]
+        for k, g in zip(keys, generate([messages[k] for k in keys]), strict=True):
+            records[k] = (generation_record(g), g, False)
+            if cache is not None:
+                cache.put(k, records[k][0])
+        if bar is not None:
+            bar.update(sum(1 for k, _ in prompts if k in set(keys)))
+    seen, out = set(), []
+    for key, _ in prompts:
+        record, gen, from_cache = records[key]
+        out.append((record, gen if key not in seen else None, from_cache))
+        seen.add(key)
+    return out
+
+
+# --- answering and comparing ------------------------------------------------------------------------------------------
+def _as_item(question):
+    """(question text, QA item or None): compare accepts QA items and typed strings alike."""
+    if isinstance(question, str):
+        if not question.strip():
+            raise ValueError("empty question: type a question to answer")
+        return question.strip(), None
+    return question.question, question
+
+
+def _relevance(hit) -> float:
+    """The score to show: the dense cosine (hybrid hits carry it in metadata), else the hit's own score."""
+    return float(hit.metadata.get("cosine", hit.score)) if hit.metadata else float(hit.score)
+
+
+@dataclass
+class _Plan:
+    """One (system, question) before generation: retrieval done, prompt built, cache consulted."""
+
+    system: System
+    text: str
+    item: Any
+    hits: list | None
+    retrieval_s: float
+    gated: bool
+    messages: list | None = None
+    key: str | None = None
+    gen: dict | None = None
+    cached: bool = False
+
+
+def _plan(system: System, question, cache: AnswerCache | None) -> _Plan:
+    text, item = _as_item(question)
+    hits, retrieval_s = None, 0.0
+    if system.retriever is not None:
+        t0 = time.perf_counter()
+        hits = list(system.retriever.search(text, top_k=system.top_k, threshold=system.threshold))
+        retrieval_s = time.perf_counter() - t0
+    plan = _Plan(system, text, item, hits, retrieval_s, gated=system.threshold is not None and hits is not None and not hits)
+    if plan.gated:  # nothing above the threshold: the system abstains, no model involved
+        plan.gen = {"text": house.ABSTAIN_ANSWER, "n_new_tokens": 0, "ttft_s": 0.0, "total_s": 0.0, "batch_size": 0}
+        return plan
+    plan.messages = system_messages(system, text, hits)
+    plan.key = AnswerCache.key(system, plan.messages) if cache is not None else content_key(plan.messages)
+    return plan
+
+
+def _generate(plans: list[_Plan], pool, cache: AnswerCache | None, batch_size: int, bar=None) -> None:
+    """Generate every plan still without an answer, grouped by model, adapter and length (`generate_unique`)."""
+    groups: dict[tuple, list[_Plan]] = {}
+    for p in plans:
+        if p.gen is None:
+            groups.setdefault((p.system.model, p.system.adapter, p.system.max_new_tokens), []).append(p)
+    for group in groups.values():
+        system = group[0].system
+        done = generate_unique([(p.key, p.messages) for p in group],
+                               lambda batch, s=system: pool.generate_batch(s, batch, batch_size), cache, batch_size, bar)
+        for p, (record, _, from_cache) in zip(group, done, strict=True):
+            p.gen, p.cached = record, from_cache
+
+
+def _row(p: _Plan, version: str) -> dict:
+    item, hits, gen = p.item, p.hits, p.gen
+    passages = [h.text for h in hits] if hits is not None else None
+    row = {"arm": p.system.name, "id": item.id if item else "", "kind": item.kind if item else "typed",
+           "question": p.text, "answer": gen["text"], "doc_ids": [h.doc_id for h in hits] if hits is not None else [],
+           "scores": [round(_relevance(h), 4) for h in hits] if hits is not None else [],
+           "passages": passages or [], "gated": p.gated,
+           "gold_retrieved": (bool(item.gold(version) & {h.doc_id for h in hits})
+                              if item is not None and item.answerable and hits is not None else None),
+           "retrieval_s": p.retrieval_s, "generation_s": gen["total_s"], "latency_s": p.retrieval_s + gen["total_s"],
+           "new_tokens": gen["n_new_tokens"], "batch_size": gen.get("batch_size", 1),
+           "tokens_per_s": gen["n_new_tokens"] / gen["total_s"] if gen["total_s"] > 0 else float("nan"),
+           "cached": p.cached}
+    if item is not None:
+        score = score_answer(item, gen["text"], passages)
+        row.update({k: v for k, v in score.items() if k not in ("id", "kind")})
+    else:
+        parsed = house.parse(gen["text"])
+        row.update({"correct": None, "fact_ok": None, "stale": None, "abstained": parsed.abstained,
+                    "compliant": parsed.compliant, "grounded": None})
+    return row
+
+
+def answer(system: System, question, pool: ModelPool | None = None, cache: AnswerCache | None = None,
+           version: str = CURRENT_VERSION) -> dict:
+    """One system answers one question (a QA item or a string): a row with the answer, its passages, timings and,
+    for QA items, every metric of `evaluation.score_answer`."""
+    cache = as_cache(cache)
+    plan = _plan(system, question, cache)
+    _generate([plan], pool or ModelPool(), cache, batch_size=1)
+    return _row(plan, version)
+
+
+def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool | None = None,
+            cache: AnswerCache | bool = True, version: str = CURRENT_VERSION, batch_size: int = 8,
+            show_progress: bool = True):
+    """Every system answers every question: one row per (system, question) with answer, sources, metrics and timings.
+
+    questions: QA items (scored) or strings (answered, format-checked only). cache: True = the user cache
+    (`cache_dir("compare")`), an AnswerCache, or False. Answers not in the cache are generated `batch_size` at a time
+    per (model, adapter); a batched answer's generation_s is its share of the batch's time (throughput, not the
+    latency one user would see: ask one question, as the dashboard does, for that). Per-arm metrics: `arm_metrics(df)`.
+    >>> df = compare(load_qa("test")[:3], make_arms(index, adapter)); arm_metrics(df)  # doctest: +SKIP
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if not systems:
+        raise ValueError("no systems to compare")
+    names = [s.name for s in systems]
+    if len(set(names)) != len(names):
+        raise ValueError(f"system names must be unique (they label the rows): {names}")
+    pool = pool or ModelPool()
+    cache = as_cache(cache)
+    plans = [_plan(s, q, cache) for s in systems for q in questions]
+    todo = sum(p.gen is None for p in plans)
+    with tqdm(total=todo, desc=f"answering ({sum(p.gated for p in plans)} of {len(plans)} abstained by threshold)",
+              disable=not show_progress or not todo) as bar:
+        _generate(plans, pool, cache, batch_size, bar)
+    return pd.DataFrame([_row(p, version) for p in plans])
+
+
+# --- the dashboard's pure functions (wired to controls in widgets.py) -------------------------------------------------
+def configure(systems: Sequence[System], *, top_k: int | None = None, threshold: float | None = None,
+              retriever=None, retriever_label: str | None = None, adapter: bool = True) -> list[System]:
+    """The dashboard's knobs applied to a list of systems: retrieval knobs reach only systems that retrieve; adapter=False
+    takes every adapter off (each tuned arm then runs its prompt on the base model)."""
+    out = []
+    for s in systems:
+        changes: dict = {}
+        if s.retriever is not None:
+            if top_k is not None:
+                changes["top_k"] = top_k
+            changes["threshold"] = threshold
+            if retriever is not None:
+                changes["retriever"] = retriever
+                changes["retriever_label"] = retriever_label if retriever_label is not None else retriever_kind(retriever)
+        if not adapter and s.adapter is not None:
+            changes["adapter"] = None
+        out.append(s.replace(**changes) if changes else s)
+    return out
+
+
+def ask(question, systems: Sequence[System], arms: Sequence[str] | None = None, *, top_k: int | None = None,
+        threshold: float | None = None, retriever=None, retriever_label: str | None = None, adapter: bool = True,
+        pool: ModelPool | None = None, cache: AnswerCache | bool = True):
+    """One question (a QA item or typed text) through the chosen arms with the dashboard's knobs: `compare`'s rows."""
+    chosen = [s for s in systems if arms is None or s.name in arms]
+    if not chosen:
+        raise ValueError("choose at least one arm")
+    chosen = configure(chosen, top_k=top_k, threshold=threshold, retriever=retriever, retriever_label=retriever_label,
+                       adapter=adapter)
+    return compare([question], chosen, pool=pool, cache=cache, show_progress=False)
+
+
+# --- the arms of notebooks 05 and 06, set up once ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArmSettings:
+    """What notebooks 05 and 06 share, so that 06 gets 05's adapters from the cache instead of training new ones."""
+
+    llm: str = DEFAULT_LLM
+    top_k: int = 3
+    threshold: float | None = 0.5  # cosine below which a retrieving arm abstains without generating; None: off
+    passage_chars: int | None = 300
+    max_new_tokens: int = 80
+    lora_r: int = 16
+    lora_alpha: int = 32
+    train_steps: int = 60
+    raft_p_oracle: float = 0.8
+    raft_batch_size: int = 2
+    seed: int = 0
+
+    def lora(self) -> finetune.LoraSettings:
+        return finetune.LoraSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha)
+
+    def sft_train(self) -> finetune.TrainSettings:
+        return finetune.TrainSettings(steps=self.train_steps, seed=self.seed)
+
+    def raft_train(self) -> finetune.TrainSettings:
+        # RAFT prompts are ~4x longer than plain ones: a smaller batch keeps a step affordable on CPU
+        return finetune.TrainSettings(steps=self.train_steps, batch_size=self.raft_batch_size, max_length=768,
+                                      seed=self.seed)
+
+
+@dataclass
+class TunedAdapters:
+    """The two adapters of the tuned arms and how they were made (training logs, the RAFT pairs)."""
+
+    sft: Path
+    raft: Path
+    sft_log: dict
+    raft_log: dict
+    raft_data: list[dict]
+    raft_build_s: float
+
+
+def tuned_adapters(settings: ArmSettings, show_progress: bool = True) -> TunedAdapters:
+    """Train (or load from the adapter cache) the fine-tuned arm's adapter on the house-style pairs and the RAFT arm's
+    on RAFT pairs, one pair per training example (`steps * raft_batch_size` of them)."""
+    pairs, _ = load_train_pairs()
+    sft = finetune.train_or_load_adapter(pairs, settings.lora(), settings.sft_train(), model_name=settings.llm,
+                                         show_progress=show_progress)
+    t0 = time.perf_counter()
+    raft_data = raft_training_set(pairs, settings.train_steps * settings.raft_batch_size, RaftSettings(
+        top_k=settings.top_k, p_oracle=settings.raft_p_oracle, passage_chars=settings.passage_chars, seed=settings.seed))
+    raft_build_s = time.perf_counter() - t0
+    raft = finetune.train_or_load_adapter(raft_data, settings.lora(), settings.raft_train(), model_name=settings.llm,
+                                          show_progress=show_progress)
+    return TunedAdapters(sft, raft, finetune.read_training_log(sft), finetune.read_training_log(raft), raft_data,
+                         raft_build_s)
+
+
+def arms_for(retriever, adapters: TunedAdapters | None, settings: ArmSettings, retriever_label: str = "") -> list[System]:
+    """`make_arms` with the shared settings: base, rag, fine-tuned, hybrid and raft."""
+    return make_arms(retriever, adapters.sft if adapters else None, adapters.raft if adapters else None,
+                     model=settings.llm, top_k=settings.top_k, threshold=settings.threshold,
+                     passage_chars=settings.passage_chars, max_new_tokens=settings.max_new_tokens,
+                     retriever_label=retriever_label)

@@ -1,0 +1,68 @@
+"""Notebooks 00-03 (overview, chunking, HNSW retrieval, RAG: no training) executed in the smoke profile, checked
+through the figures each records. The training notebooks 04-06 are in test_notebooks_training.py.
+
+Two files, not one, because `make test` runs pytest-xdist with `--dist loadfile` (a file runs whole on one worker): in a
+full run 00-03 take about 350 s and 04-06 about 490 s, so each of the two workers takes one file and the unit tests
+fill in around them; one file would keep a worker busy for 14 minutes.
+"""
+
+import pytest
+
+from ragft import profiles
+from ragft.chunking import STRATEGIES
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+def test_overview_notebook_smoke(smoke_figures):
+    figs = smoke_figures("00_overview")
+    assert figs["documents"]["1.26.4"] > 900 and figs["documents"]["2.4.6"] > 900
+    assert figs["removed_1_26_to_2_0"] > 50
+    assert figs["qa_items"] == figs["qa_dev"] + figs["qa_test"]
+    assert figs["demo_truth_holds"] is True
+    assert figs["train_pairs"] > 500
+
+
+def test_chunking_notebook_smoke(smoke_figures):
+    figs = smoke_figures("01_chunking")
+    assert figs["n_docs"] == 40 and figs["n_questions"] >= 4
+    assert [r["strategy"] for r in figs["strategies"]] == list(STRATEGIES)
+    for row in figs["strategies"]:
+        assert 0 <= row["recall@1"] <= row["recall@5"] <= row["recall@10"] <= 1
+        assert row["recall@10"] > 0, f"{row['strategy']}: no question found its gold document in 10 hits"
+    counts = {r["strategy"]: r for r in figs["chunk_counts"]}
+    assert counts["fixed"]["over 256 (truncated)"] == 0 and counts["fixed"]["p95 tokens"] <= figs["chunk_size"]
+    assert counts["structure"]["chunks"] > counts["fixed"]["chunks"]  # one section per chunk makes more, shorter chunks
+    assert figs["best_strategy"] in STRATEGIES
+
+
+def test_hnsw_retrieval_notebook_smoke(smoke_figures):
+    figs = smoke_figures("02_hnsw_retrieval")
+    assert figs["n_docs"] == profiles.get("smoke").n_docs and figs["n_chunks"] > figs["n_docs"]
+    assert figs["real_recall_at_ef"] >= 0.95
+    recalls = [r["recall@10"] for r in figs["synthetic_curves"]]
+    assert recalls[-1] >= max(recalls[0], 0.99)  # the widest beam finds (nearly) every true neighbour
+    retrievers = {r["retriever"]: r for r in figs["retrievers"]}
+    assert set(retrievers) == {"dense (MiniLM)", "exact (MiniLM)", "BM25", "hybrid (RRF)", "dense (hashed words)"}
+    assert retrievers["dense (MiniLM)"]["recall@10"] >= 0.8
+    assert -1 <= figs["suggested_threshold"] <= 1
+    up = figs["update"]
+    assert up["recall5_after"] > up["recall5_before"]
+    assert up["sync_embedded"] < up["rebuild_embedded"]
+    assert up["added"] + up["changed"] + up["unchanged"] == up["n_docs"]
+
+
+def test_rag_notebook_smoke(smoke_figures):
+    figs = smoke_figures("03_rag")
+    assert figs["weights_unchanged"] is True
+    assert figs["update_context_recall_after"] > figs["update_context_recall_before"]
+    assert figs["update_docs"]["changed"] + figs["update_docs"]["added"] + figs["update_docs"]["removed"] > 0
+    assert figs["budget_respected"] is True
+    assert figs["rag_context_recall"] >= 0.5
+    assert figs["latency"]["tokens_per_s"] > 0 and figs["latency"]["ttft_s"] > 0
+    assert 0 < figs["retrieval_share"] < 0.05  # retrieval takes time, but little of it next to generation
+    arms = {r["arm"]: r for r in figs["arms"]}
+    assert {"base (no retrieval)", "RAG"} <= set(arms) and all(r["n"] == figs["n_questions"] for r in arms.values())
+    lab = {r["arm"]: r for r in figs["lab_threshold"]}
+    assert len(lab) == 3 and len(figs["lab_retrieval"]) == 3 and len(figs["lab_cannot_tell"]) == 3
+    assert {r["arm"] for r in figs["injection"]} == {"delimited + escaped", "raw text"}

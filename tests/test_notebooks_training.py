@@ -1,0 +1,56 @@
+"""Notebooks 04-06 (QLoRA fine-tuning, the hybrid, the comparison) executed in the smoke profile, checked through the
+figures each records. Notebooks 00-03 are in test_notebooks.py (why two files: see its docstring).
+
+One file on purpose: pytest runs a file's tests in order on one worker, so 06 finds the adapters and answers 05 left
+in the cache, as a reader running the notebooks in order would (06 on a cold cache would train them again).
+"""
+
+import pandas as pd
+import pytest
+
+from ragft import evaluation, profiles, systems
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+def test_qlora_notebook_smoke(smoke_figures):
+    figs = smoke_figures("04_qlora_finetuning")
+    assert figs["footprint_mb"]["fp32"] > figs["footprint_mb"]["bf16"] > figs["footprint_mb"]["nf4"]
+    assert figs["nf4_ratio_to_fp32"] <= 0.35
+    assert "4-bit NF4" in figs["quantization"]
+    assert figs["train_steps"] == profiles.get("smoke").train_steps and figs["seconds_per_step"] > 0 and figs["peak_rss_mb"] > 0
+    assert figs["loss_after"] < figs["loss_before"]
+    assert figs["n_questions"] == 8
+    assert figs["compliance_tuned"] >= figs["compliance_base"]
+    assert set(figs["answered_in_format"]) == set(figs["abstained"]) == {"base", "tuned"}
+    assert figs["chunks_to_embed"] > 100 and 0 < figs["pairs_to_regenerate"] < 772
+    assert figs["retrain_s"] > 0 and figs["reindex_s"] > 0
+    assert figs["merge_max_logit_diff"] < 1e-3
+    assert figs["sweep"] == []  # no sweep in the smoke profile
+
+
+def test_hybrid_notebook_smoke(smoke_figures):
+    figs = smoke_figures("05_hybrid")
+    arms = figs["arms"]
+    assert [a["arm"] for a in arms] == list(systems.ARMS)
+    assert list(figs)[0] == "arms"  # the report index shows it first
+    assert all(a["n"] == figs["n_questions"] for a in arms)
+    for a in arms:
+        for k in ("accuracy", "format_compliance", "stale_rate"):
+            assert a[k] is None or 0.0 <= a[k] <= 1.0
+    assert figs["rerun_all_cached"] is True
+    assert figs["n_changed"] >= 3  # one question per changed kind, even in smoke
+    assert {u["arm"] for u in figs["knowledge_update"]} == set(systems.ARMS)
+    assert figs["sync_changed_docs"] > 0 and figs["sync_cold_s"] >= figs["sync_s"] > 0
+    assert figs["retrain_s"] > 0 and figs["update_pairs"] > 0
+    assert set(figs["raft_mix"]) <= {"oracle", "distractors", "abstain"} and sum(figs["raft_mix"].values()) == figs["raft_pairs"]
+    assert len(figs["systems_over_models"]) == (5 if figs["large_available"] else 3)
+    assert set(figs["claims"]) == {c["claim"] for c in evaluation.story(pd.DataFrame())}
+
+
+def test_compare_notebook_smoke(smoke_figures):
+    figs = smoke_figures("06_compare")
+    assert figs["arms"] == list(systems.ARMS)
+    assert [a["arm"] for a in figs["answers"]] == list(systems.ARMS)
+    assert figs["static_call_all_cached"] is True
+    assert all(len(ids) <= 1 for ids in figs["top_k_1_doc_ids"].values())

@@ -1,0 +1,131 @@
+"""The task pairs: no QA item leaks into any training set, every pair has the QA's question shapes and the house format,
+and the committed file is what the builder writes."""
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ragft import house, pair_builder
+from ragft.evaluation import fact_present
+from ragft.paths import DATA_DIR
+
+TRAIN_DIR = DATA_DIR / "train"
+# Measured on the committed files: 159 of the 772 pairs of house_style.jsonl name an API that a QA item asks about
+# (e.g. "What does `np.flatnonzero` do?" while a QA item's gold document is numpy.flatnonzero).
+KNOWN_LEAKY = {"house_style.jsonl": "159 of 772 pairs name an API a QA item asks about (built before this check)"}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def qa():
+    return pair_builder.load_qa_rows()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return _rows(pair_builder.default_path())
+
+
+def _train_files():
+    files = sorted(TRAIN_DIR.glob("*.jsonl"))
+    return [pytest.param(f, id=f.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_LEAKY[f.name]))
+            if f.name in KNOWN_LEAKY else pytest.param(f, id=f.name) for f in files]
+
+
+def test_the_leak_check_sees_what_a_qa_item_asks_about(qa):
+    banned = pair_builder.qa_asked_names(qa)
+    removed = next(it for it in qa if it["id"] == "removed:float_")
+    unanswerable = next(it for it in qa if it["kind"] == "unanswerable")
+    fake = re.search(r"`np\.(\w+)`", unanswerable["question"]).group(1)
+    assert {"np.float_", f"np.{fake}"} <= banned
+    assert all(pair_builder.doc_name(i) in banned for it in qa for ids in it["gold_doc_ids"].values() for i in ids)
+    leaky = {"prompt": "What does `np.float_` do?", "completion": house.ABSTAIN_ANSWER, "doc_id": None}
+    assert pair_builder.pair_names(leaky) & banned == {"np.float_"}
+    in_code = {"prompt": "Which NumPy function sums?", "completion": house.render("`np.foo`: x.", "np.float_(1)", ["numpy.foo"])}
+    assert "np.float_" in pair_builder.pair_names(in_code)
+    assert removed["required_facts"] == ["np.float64"]
+
+
+@pytest.mark.parametrize("path", _train_files())
+def test_no_qa_item_leaks_into_a_training_set(path, qa):
+    banned = pair_builder.qa_asked_names(qa)
+    qa_ids, questions = {it["id"] for it in qa}, {it["question"] for it in qa}
+    rows = _rows(path)
+    assert rows, f"{path} is empty"
+    leaks = [(r["prompt"], sorted(pair_builder.pair_names(r) & banned)) for r in rows if pair_builder.pair_names(r) & banned]
+    assert not leaks, f"{len(leaks)} of {len(rows)} pairs name a QA API, e.g. {leaks[:3]}"
+    assert not [r for r in rows if r["prompt"] in questions], "a training prompt is a QA question"
+    ids = {str(r.get("id", "")).removeprefix("pair:") for r in rows}
+    assert not ids & qa_ids
+
+
+def test_every_kind_is_present_with_a_modest_abstention_share(pairs):
+    kinds = Counter(p["kind"] for p in pairs)
+    assert set(kinds) == set(pair_builder.KINDS)
+    assert 0.05 <= kinds["unanswerable"] / len(pairs) <= 0.15
+    assert len(pairs) >= 300 and kinds["changed_param"] >= 50 and kinds["removed"] >= 8
+
+
+def test_pairs_have_the_fields_the_house_format_and_their_facts(pairs):
+    for p in pairs:
+        assert {"prompt", "completion", "kind", "doc_id", "version", "passage"} <= set(p), p["id"]
+        parsed = house.parse(p["completion"])
+        assert parsed.compliant, (p["id"], parsed.problems)
+        if p["kind"] == "unanswerable":
+            assert p["completion"] == house.ABSTAIN_ANSWER and p["doc_id"] is None and p["passage"] is None
+            continue
+        assert not parsed.abstained
+        assert parsed.sources == [p["doc_id"]]
+        assert p["passage"] and p["version"] in ("1.26.4", "2.0.2", "2.4.6")
+        for fact in p["facts"]:
+            assert fact_present(p["completion"], fact), (p["id"], fact)
+
+
+def test_the_gold_passage_holds_the_answer(pairs):
+    """What a RAFT prompt would show is enough to answer: the passage names the function (reverse lookups, aliases),
+    the newer signature shows a gained parameter, the older one a lost parameter."""
+    for p in pairs:
+        if p["kind"] in ("added", "unchanged"):
+            leaf = p["facts"][0].rsplit(".", 1)[-1]
+            assert re.search(rf"\b{re.escape(leaf)}\b", p["passage"]), p["id"]
+        if p["kind"] == "changed_param":
+            sign = "+" if "+" in p["id"].rsplit(":", 1)[1] else "-"
+            shown, other = (p["passage"], p["old_passage"]) if sign == "+" else (p["old_passage"], p["passage"])
+            first = lambda text: text.split("\n", 1)[0]  # noqa: E731  the signature line
+            assert re.search(rf"\b{p['facts'][0]}\b", first(shown)), p["id"]
+            assert not re.search(rf"\b{p['facts'][0]}=", first(other)), p["id"]
+
+
+def test_question_shapes_are_the_qa_sets(pairs, qa):
+    """Each pair kind asks in a phrasing the QA set uses for that kind (its templates, with other names)."""
+    def shape(text):
+        text = re.sub(r'"[^"]*"', '"S"', text)
+        return re.sub(r"`[^`]+`", "`N`", text)
+
+    qa_shapes = {(it["kind"], shape(it["question"])) for it in qa}
+    pair_shapes = Counter((p["kind"], shape(p["prompt"])) for p in pairs)
+    covered = sum(n for s, n in pair_shapes.items() if s in qa_shapes)
+    alias_or_deprecated = sum(p["source"] in ("alias", "deprecation") for p in pairs)
+    assert covered + alias_or_deprecated >= len(pairs) - 5, [s for s in pair_shapes if s not in qa_shapes][:5]
+    for kind in pair_builder.KINDS:
+        assert any(s[0] == kind for s in pair_shapes if s in qa_shapes), kind
+
+
+def test_builder_is_deterministic_and_matches_the_committed_file(pairs):
+    again = pair_builder.build_pairs()
+    assert [p["id"] for p in again] == [p["id"] for p in pairs]
+    assert again == pairs
+
+
+def test_abstention_share_is_a_setting(qa):
+    few = pair_builder.build_pairs(pair_builder.PairSettings(abstain_share=0.05), qa=qa)
+    share = sum(p["kind"] == "unanswerable" for p in few) / len(few)
+    assert 0.04 <= share <= 0.06
+    with pytest.raises(ValueError):
+        pair_builder.PairSettings(abstain_share=0.6)
