@@ -1,5 +1,9 @@
 """Cut documents into chunks: fixed token windows, sentences, document structure, or semantic breakpoints.
 
+"structure" means numpydoc sections for the NumPy corpora and, for documents whose metadata names a markup format
+(Markdown, reST, HTML, plain text: see `corpus.load_folder`), their heading hierarchy, each chunk headed by its heading
+path ("title > section > subsection").
+
 Every chunk keeps its doc_id, a chunk_id, the character offsets of its span in the document (`doc.text[start:end] ==
 chunk.text`) and the section it came from. Sizes are counted in the embedding model's tokens (MiniLM's WordPiece).
 This module does not embed or index chunks (see `embeddings.py`, `index.py`); the semantic chunker borrows an encoder.

@@ -182,7 +182,8 @@ def _norm(text: str) -> str:
 def docstring_questions(docs: Sequence[Document], min_words: int = 6, python: str | None = None) -> list[Question]:
     """Questions phrased by the code's own docstrings, not by the documentation being searched: for each documented
     object, the first sentence of its docstring, kept only when that sentence does not occur verbatim in the gold file
-    (the docs and the docstrings are written separately, so most are real paraphrases)."""
+    (the docs and the docstrings are written separately, so most are real paraphrases). The objects are looked up in
+    `python` (default: this interpreter); use a Python 3.11 so they match the python3.11-doc sources."""
     qs = build_questions(docs, min_words)
     text_of = {d.doc_id: _norm(clean_inline(d.text)) for d in docs}
     found = docstring_sentences([q.target for q in qs if q.target], python)
