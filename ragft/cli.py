@@ -24,7 +24,7 @@ from pathlib import Path
 from .adapters import load_adapter
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
 from .corpus import load_corpus, load_folder
-from .embeddings import ENCODERS, get_encoder
+from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
@@ -68,6 +68,8 @@ def register_index(sub) -> None:
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")
     p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP, help="tokens shared by neighbouring chunks")
     p.add_argument("--embedder", default="minilm", choices=ENCODERS, help="minilm (default) or the weak hashing encoder")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="minilm only: torch (default), or onnx / onnx-int8 (needs the onnx extra)")
     p.add_argument("--M", type=int, default=16, help="HNSW links per node")
     p.add_argument("--ef-construction", type=int, default=200, help="HNSW build-time beam width")
     p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
@@ -88,7 +90,8 @@ def cmd_index(args) -> int:
     skipped: list[tuple[str, str]] = []
     docs = _load_source(args.source, skipped)
     t0 = time.perf_counter()
-    index = build_retriever(docs, "dense", cfg, embedder=args.embedder, show_progress=not args.quiet, hnsw=hnsw)
+    embedder = get_encoder(args.embedder, args.backend) if args.embedder == "minilm" else args.embedder
+    index = build_retriever(docs, "dense", cfg, embedder=embedder, show_progress=not args.quiet, hnsw=hnsw)
     index.save(out)
     print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
           f"{index.encoder.model_id} in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -98,6 +99,9 @@ class Encoder:
             raise ValueError(f"{name!r} is not an embedding model")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        missing = [m for m in ("onnxruntime", "onnx") if backend != "torch" and importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"backend {backend!r} needs {' and '.join(missing)}: pip install 'ragft[onnx]'")
         self.name = name
         self.backend = backend
         self.batch_size = batch_size

@@ -224,3 +224,14 @@ def test_calibrated_fusion_is_never_worse_than_its_parts_on_dev(hybrid):
     assert rows[1.0]["mrr@10"] == pytest.approx(mrr_dense)  # weight 1 is dense alone
     with pytest.raises(ValueError, match="fusion"):
         HybridRetriever(hybrid.dense, hybrid.bm25, fusion="max")
+
+
+def test_cli_index_with_an_unknown_or_unavailable_backend_is_a_one_line_error(messy, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    code = main(["index", str(messy), "--out", str(tmp_path / "idx"), "--backend", "onnx-int8", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "backend 'onnx-int8' needs onnxruntime: pip install 'ragft[onnx]'" in err
+    assert "Traceback" not in err and not (tmp_path / "idx").exists()
