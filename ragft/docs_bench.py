@@ -12,7 +12,11 @@ does not build retrievers (see `retrievers.py`). Run by benchmarks/own_docs.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,11 +160,6 @@ _SIGNATURE_LINE = re.compile(r"^[\w.]+\(.*\)(\s*->.*)?$")
 def docstring_sentences(targets: Sequence[str], python: str | None = None, timeout: float = 300) -> dict[str, str]:
     """target ("module:qualname") -> first sentence of the object's docstring in this Python (the docs' version),
     resolved in a child process so that importing documented modules cannot touch this one."""
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "docstrings.json"
         subprocess.run([python or sys.executable, "-c", _DOCSTRING_SCRIPT, str(out)], input=json.dumps(list(targets)),

@@ -18,6 +18,7 @@ import numpy as np
 
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, ChunkConfig, chunk_documents
 from .corpus import Document
+from .evaluation import mrr, recall_at_k
 from .index import DenseIndex, Hit, HnswConfig, Retriever, SyncReport, _check_query, _check_top_k
 
 MODES = ("dense", "exact", "bm25", "hybrid")
@@ -260,8 +261,6 @@ def calibrate_fusion(retriever: HybridRetriever, questions: Sequence[str], golds
     >>> cal = calibrate_fusion(hybrid, dev_questions, dev_golds); cal.weight  # doctest: +SKIP
     0.8
     """
-    from .evaluation import mrr, recall_at_k
-
     if not questions:
         raise ValueError("calibrate_fusion needs at least one dev question")
     golds = [{g} if isinstance(g, str) else set(g) for g in golds]
