@@ -3,13 +3,17 @@
 One run, one machine, printed as markdown tables:
   (a) the real corpus (NumPy 2.4.6, structure chunks, MiniLM): build time, recall@10 and queries/s at several ef;
   (b) synthetic clustered 384-d unit vectors (100k by default): the same, plus faiss IndexHNSWFlat at the same knobs;
-  (c) the update: 5% of the documents changed, `sync` against a full rebuild, both from an empty embedding cache.
+  (c) the update: 5% of the documents changed, `sync` against a full rebuild, both from an empty embedding cache;
+  (d) with --pgvector: the (b) vectors in PostgreSQL + pgvector next to hnswlib and faiss HNSW (recall@10 vs queries/s,
+      1 and 2 client connections), then 1, 4 and 8 concurrent readers while one transaction replaces 1,000 vectors.
 Goals (issue 3): recall@10 >= 0.99 at >= 10x the best exact baseline's queries/s on (b); within 10% of faiss HNSW's
 queries/s at equal recall; the 5% update <= 10% of the full build time. Each goal prints PASS or FAIL with its numbers.
 This is a script, not a test: timings depend on the machine and on what else runs on it (it prints the load average).
 
     .venv/bin/python benchmarks/retrieval.py                 # everything (~10-20 min on 2 cores, most of it embedding)
     .venv/bin/python benchmarks/retrieval.py --docs 200 --n-synthetic 20000   # a quick look
+    .venv/bin/python benchmarks/retrieval.py --skip a,c --pgvector [--db URL]  # the backends on 100k vectors
+Goals (issue 15, section d): pgvector recall@10 >= 0.99 at >= 0.3x hnswlib's queries/s; zero partial reads.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +89,101 @@ def ann_section(name: str, X: np.ndarray, Q: np.ndarray, M: int, ef_construction
             "memory_mb": float(hn["memory MB"].iloc[0])}
 
 
+def pg_queries(pool: ThreadPoolExecutor, pg, Q: np.ndarray, ef: int, clients: int) -> tuple[np.ndarray, float]:
+    """All queries, one SQL round trip each, split over `clients` connections: (found ids, seconds)."""
+    parts = np.array_split(np.arange(len(Q)), clients)
+    t0 = time.perf_counter()
+    results = list(pool.map(lambda idx: pg.search_vectors(Q[idx], K, ef)[1], parts[:clients]))
+    seconds = time.perf_counter() - t0
+    return np.array([[int(i) for i in ids] for part in results for ids in part]), seconds
+
+
+def pgvector_section(X: np.ndarray, Q: np.ndarray, M: int, ef_construction: int, repeats: int, db_url: str | None,
+                     rows: list[dict] | None, readers=(1, 4, 8), sync_rows: int = 1000, seed: int = 0) -> dict:
+    """(d): hnswlib / faiss HNSW / pgvector on the same vectors and queries, then readers during one sync."""
+    from ragft.pgvector_store import PgVectorIndex
+
+    exact_qps, truth = index.exact_baselines(X, Q, K, repeats=1)
+    if rows is None:  # (b) did not run: measure the two libraries here
+        hn = index.hnsw_curve(X, Q, truth, EF_VALUES, M, ef_construction, repeats)
+        rows = [{"library": "hnswlib", **{c: r[c] for c in ("ef", f"recall@{K}", "queries/s", "build s")}}
+                for r in hn.to_dict("records")]
+        rows += faiss_curve(X, Q, truth, M, ef_construction, repeats) if index._has_faiss() else []
+    rows = [{**r, "backend": r["library"]} for r in rows if r["library"] in ("hnswlib", "faiss HNSW")]
+    folder = None if db_url else tempfile.mkdtemp(prefix="ragft-pg-bench-")  # outside any 0700 folder: see the tests
+    pg = PgVectorIndex.from_vectors(X, "bench_vectors", db_url, index.HnswConfig(M, ef_construction, 40), replace=True,
+                                    server_folder=folder)
+    out = {"build_s": pg.build_seconds, "size_mb": pg.memory_bytes() / 1e6}
+    print(f"\n### (d) backends: {len(X):,} vectors x {X.shape[1]}, {len(Q):,} queries, M={M}, "
+          f"ef_construction={ef_construction}; pgvector at {pg.where}\n")
+    print(f"pgvector: load + HNSW build {pg.build_seconds:.1f} s, {out['size_mb']:.0f} MB on disk (table + indexes)\n")
+    with ThreadPoolExecutor(max(readers) + 2) as pool:
+        for clients in (1, 2):
+            for ef in EF_VALUES:
+                if any(r["backend"].startswith(f"pgvector, {clients} ") and r[f"recall@{K}"] == 1.0 for r in rows):
+                    break  # a wider beam only costs time from here on
+                found, _ = pg_queries(pool, pg, Q, max(ef, K), clients)  # also warms each thread's connection
+                best = min(pg_queries(pool, pg, Q, max(ef, K), clients)[1] for _ in range(max(1, min(repeats, 2))))
+                rows.append({"backend": f"pgvector, {clients} client{'s' if clients > 1 else ''}", "ef": max(ef, K),
+                             f"recall@{K}": index.recall_vs_truth(found, truth), "queries/s": len(Q) / best,
+                             "build s": pg.build_seconds})
+        print(table(rows, ["backend", "ef", f"recall@{K}", "queries/s", "build s"]))
+        ok = [r for r in rows if r["backend"].startswith("pgvector") and r[f"recall@{K}"] >= 0.99]
+        ef_read = min((r["ef"] for r in ok), default=max(EF_VALUES))
+        out["readers"] = readers_during_sync(pool, pg, X, Q, ef_read, readers, sync_rows, seed)
+    out["rows"] = rows
+    pg.drop()
+    pg.close()
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def readers_during_sync(pool, pg, X, Q, ef: int, readers, sync_rows: int, seed: int) -> list[dict]:
+    """R readers query in a loop (and count the documents, which a half-applied sync would change) while one
+    transaction replaces `sync_rows` vectors; queries/s before and during the sync, and partial reads seen.
+    Each inserted row costs pgvector about one HNSW search at ef_construction, hence a fixed, modest number of rows."""
+    n_change = min(sync_rows, len(X))
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in readers:
+        ids = rng.choice(len(X), n_change, replace=False)
+        new = X[ids] + 0.05 * rng.standard_normal((n_change, X.shape[1]), dtype=np.float32)
+        new /= np.linalg.norm(new, axis=1, keepdims=True)
+        stop, phase, lock = threading.Event(), ["before"], threading.Lock()
+        counts = {"before": 0, "during": 0, "checks": 0, "partial": 0}
+
+        def read(i, stop=stop, phase=phase, counts=counts, lock=lock):
+            conn = pg._conn()
+            j = i * 97
+            while not stop.is_set():
+                p = phase[0]
+                pg.search_vectors(Q[j % len(Q):j % len(Q) + 10], K, ef)
+                n_docs = conn.execute(pg._q("SELECT count(*) FROM {s}.docs")).fetchone()[0]
+                with lock:
+                    counts[p] += 10 if p == phase[0] else 0
+                    counts["checks"] += 1
+                    counts["partial"] += n_docs != len(X)
+                j += 10
+
+        futures = [pool.submit(read, i) for i in range(r)]
+        time.sleep(2.0)
+        with lock:
+            before, counts["before"] = counts["before"], 0
+        phase[0] = "during"
+        sync_s = pg.replace_vectors(ids.tolist(), new)
+        with lock:
+            during = counts["during"]
+        stop.set()
+        for f in futures:
+            f.result()
+        out.append({"readers": r, "queries/s before": before / 2.0, "queries/s during sync": during / sync_s,
+                    "sync s": sync_s, "rows replaced": n_change, "checks": counts["checks"], "partial reads": counts["partial"]})
+    print(f"\nconcurrent readers (ef={ef}) while one transaction replaces {n_change:,} of {len(X):,} vectors:\n")
+    print(table(out, ["readers", "queries/s before", "queries/s during sync", "sync s", "checks", "partial reads"]))
+    return out
+
+
 def best_qps_at(rows: list[dict], library: str, recall: float) -> float | None:
     ok = [r["queries/s"] for r in rows if r["library"] == library and r[f"recall@{K}"] >= recall]
     return max(ok) if ok else None
@@ -133,6 +235,9 @@ def main(argv=None) -> int:
     ap.add_argument("--update-share", type=float, default=0.05, help="share of documents changed in (c)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: a,b,c")
     ap.add_argument("--json", metavar="PATH", help="also write all numbers as JSON")
+    ap.add_argument("--pgvector", action="store_true", help="run (d): the (b) vectors in PostgreSQL + pgvector as well")
+    ap.add_argument("--pg-sync-rows", type=int, default=1000, help="vectors one sync replaces while readers run (d)")
+    ap.add_argument("--db", metavar="URL", default=None, help="PostgreSQL for (d) (default: a temporary embedded server)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -167,6 +272,12 @@ def main(argv=None) -> int:
     if "c" not in skip:
         results["c"] = update_section(docs, encoder.model, args.update_share, args.seed)
 
+    if args.pgvector:
+        data = index.clustered_vectors(args.n_synthetic + args.n_queries, seed=args.seed)
+        results["d"] = pgvector_section(data[:args.n_synthetic], data[args.n_synthetic:], args.M, args.ef_construction,
+                                        args.repeats, args.db, results["b"]["rows"] if "b" in results else None,
+                                        sync_rows=args.pg_sync_rows, seed=args.seed)
+
     print("\n### goals\n")
     goals = []
     if "b" in results:
@@ -184,6 +295,20 @@ def main(argv=None) -> int:
         c = results["c"]
         goals.append((f"{args.update_share:.0%} update <= 10% of the full build time (c)", c["sync_s"] <= 0.1 * c["build_s"],
                       f"sync {c['sync_s']:.1f} s vs build {c['build_s']:.1f} s = {c['sync_s'] / c['build_s']:.1%}"))
+    if "d" in results:
+        rows = results["d"]["rows"]
+        hq = best_qps_at([{**r, "library": r["backend"]} for r in rows], "hnswlib", 0.99)
+        pq = {c: best_qps_at([{**r, "library": r["backend"]} for r in rows], f"pgvector, {c}", 0.99)
+              for c in ("1 client", "2 clients")}
+        best = max((q for q in pq.values() if q), default=None)
+        goals.append(("pgvector recall@10 >= 0.99 at >= 0.3x hnswlib's queries/s (d)",
+                      best is not None and hq is not None and best >= 0.3 * hq,
+                      f"pgvector {best or 0:,.0f} q/s (1 client {pq['1 client'] or 0:,.0f}, 2 clients "
+                      f"{pq['2 clients'] or 0:,.0f}) vs hnswlib {hq or 0:,.0f} q/s = {(best or 0) / (hq or 1):.2f}x"))
+        partial = sum(r["partial reads"] for r in results["d"]["readers"])
+        checks = sum(r["checks"] for r in results["d"]["readers"])
+        goals.append(("zero partial reads by concurrent readers during a sync (d)", partial == 0,
+                      f"{partial} partial of {checks} checks"))
     for goal, ok, detail in goals:
         print(f"- {'PASS' if ok else 'FAIL'}: {goal}: {detail}")
     results["goals"] = [{"goal": g, "pass": ok, "detail": d} for g, ok, d in goals]

@@ -6,6 +6,7 @@ and ask it questions.
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
                  [--threshold X] --json
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
+    add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
 Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS. The command only parses
@@ -57,6 +58,14 @@ def _load_source(source: str, skipped: list | None = None):
     raise CliError(f"{source}: expected a folder of .txt/.md/.rst/.html files or a corpus .jsonl file")
 
 
+def add_backend_args(p) -> None:
+    """--backend and --db, shared by index, update and search."""
+    p.add_argument("--backend", default="hnswlib", choices=("hnswlib", "pgvector"),
+                   help="hnswlib: an index folder (default); pgvector: PATH names an index in PostgreSQL")
+    p.add_argument("--db", metavar="URL", default=None, help="PostgreSQL URL for --backend pgvector (default: "
+                   "$RAGFT_DATABASE_URL, else an embedded server under the cache)")
+
+
 # ---------------------------------------------------------------------------------------------------------- index
 def register_index(sub) -> None:
     p = sub.add_parser("index", help="build an HNSW index from a folder of documents or a corpus JSONL",
@@ -68,29 +77,27 @@ def register_index(sub) -> None:
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")
     p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP, help="tokens shared by neighbouring chunks")
     p.add_argument("--embedder", default="minilm", choices=ENCODERS, help="minilm (default) or the weak hashing encoder")
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
+    p.add_argument("--embedding-backend", default="torch", choices=BACKENDS,
                    help="minilm only: torch (default), or onnx / onnx-int8 (needs the onnx extra)")
     p.add_argument("--M", type=int, default=16, help="HNSW links per node")
     p.add_argument("--ef-construction", type=int, default=200, help="HNSW build-time beam width")
     p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
     p.add_argument("--force", action="store_true", help="overwrite an existing index at PATH")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_args(p)
     p.set_defaults(func=cmd_index)
 
 
 def cmd_index(args) -> int:
     out = Path(args.out)
+    if args.backend == "pgvector":
+        return _pgvector_index(args)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
-    try:
-        cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
-        hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
-    except ValueError as e:
-        raise CliError(str(e)) from None
     skipped: list[tuple[str, str]] = []
-    docs = _load_source(args.source, skipped)
+    cfg, hnsw, docs = _index_inputs(args, skipped)
     t0 = time.perf_counter()
-    embedder = get_encoder(args.embedder, args.backend) if args.embedder == "minilm" else args.embedder
+    embedder = get_encoder(args.embedder, args.embedding_backend) if args.embedder == "minilm" else args.embedder
     index = build_retriever(docs, "dense", cfg, embedder=embedder, show_progress=not args.quiet, hnsw=hnsw)
     index.save(out)
     print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
@@ -107,6 +114,28 @@ def _print_file_types(docs, chunks, skipped) -> None:
               f"{r['skipped']:8d}", file=sys.stderr)
 
 
+def _index_inputs(args, skipped: list | None = None):
+    """(chunk config, HNSW config, documents) from `ragft index`'s arguments; bad settings become CliError. Files the
+    folder loader skipped are added to `skipped` as (file, reason) pairs."""
+    try:
+        cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
+        hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    return cfg, hnsw, _load_source(args.source, skipped)
+
+
+def _pgvector_index(args) -> int:
+    from .pgvector_store import PgVectorIndex  # psycopg and the embedded server only when asked for
+
+    cfg, hnsw, docs = _index_inputs(args)
+    with PgVectorIndex.build(docs, get_encoder(args.embedder), args.out, args.db, hnsw, cfg, replace=args.force,
+                             show_progress=not args.quiet) as index:
+        print(f"indexed {len(docs)} documents as {len(index)} chunks with {index.encoder.model_id} in "
+              f"{index.build_seconds:.1f} s -> PostgreSQL {index.where}, index {index.name}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------------- update
 def register_update(sub) -> None:
     p = sub.add_parser("update", help="sync an index to a changed source (re-embeds only what changed)",
@@ -114,10 +143,18 @@ def register_update(sub) -> None:
     p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
     p.add_argument("source", metavar="SOURCE", help="the changed folder or corpus JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_args(p)
     p.set_defaults(func=cmd_update)
 
 
 def cmd_update(args) -> int:
+    if args.backend == "pgvector":
+        from .pgvector_store import open_retriever
+
+        docs = _load_source(args.source)
+        with open_retriever(args.path, db_url=args.db) as index:
+            print(index.sync(docs, show_progress=not args.quiet), file=sys.stderr)
+        return 0
     index = DenseIndex.load(args.path)
     docs = _load_source(args.source)
     report = index.sync(docs, show_progress=not args.quiet)
@@ -137,7 +174,7 @@ def register_search(sub) -> None:
     p.add_argument("-k", "--top-k", dest="top_k", type=int, default=5, help="results per query (default: 5)")
     p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid")
     p.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSIONS,
-                   help="hybrid only: convex (min-max normalized scores, default) or rrf (reciprocal rank fusion)")
+                   help="hybrid on an hnswlib index: convex (min-max normalized scores, default) or rrf")
     p.add_argument("--fusion-weight", type=float, default=DEFAULT_FUSION_WEIGHT,
                    help="hybrid convex only: the dense share in [0, 1] (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=None,
@@ -145,6 +182,7 @@ def register_search(sub) -> None:
     p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed --queries lines (listed on stderr)")
     p.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
+    add_backend_args(p)
     p.set_defaults(func=cmd_search)
 
 
@@ -190,16 +228,25 @@ def cmd_search(args) -> int:
         raise CliError(f"-k must be at least 1, got {args.top_k}")
     if args.ef is not None and args.ef < args.top_k:
         print(f"ragft: --ef {args.ef} is below -k {args.top_k}; HNSW needs ef >= k, using ef={args.top_k}", file=sys.stderr)
-    index = DenseIndex.load(args.path)
+    if args.backend == "pgvector":
+        from .pgvector_store import open_retriever  # psycopg and the embedded server only when asked for
+
+        index = retriever = open_retriever(args.path, args.mode, args.db)
+    else:
+        if not 0.0 <= args.fusion_weight <= 1.0:
+            raise CliError(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
+        index = DenseIndex.load(args.path)
+        retriever = retriever_from_index(index, args.mode, args.fusion, args.fusion_weight)
     if args.ef is not None:
         index.config.ef = max(args.ef, args.top_k)
     if args.top_k > len(index):
         print(f"ragft: -k {args.top_k} is more than the {len(index)} chunks in the index; returning at most {len(index)}",
               file=sys.stderr)
-    if not 0.0 <= args.fusion_weight <= 1.0:
-        raise CliError(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
-    retriever = retriever_from_index(index, args.mode, args.fusion, args.fusion_weight)
-    results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
+    try:
+        results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
+    finally:
+        if args.backend == "pgvector":
+            index.close()
     for q, hits in zip(queries, results, strict=True):
         if args.json:
             print(json.dumps({**q, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
@@ -232,6 +279,7 @@ def register_ask(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=80, help="generation length limit (default: %(default)s)")
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="prompt budget; lowest-ranked passages are cut")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_backend_args(p)
     p.set_defaults(func=cmd_ask)
 
 
@@ -246,12 +294,21 @@ def cmd_ask(args) -> int:
     retriever = None
     if not args.no_retrieval:
         encoder = get_encoder(args.embedder) if args.embedder else None
-        retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
-    model, tok = _load_model(args.model, args.adapter)
-    pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
-                                                        max_new_tokens=args.max_new_tokens,
-                                                        max_prompt_tokens=args.max_prompt_tokens))
-    answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
+        if args.backend == "pgvector":
+            from .pgvector_store import open_retriever  # psycopg and the embedded server only when asked for
+
+            retriever = open_retriever(args.index, args.mode, args.db, encoder=encoder)
+        else:
+            retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
+    try:
+        model, tok = _load_model(args.model, args.adapter)
+        pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
+                                                            max_new_tokens=args.max_new_tokens,
+                                                            max_prompt_tokens=args.max_prompt_tokens))
+        answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
+    finally:
+        if args.backend == "pgvector" and retriever is not None:
+            retriever.close()
     for w in answer.warnings:
         print(f"ragft: {w}", file=sys.stderr)
     if args.json:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import house
+from .datasets import CHANGED_KINDS
+from .stats import proportion_ci
 
 # --- answer metrics ---------------------------------------------------------------------------------------------------
 _USED_AS_GONE = re.compile(r"remov(?:ed|al)|deprecat|no longer|instead|replace|gone|expired|raises|AttributeError", re.I)
@@ -288,7 +290,7 @@ ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_preci
                "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
 BEHAVIOUR_TABLE = ("n", "format_compliance", "answered_in_format", "abstained", "abstention_recall",
                    "abstention_precision", "stale_rate", "fact_accuracy", "latency_s")
-ARMS_TABLE = ("n", "accuracy", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
+ARMS_TABLE = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
               "abstention_precision", "abstention_recall", "groundedness", "gold_retrieved", "latency_s", "cached")
 
 
@@ -297,11 +299,10 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
     context_recall (a gold doc was in the prompt), confidence (mean, generated answers only), changed_accuracy
     (accuracy on questions whose truth moved from 1.26 to 2.x), gold_retrieved (a gold doc among the passages),
     cached (share read from the answer cache), abstained (share of abstentions, asked for or not) and
-    answered_in_format (compliant and not an abstention). The one summarizer of per-arm metrics; `metrics` picks the
+    answered_in_format (compliant and not an abstention), answerable_accuracy, reading_rate (correct when a gold
+    document was in the prompt) and accuracy_low / accuracy_high (its 95% Wilson interval). The one summarizer of per-arm metrics; `metrics` picks the
     columns: ARM_METRICS (notebook 03), BEHAVIOUR_TABLE (04), ARMS_TABLE (05)."""
     import pandas as pd
-
-    from .datasets import CHANGED_KINDS
 
     out = {}
     for arm in order or list(dict.fromkeys(df[by])):
@@ -314,6 +315,9 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
         m["gold_retrieved"] = _share(rows, "gold_retrieved")
         m["cached"] = float(g["cached"].mean()) if "cached" in g and len(g) else float("nan")
         m["abstained"] = _share(rows, "abstained")
+        m["answerable_accuracy"] = _share(rows, "correct", lambda r: r["kind"] != "unanswerable")
+        m["reading_rate"] = _share(rows, "correct", lambda r: r.get("gold_retrieved") or r.get("gold_in_context"))
+        m["accuracy_low"], m["accuracy_high"] = proportion_ci([r["correct"] for r in rows])[1:]
         m["answered_in_format"] = _share([{"x": bool(r["compliant"]) and not r["abstained"]} for r in rows], "x")
         out[arm] = {k: m[k] for k in metrics}
     return pd.DataFrame(out).T
@@ -383,33 +387,60 @@ def wrong_facts(items) -> dict[str, str]:
     return out
 
 
-# --- the expected story, checked against the numbers ------------------------------------------------------------------
-def story(m) -> list[dict]:
-    """The project's expected story as claims, each checked against per-arm metrics (`summarize_arms(..., metrics=ARMS_TABLE)`): claim, the
-    numbers it rests on, and whether they support it. Arms that are missing make their claims None (not tested)."""
+# --- the expected story, decided by paired comparisons -----------------------------------------------------------------
+# Each claim compares two arms on the SAME questions (per-question 0/1 results, paired by question id) and is decided by
+# the paired bootstrap interval of the difference (`stats.compare`): "supported" only when the interval excludes the
+# claimed boundary. "keeps" claims allow a margin: the first arm may be at most MARGIN worse.
+MARGIN = 0.05
+_SUBSETS = {"changed": lambda kind: kind in CHANGED_KINDS, "all": lambda kind: True,
+            "unanswerable": lambda kind: kind == "unanswerable", "answerable": lambda kind: kind != "unanswerable"}
+CLAIMS = (  # (claim, arm a, arm b, per-question column, questions, margin or None)
+    ("RAG beats the base model on current facts (questions whose truth moved in 2.x)", "rag", "base", "correct",
+     "changed", None),
+    ("after the index sync, RAG beats the fine-tuned arm on current facts (the knowledge update)", "rag", "fine-tuned",
+     "correct", "changed", None),
+    ("fine-tuning beats RAG on the house format", "fine-tuned", "rag", "compliant", "all", None),
+    ("fine-tuning beats the base model on abstaining when it should", "fine-tuned", "base", "abstained", "unanswerable",
+     None),
+    ("hybrid keeps RAG's current facts", "hybrid", "rag", "correct", "changed", MARGIN),
+    ("hybrid keeps fine-tuning's format", "hybrid", "fine-tuned", "compliant", "all", MARGIN),
+    ("RAFT (trained with passages) beats plain hybrid on accuracy", "raft", "hybrid", "correct", "all", None),
+)
 
-    def get(arm, col):
-        return float(m.loc[arm, col]) if arm in m.index and col in m.columns else float("nan")
 
-    def claim(text, left, op, right, detail):
-        a, b = get(*left), get(*right)
-        holds = None if math.isnan(a) or math.isnan(b) else bool(a > b if op == ">" else a >= b)
-        return {"claim": text, "numbers": detail.format(a=a, b=b), "holds": holds}
+def _paired_values(results, a: str, b: str, col: str, subset: str) -> tuple[list[float], list[float]]:
+    keep = _SUBSETS[subset]
 
-    return [
-        claim("RAG beats the base model on current facts (questions whose truth moved in 2.x)",
-              ("rag", "changed_accuracy"), ">", ("base", "changed_accuracy"), "rag {a:.0%} vs base {b:.0%}"),
-        claim("fine-tuning beats RAG on the house format",
-              ("fine-tuned", "format_compliance"), ">", ("rag", "format_compliance"), "fine-tuned {a:.0%} vs rag {b:.0%}"),
-        claim("fine-tuning beats the base model on abstaining when it should",
-              ("fine-tuned", "abstention_recall"), ">", ("base", "abstention_recall"), "fine-tuned {a:.0%} vs base {b:.0%}"),
-        claim("hybrid keeps RAG's current facts", ("hybrid", "changed_accuracy"), ">=", ("rag", "changed_accuracy"),
-              "hybrid {a:.0%} vs rag {b:.0%}"),
-        claim("hybrid keeps fine-tuning's format", ("hybrid", "format_compliance"), ">=",
-              ("fine-tuned", "format_compliance"), "hybrid {a:.0%} vs fine-tuned {b:.0%}"),
-        claim("RAFT (trained with passages) beats plain hybrid on accuracy", ("raft", "accuracy"), ">",
-              ("hybrid", "accuracy"), "raft {a:.0%} vs hybrid {b:.0%}"),
-    ]
+    def values(arm):
+        rows = frame_records(results[results["arm"] == arm]) if len(results) else []
+        return {r["id"]: float(r[col]) for r in rows if keep(r["kind"]) and r.get(col) is not None}
+
+    va, vb = values(a), values(b)
+    ids = [i for i in va if i in vb]
+    return [va[i] for i in ids], [vb[i] for i in ids]
+
+
+def story(results, seed: int = 0) -> list[dict]:
+    """The project's expected story as claims, each decided by a paired comparison on the same questions of `results`
+    (the rows of `systems.compare`): claim, the two arms, n, each arm's share, the difference with its 95% interval,
+    McNemar's p, and the verdict: "supported", "contradicted", "not separable at this n", or "not tested" when an arm
+    is missing or no question is shared."""
+    from .stats import compare
+
+    out = []
+    for text, a, b, col, subset, margin in CLAIMS:
+        x, y = _paired_values(results, a, b, col, subset)
+        row = {"claim": text, "a": a, "b": b, "metric": col, "questions": subset, "margin": margin, "n": len(x)}
+        if not x:
+            out.append({**row, "verdict": "not tested", "numbers": f"{a} or {b} not run on these questions"})
+            continue
+        c = compare(x, y, margin=margin, seed=seed)
+        row.update({"a_share": c.mean_a, "b_share": c.mean_b, "diff": c.diff, "diff_ci": list(c.ci),
+                    "p_mcnemar": c.p_mcnemar, "verdict": c.verdict})
+        row["numbers"] = (f"{a} {c.mean_a:.0%} vs {b} {c.mean_b:.0%} on {c.n} questions; difference "
+                          f"{c.diff:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]" + (f", margin {margin}" if margin else ""))
+        out.append(row)
+    return out
 
 
 def _leaders(m, col: str) -> str:
@@ -421,18 +452,18 @@ def _leaders(m, col: str) -> str:
 def conclusions(metrics, claims: Sequence[dict], *, header: str, update: Sequence[str] = ()) -> str:
     """Notebook 05's conclusions as Markdown, written from the arms table and the checked claims: who leads on facts,
     format and abstention, then `update` (sentences the notebook writes from its own measurements), then each claim
-    with its verdict. Where a claim is not supported it says so: the numbers win over the story."""
-    m = metrics.astype(float)
+    with its verdict from `story`. Where a claim is not supported it says so: the numbers win over the story."""
+    m = metrics[[c for c in ("changed_accuracy", "format_compliance", "abstention_recall") if c in metrics]].astype(float)
     text = [header,
             f"- Best on current facts: {_leaders(m, 'changed_accuracy')}; best on the house format: "
             f"{_leaders(m, 'format_compliance')}; best at abstaining when it should: {_leaders(m, 'abstention_recall')}.",
             *[f"- {u}" for u in update], "", "The expected story, claim by claim:"]
     for c in claims:
-        verdict = {True: "supported", False: "**not supported**", None: "not tested"}[c["holds"]]
+        verdict = c["verdict"] if c["verdict"] == "supported" else f"**{c['verdict']}**"
         text.append(f"- {c['claim']}: {verdict} ({c['numbers']}).")
-    if any(c["holds"] is False for c in claims):
-        text.append("\nWhere a claim is not supported, the numbers win: read the answers above to see why before trusting "
-                    "the story.")
+    if any(c["verdict"] != "supported" for c in claims):
+        text.append("\nWhere a claim is not supported, the numbers win: an interval that includes zero means this many "
+                    "questions cannot tell the arms apart; read the answers above before trusting the story.")
     return "\n".join(text)
 
 

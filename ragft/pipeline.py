@@ -281,6 +281,7 @@ def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True,
         gold = it.gold(version) if hasattr(it, "gold") else set()
         row.update({
             "arm": arm, "question": it.question, "answer": a.text, "sources": a.sources,
+            "retrieved": a.sources + [h.doc_id for h in a.cut],  # what retrieval found, before the token budget
             "scores": [round(s, 4) for s in a.scores], "n_passages": len(a.passages), "n_cut": len(a.cut),
             "gold_in_context": (bool(gold & set(a.sources)) if gold else None) if with_context else None,
             "abstained_no_context": a.abstained_no_context, "confidence": a.confidence,

@@ -25,6 +25,8 @@ class Profile:
     # notebook 02: clustered vectors for HNSW at scale; documents per version in the update experiment (embedded cold)
     n_synthetic: int = 30000
     n_update_docs: int | None = None
+    pg_queries: int | None = None  # queries timed against PostgreSQL + pgvector (None: all); each is one SQL round trip
+    timing_repeats: int = 3  # best-of-n timings; smoke times once
     # notebook 04: chunks embedded to price the embedding side of a knowledge update
     n_embed_sample: int = 64
     # notebooks 05 and 06: questions and documents of the arms table and of the dashboard's menu
@@ -38,7 +40,7 @@ PROFILES = {
     # smoke gives up statistical meaning for speed: ~8 questions cannot separate systems, only prove the code runs.
     # 05 and 06 go smaller still (one question per kind, 80 and 40 documents) because they train two adapters.
     "smoke": Profile("smoke", n_docs=150, n_questions=8, max_new_tokens=64, train_steps=4, sweep=False,
-                     chunking_docs=40, n_synthetic=5000, n_update_docs=16, n_embed_sample=16,
+                     chunking_docs=40, n_synthetic=5000, n_update_docs=16, pg_queries=200, timing_repeats=1, n_embed_sample=16,
                      arms_questions=5, arms_docs=80, menu_questions=5, menu_docs=40),
     # workshop: every claim measured on a sample large enough to show the effect (goal ~20 minutes for all notebooks;
     # measured cold on 2 cores: 70 minutes, see the README). 40 training steps reach only 75% format compliance.

@@ -1,12 +1,11 @@
-"""Notebook plumbing: the setup banner every notebook prints, recording headline figures for tests and the report,
-and building the HTML report from executed notebooks.
+"""Notebook plumbing: the setup banner every notebook prints, recording headline figures and plots for tests and the
+report, executing notebooks, and writing the report's index (laid out by ragft/report_page.py).
 
-Not an experiment tracker: figures are a small JSON file per notebook, read back by tests and the report index.
+Not an experiment tracker: figures are a small JSON file (and a PNG) per notebook, read back by tests and the report index.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -14,6 +13,7 @@ import platform
 import random
 from pathlib import Path
 
+from . import report_page
 from .io import atomic_path
 
 
@@ -72,52 +72,37 @@ def read_figures(notebook: str, results_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def save_figure(fig, notebook: str, results_dir: str | os.PathLike, name: str = "") -> Path:
+    """Save a notebook's headline matplotlib figure as `<results_dir>/<notebook>.png` (next to its figures JSON).
+
+    The report's index shows it in the notebook's section; `name` adds a second plot as `<notebook>--<name>.png`.
+    Call it before `plt.show()`, which closes the figure in Jupyter.
+
+    >>> save_figure(ax.figure, "05_hybrid", RESULTS_DIR)  # doctest: +SKIP
+    """
+    stem = f"{notebook}--{name}" if name else notebook
+    path = Path(results_dir) / f"{stem}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", facecolor="white")
+    return path
+
+
 def write_index(report_dir: str | os.PathLike, notebooks: list[str], figures_dir: str | os.PathLike,
-                timings: dict[str, float] | None = None, failures: dict[str, str] | None = None) -> Path:
-    """Write `<report_dir>/index.html`: one section per notebook with a link to its HTML page and its recorded figures."""
+                timings: dict[str, float] | None = None, failures: dict[str, str] | None = None,
+                single_file: bool = False, profile: str | None = None) -> Path:
+    """Write the report's summary page (see ragft/report_page.py) and return its path.
+
+    `<report_dir>/index.html` links the plots, figures JSON and executed notebooks; with `single_file` the page is
+    `<report_dir>/ragft_report.html` and carries its plots and figures JSON inside, to mail or upload as one file.
+    """
     report_dir = Path(report_dir)
-    timings, failures = timings or {}, failures or {}
-    parts = ["<!doctype html><meta charset='utf-8'><title>ragft report</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;vertical-align:top}.fail{color:#b00}</style>",
-             "<h1>ragft report</h1><p>Every notebook executed with papermill; headline figures as each notebook recorded them.</p>"]
-    for nb in notebooks:
-        t = f" ({timings[nb]:.0f} s)" if nb in timings else ""
-        parts.append(f"<h2><a href='{html.escape(nb)}.html'>{html.escape(nb)}</a>{t}</h2>")
-        if nb in failures:
-            parts.append(f"<p class='fail'>FAILED: {html.escape(failures[nb])}</p>")
-        try:
-            figs = read_figures(nb, figures_dir)
-        except FileNotFoundError:
-            parts.append("<p class='fail'>no figures recorded</p>")
-            continue
-        parts.append(_figures_table(figs))
-    out = report_dir / "index.html"
+    results = report_page.collect(report_dir, notebooks, figures_dir, timings, failures, notebook_dir=NOTEBOOK_DIR)
+    out = report_dir / ("ragft_report.html" if single_file else "index.html")
+    page = report_page.render(results, report_dir, single_file=single_file, profile=profile)
     with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(parts))
+        tmp.write_text(page, encoding="utf-8")
     return out
-
-
-def _figures_table(figs: dict) -> str:
-    rows = []
-    for k, v in figs.items():
-        if isinstance(v, list) and v and isinstance(v[0], dict):  # a table (list of records) renders as a table
-            cols = list(v[0])  # figures are stored with sorted keys: put the column naming each row first
-            cols.sort(key=lambda c: c not in ("arm", "system", "name", "id"))
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in v)
-            rows.append(f"<tr><td>{html.escape(k)}</td><td><table><tr>{head}</tr>{body}</table></td></tr>")
-        else:
-            rows.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)[:300]
-    return str(v)
 
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"

@@ -149,8 +149,9 @@ def compare(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
             seed: int = 0) -> Comparison:
     """Compare arm a with arm b on the same questions (per-question 0/1 or scores, in the same order).
 
-    margin None tests "a beats b" (the interval of a - b lies above 0); a margin m >= 0 tests "a keeps b's level"
-    (the interval lies above -m: a is at most m worse). McNemar is reported for 0/1 results alongside.
+    margin None tests "a beats b" (the interval of a - b lies above 0; for 0/1 results McNemar's exact test must also
+    reject at the same level); a margin m >= 0 tests "a keeps b's level" (the interval lies above -m: a is at most m
+    worse). McNemar is reported for 0/1 results alongside.
     """
     if margin is not None and margin < 0:
         raise ValueError(f"margin must be >= 0, not {margin}")
@@ -160,8 +161,12 @@ def compare(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
     n10, n01, p = mcnemar_exact(x, y) if binary else (0, 0, float("nan"))
     boundary = 0.0 if margin is None else -margin
     claim = "a > b" if margin is None else f"a >= b - {margin:g}"
-    return Comparison(int(x.size), float(x.mean()), float(y.mean()), diff, (low, high), n10, n01, p, claim,
-                      decide(low, high, boundary))
+    verdict = decide(low, high, boundary)
+    # With a handful of questions the bootstrap interval collapses (2 of 2 discordant pairs give [1, 1]); for 0/1
+    # results a "beats" verdict also needs McNemar's exact test to reject at the same level.
+    if binary and margin is None and verdict != VERDICTS[2] and not p < 1 - confidence:
+        verdict = VERDICTS[2]
+    return Comparison(int(x.size), float(x.mean()), float(y.mean()), diff, (low, high), n10, n01, p, claim, verdict)
 
 
 def verdict(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: int = 10_000, confidence: float = 0.95,

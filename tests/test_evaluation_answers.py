@@ -49,3 +49,34 @@ def test_score_and_summarize_hand_computed():
     assert abs(s["stale_rate"] - 1 / 3) < 1e-9  # 1 stale of the 3 items that have stale facts
     assert s["abstention_precision"] == 0.5 and s["abstention_recall"] == 1.0
     assert s["format_compliance"] == 1.0
+
+
+def test_story_decides_claims_by_paired_comparisons():
+    import pandas as pd
+
+    from ragft import evaluation
+
+    rows = []
+    for i in range(30):  # rag right on every changed question, base on none: a clear, paired win
+        for arm, correct in (("rag", True), ("base", False)):
+            rows.append({"arm": arm, "id": f"removed:x{i}", "kind": "removed", "correct": correct, "compliant": False,
+                         "abstained": False})
+    claims = {c["claim"]: c for c in evaluation.story(pd.DataFrame(rows))}
+    win = claims[evaluation.CLAIMS[0][0]]
+    assert win["verdict"] == "supported" and win["n"] == 30 and win["diff"] == 1.0 and win["diff_ci"] == [1.0, 1.0]
+    assert claims[evaluation.CLAIMS[2][0]]["verdict"] == "not tested"  # no fine-tuned arm in these rows
+    few = pd.DataFrame([r for r in rows if r["id"] in ("removed:x0", "removed:x1")])
+    assert {c["verdict"] for c in evaluation.story(few) if c["n"]} == {"not separable at this n"}
+
+
+def test_arms_table_carries_intervals_and_reading_rate():
+    import pandas as pd
+
+    from ragft import evaluation
+
+    rows = [{"arm": "rag", "id": f"q{i}", "kind": "removed", "correct": i < 6, "fact_ok": i < 6, "stale": False,
+             "abstained": False, "compliant": True, "grounded": None, "gold_retrieved": i < 8, "latency_s": 1.0,
+             "cached": False} for i in range(10)]
+    m = evaluation.summarize_arms(pd.DataFrame(rows), metrics=evaluation.ARMS_TABLE).loc["rag"]
+    assert m["accuracy"] == 0.6 and m["reading_rate"] == 0.75  # 6 right of the 8 with the gold passage in the prompt
+    assert round(m["accuracy_low"], 3) == 0.313 and round(m["accuracy_high"], 3) == 0.832  # Wilson, 6 of 10

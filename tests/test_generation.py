@@ -218,3 +218,24 @@ def test_compare_answers_and_widget_callbacks(tok, fake_generation):
     use_t.value, t.value = True, 0.95
     ask.click()
     assert "RAG abstains" in result.value and other.calls[-1][2] == 0.95
+
+
+# --- decoding: the model must be free to copy its passages ------------------------------------------------------------
+def test_one_decoding_setting_without_a_repetition_penalty():
+    assert generation.REPETITION_PENALTY == 1.0 and generation.DECODING == {"do_sample": False, "repetition_penalty": 1.0}
+    assert RagConfig().repetition_penalty == generation.REPETITION_PENALTY
+
+
+@pytest.mark.slow
+def test_the_small_model_copies_the_replacement_from_a_removal_notice(small_llm):
+    """The float_ removal notice says "Use `np.float64` instead": without a penalty SmolLM2 copies it; with the old
+    repetition_penalty=1.1 every token of the passage is penalized and it answered with another type (measured)."""
+    from ragft.corpus import load_corpus
+
+    model, tok = small_llm
+    notice = next(d for d in load_corpus("2.4.6") if d.doc_id == "removed:numpy.float_")
+    hit = Hit(notice.doc_id, notice.doc_id + "#0", 0.9, notice.text, 0)
+    q = "In NumPy 2, what should I use instead of np.float_?"
+    messages = generation.chat_messages(generation.context_message(q, [hit]), RAG_SYSTEM_PROMPT)
+    assert "np.float64" in generation.generate(model, tok, messages, max_new_tokens=40).text
+    assert "np.float64" not in generation.generate(model, tok, messages, max_new_tokens=40, repetition_penalty=1.1).text

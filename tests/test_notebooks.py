@@ -50,6 +50,11 @@ def test_hnsw_retrieval_notebook_smoke(smoke_figures):
     assert up["recall5_after"] > up["recall5_before"]
     assert up["sync_embedded"] < up["rebuild_embedded"]
     assert up["added"] + up["changed"] + up["unchanged"] == up["n_docs"]
+    pg = figs["pgvector"]  # the same chunks in PostgreSQL + pgvector
+    widest = max(r["ef"] for r in pg["curve"])
+    recall = {r["engine"]: r["recall@10"] for r in pg["curve"] if r["ef"] == widest}
+    assert recall["pgvector"] >= 0.99 and recall["pgvector"] >= recall["hnswlib"] - 0.01
+    assert pg["reads_during_sync"] > 0 and pg["partial_reads"] == 0
 
 
 def test_rag_notebook_smoke(smoke_figures):
@@ -66,3 +71,6 @@ def test_rag_notebook_smoke(smoke_figures):
     lab = {r["arm"]: r for r in figs["lab_threshold"]}
     assert len(lab) == 3 and len(figs["lab_retrieval"]) == 3 and len(figs["lab_cannot_tell"]) == 3
     assert {r["arm"] for r in figs["injection"]} == {"delimited + escaped", "raw text"}
+    penalty = {r["arm"]: r for r in figs["lab_repetition_penalty"]}  # same passages, only the decoding differs
+    assert set(penalty) == {"no penalty (the shared decoding)", "repetition_penalty 1.1"}
+    assert penalty["repetition_penalty 1.1"]["context_recall"] == penalty["no penalty (the shared decoding)"]["context_recall"]

@@ -5,7 +5,6 @@ One file on purpose: pytest runs a file's tests in order on one worker, so 06 fi
 in the cache, as a reader running the notebooks in order would (06 on a cold cache would train them again).
 """
 
-import pandas as pd
 import pytest
 
 from ragft import evaluation, profiles, systems
@@ -45,7 +44,16 @@ def test_hybrid_notebook_smoke(smoke_figures):
     assert figs["retrain_s"] > 0 and figs["update_pairs"] > 0
     assert set(figs["raft_mix"]) <= {"oracle", "distractors", "abstain"} and sum(figs["raft_mix"].values()) == figs["raft_pairs"]
     assert len(figs["systems_over_models"]) == (5 if figs["large_available"] else 3)
-    assert set(figs["claims"]) == {c["claim"] for c in evaluation.story(pd.DataFrame())}
+    claims = {c["claim"]: c for c in figs["claims"]}
+    assert list(claims) == [c[0] for c in evaluation.CLAIMS]  # in the story's order
+    for c in claims.values():
+        assert c["verdict"] in ("supported", "contradicted", "not separable at this n", "not tested")
+        if c["verdict"] != "not tested":
+            assert c["diff_ci"][0] <= c["diff"] <= c["diff_ci"][1] and c["n"] > 0
+    for a in arms:  # every accuracy with its 95% interval, and the reading rate the thesis is about
+        assert a["accuracy_ci"][0] <= a["accuracy"] <= a["accuracy_ci"][1]
+        assert a["reading_rate"] is None or 0.0 <= a["reading_rate"] <= 1.0
+    assert figs["decoding"] == {"do_sample": False, "repetition_penalty": 1.0}
 
 
 def test_compare_notebook_smoke(smoke_figures):
