@@ -1,5 +1,9 @@
 """Cut documents into chunks: fixed token windows, sentences, document structure, or semantic breakpoints.
 
+"structure" means numpydoc sections for the NumPy corpora and, for documents whose metadata names a markup format
+(Markdown, reST, HTML, plain text: see `corpus.load_folder`), their heading hierarchy, each chunk headed by its heading
+path ("title > section > subsection").
+
 Every chunk keeps its doc_id, a chunk_id, the character offsets of its span in the document (`doc.text[start:end] ==
 chunk.text`) and the section it came from. Sizes are counted in the embedding model's tokens (MiniLM's WordPiece).
 This module does not embed or index chunks (see `embeddings.py`, `index.py`); the semantic chunker borrows an encoder.
@@ -13,10 +17,11 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 
-from .corpus import Document
+from .corpus import USER_SUFFIXES, Document, file_format
 
 STRATEGIES = ("fixed", "sentence", "structure", "semantic")
 DEFAULT_CHUNK_SIZE = 200  # MiniLM reads at most 256 word pieces; 200 leaves room for the structure chunker's header
@@ -287,7 +292,10 @@ def chunk_structure(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chu
     """One numpydoc section at a time, split at paragraphs, then parameter entries / example lines, then sentences.
 
     Each chunk carries a header "<API name> | <section>" so a chunk of "Parameters" still says whose parameters they are.
+    A document whose metadata names a markup format (`load_folder` sets "format") is cut by its headings instead.
     """
+    if doc.metadata.get("format") in HEADING_FORMATS:
+        return chunk_headings(doc, cfg, tok)
     tokens = _Tokens(tok.offsets(doc.text))
     name = doc.title or doc.doc_id
     out = []
@@ -297,6 +305,129 @@ def chunk_structure(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chu
         units = _units(doc.text, tokens, a, b, budget, [
             lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
         out += [(x, y, title, header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
+    return _make(doc, out)
+
+
+# ------------------------------------------------------------------------------------------- heading hierarchy
+HEADING_FORMATS = ("markdown", "rst", "html", "text")  # html arrives as Markdown-style text (see corpus.html_to_markdown)
+HEADER_SEPARATOR = " > "
+_LINE = re.compile(r"[^\n]*\n?")
+_ATX = re.compile(r"(#{1,6})(?:[ \t]+(.*?))?[ \t#]*")
+_FENCE = re.compile(r"[ ]{0,3}(```|~~~)")
+_ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1{2,}[ \t]*")
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """(offset, line without its newline) for every line of text."""
+    return [(m.start(), m.group().rstrip("\r\n")) for m in _LINE.finditer(text) if m.group()]
+
+
+def markdown_headings(text: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of ATX (`## Title`) and setext (Title / ===, ---) headings outside fenced code blocks.
+
+    >>> markdown_headings("# A\\n\\ntext\\n\\nB\\n---\\n```\\n# not a heading\\n```\\n")
+    [(0, 1, 'A'), (11, 2, 'B')]
+    """
+    out, fence, prev = [], None, None  # prev: (offset, line) of the previous non-heading text line
+    for at, line in _lines(text):
+        f = _FENCE.match(line)
+        if f:
+            fence = None if fence == f.group(1) else (fence or f.group(1))
+            prev = None
+            continue
+        if fence:
+            continue
+        m = _ATX.fullmatch(line)
+        if m:
+            if (m.group(2) or "").strip():  # a heading with no text ("##") is left in the text, not a boundary
+                out.append((at, len(m.group(1)), m.group(2).strip()))
+            prev = None
+        elif prev and re.fullmatch(r"[ ]{0,3}(=+|-+)[ \t]*", line) and not prev[1].startswith((" ", "\t")):
+            out.append((prev[0], 1 if line.strip()[0] == "=" else 2, prev[1].strip()))
+            prev = None
+        else:
+            prev = (at, line) if line.strip() else None
+    return out
+
+
+def rst_headings(text: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of reST section titles: an unindented line underlined (optionally also overlined) by a
+    repeated punctuation character; levels follow the order in which adornment styles first appear, as in docutils.
+
+    >>> rst_headings("Title\\n=====\\n\\nPart\\n----\\n\\ntext\\n\\n=====\\nOther\\n=====\\n")
+    [(0, 1, 'Title'), (13, 2, 'Part'), (30, 3, 'Other')]
+    """
+    lines = _lines(text)
+    styles: dict[tuple[str, bool], int] = {}
+    out, i = [], 1
+    while i < len(lines):
+        at, line = lines[i]
+        title_at, title = lines[i - 1]
+        m = _ADORNMENT.fullmatch(line)
+        if m and title.strip() and not title[0].isspace() and not _ADORNMENT.fullmatch(title):
+            over = i >= 2 and lines[i - 2][1].strip() == line.strip()
+            style = (m.group(1), over)
+            level = styles.setdefault(style, len(styles) + 1)
+            out.append((lines[i - 2][0] if over else title_at, level, title.strip()))
+            i += 2
+            continue
+        i += 1
+    return out
+
+
+def heading_sections(text: str, fmt: str = "markdown") -> list[tuple[tuple[str, ...], int, int]]:
+    """(heading path, start, end) covering the text: each heading opens a section that runs to the next heading; the
+    path holds the titles of its enclosing headings, outermost first. Text before the first heading has the path ().
+
+    >>> heading_sections("# Guide\\n\\nIntro.\\n\\n## Install\\n\\nRun pip.\\n")
+    [(('Guide',), 0, 15), (('Guide', 'Install'), 17, 37)]
+    """
+    heads = rst_headings(text) if fmt in ("rst", "text") else markdown_headings(text)
+    out, stack, pos, path = [], [], 0, ()
+    for at, level, title in heads:
+        if at > pos:
+            out.append((path, pos, at))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        pos, path = at, tuple(t for _, t in stack)
+    out.append((path, pos, len(text)))
+    stripped = [(p, *_strip(text, a, b)) for p, a, b in out]
+    return [(p, a, b) for p, a, b in stripped if b > a]
+
+
+def _title_path(doc: Document, secs: list[tuple[tuple[str, ...], int, int]]) -> tuple[str, bool]:
+    """The document's title, and whether the headings already start with it (one outermost heading, first of all)."""
+    paths = [p for p, _, _ in secs if p]
+    if paths and all(p[0] == paths[0][0] for p in paths) and sum(len(p) == 1 for p in paths) == 1 and len(paths[0]) == 1:
+        return paths[0][0], True
+    return doc.title or doc.doc_id, False
+
+
+def _fit_header(header: str, tok: Tokenizer, limit: int) -> str:
+    """Cut a header to at most `limit` tokens (a very deep or long heading path must still leave room for the text)."""
+    offs = tok.offsets(header)
+    return header if len(offs) <= limit else header[:offs[limit - 1][1]] + " …"
+
+
+def chunk_headings(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chunk]:
+    """Markdown, reST and HTML (as Markdown) cut by their heading hierarchy: one section at a time, split at paragraphs,
+    then unindented line blocks, then sentences, packed up to chunk_size tokens including the header.
+
+    Each chunk's header is its heading path, "<document title> > <section> > <subsection>", so a chunk of a
+    subsection still says which document and section it belongs to.
+    """
+    tokens = _Tokens(tok.offsets(doc.text))
+    secs = heading_sections(doc.text, doc.metadata.get("format", "markdown"))
+    title, titled = _title_path(doc, secs)
+    out = []
+    for path, a, b in secs:
+        parts = list(path) if titled and path else [title, *path]
+        header = _fit_header(HEADER_SEPARATOR.join(parts), tok, cfg.chunk_size // 2)
+        budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+        units = _units(doc.text, tokens, a, b, budget, [
+            lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
+        out += [(x, y, parts[-1], header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
     return _make(doc, out)
 
 
@@ -405,3 +536,40 @@ def chunk_table(doc: Document, strategy: str = "structure", chunk_size: int = DE
     return pd.DataFrame([{"chunk_id": c.chunk_id, "section": c.section, "start": c.start, "end": c.end, "tokens": int(n),
                           "text": " ".join(c.embed_text.split())[:preview]} for c, n in zip(chunks, lengths, strict=True)],
                         columns=["chunk_id", "section", "start", "end", "tokens", "text"])
+
+
+def file_type_summary(docs: Sequence[Document], chunks: Sequence[Chunk], skipped: Sequence[tuple[str, str]] = (),
+                      tokenizer: Tokenizer | None = None) -> list[dict]:
+    """What indexing did per file type: files, chunks, mean and max chunk tokens (of what the encoder reads), and the
+    files skipped with their reasons. The type is the document's "format" metadata (or the format its suffix implies).
+
+    >>> file_type_summary([], [], [("a.bin", "skipped: suffix .bin ...")])[0]["skipped"]
+    1
+    """
+    def kind(doc_id: str, meta: dict | None = None) -> str:
+        if (meta or {}).get("format"):
+            return meta["format"]
+        suffix = PurePosixPath(doc_id).suffix.lower()
+        return file_format(doc_id) if suffix in USER_SUFFIXES else (suffix.lstrip(".") or "(none)")
+
+    type_of = {d.doc_id: kind(d.doc_id, d.metadata) for d in docs}
+    lengths = token_lengths(chunks, tokenizer) if chunks else np.zeros(0, np.int64)
+    rows: dict[str, dict] = {}
+
+    def row(t: str) -> dict:
+        return rows.setdefault(t, {"type": t, "files": 0, "chunks": 0, "mean_tokens": 0.0, "max_tokens": 0,
+                                   "skipped": 0, "reasons": []})
+
+    for d in docs:
+        row(type_of[d.doc_id])["files"] += 1
+    per_type: dict[str, list[int]] = {}
+    for c, n in zip(chunks, lengths, strict=True):
+        per_type.setdefault(type_of.get(c.doc_id, kind(c.doc_id)), []).append(int(n))
+    for t, ns in per_type.items():
+        r = row(t)
+        r["chunks"], r["mean_tokens"], r["max_tokens"] = len(ns), float(np.mean(ns)), int(max(ns))
+    for where, why in skipped:
+        r = row(kind(where))
+        r["skipped"] += 1
+        r["reasons"].append(f"{where}: {why}")
+    return sorted(rows.values(), key=lambda r: r["type"])

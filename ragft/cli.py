@@ -3,7 +3,8 @@ and ask it questions.
 
     ragft index SOURCE --out PATH [--chunker structure --chunk-size 200]
     ragft update PATH SOURCE
-    ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--threshold X] --json
+    ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
+                 [--threshold X] --json
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
     add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
@@ -22,15 +23,15 @@ import time
 from pathlib import Path
 
 from .adapters import load_adapter
-from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig
+from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
 from .corpus import load_corpus, load_folder
-from .embeddings import ENCODERS, get_encoder
+from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
 from .paths import NUMPY_VERSIONS
 from .pipeline import RagConfig, RagPipeline
-from .retrievers import MODES, build_retriever, retriever_from_index
+from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
 
 EXIT_USAGE = 2
 
@@ -39,13 +40,16 @@ class CliError(Exception):
     """A problem with the user's input; printed as `ragft: error: <message>`."""
 
 
-def _load_source(source: str):
-    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr."""
+def _load_source(source: str, skipped: list | None = None):
+    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr
+    (and, when given, into `skipped` as (file, reason) pairs)."""
     path = Path(source)
     if path.is_dir():
         docs, report = load_folder(path)
         for where, why in report.problems:
             print(f"ragft: {where}: {why}", file=sys.stderr)
+        if skipped is not None:
+            skipped += report.problems
         return docs
     if source in NUMPY_VERSIONS or path.suffix == ".jsonl":
         return load_corpus(source)
@@ -73,6 +77,8 @@ def register_index(sub) -> None:
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")
     p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP, help="tokens shared by neighbouring chunks")
     p.add_argument("--embedder", default="minilm", choices=ENCODERS, help="minilm (default) or the weak hashing encoder")
+    p.add_argument("--embedding-backend", default="torch", choices=BACKENDS,
+                   help="minilm only: torch (default), or onnx / onnx-int8 (needs the onnx extra)")
     p.add_argument("--M", type=int, default=16, help="HNSW links per node")
     p.add_argument("--ef-construction", type=int, default=200, help="HNSW build-time beam width")
     p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
@@ -88,23 +94,35 @@ def cmd_index(args) -> int:
         return _pgvector_index(args)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
-    cfg, hnsw, docs = _index_inputs(args)
+    skipped: list[tuple[str, str]] = []
+    cfg, hnsw, docs = _index_inputs(args, skipped)
     t0 = time.perf_counter()
-    index = build_retriever(docs, "dense", cfg, embedder=args.embedder, show_progress=not args.quiet, hnsw=hnsw)
+    embedder = get_encoder(args.embedder, args.embedding_backend) if args.embedder == "minilm" else args.embedder
+    index = build_retriever(docs, "dense", cfg, embedder=embedder, show_progress=not args.quiet, hnsw=hnsw)
     index.save(out)
     print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
           f"{index.encoder.model_id} in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)
+    _print_file_types(docs, index.chunks, skipped)
     return 0
 
 
-def _index_inputs(args):
-    """(chunk config, HNSW config, documents) from `ragft index`'s arguments; bad settings become CliError."""
+def _print_file_types(docs, chunks, skipped) -> None:
+    """Per file type: files, chunks, mean and max chunk tokens, files skipped (the reasons are listed above)."""
+    print(f"{'type':10s} {'files':>6s} {'chunks':>7s} {'mean tok':>9s} {'max tok':>8s} {'skipped':>8s}", file=sys.stderr)
+    for r in file_type_summary(docs, chunks, skipped):
+        print(f"{r['type']:10s} {r['files']:6d} {r['chunks']:7d} {r['mean_tokens']:9.1f} {r['max_tokens']:8d} "
+              f"{r['skipped']:8d}", file=sys.stderr)
+
+
+def _index_inputs(args, skipped: list | None = None):
+    """(chunk config, HNSW config, documents) from `ragft index`'s arguments; bad settings become CliError. Files the
+    folder loader skipped are added to `skipped` as (file, reason) pairs."""
     try:
         cfg = ChunkConfig(args.chunker, args.chunk_size, args.chunk_overlap)
         hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
     except ValueError as e:
         raise CliError(str(e)) from None
-    return cfg, hnsw, _load_source(args.source)
+    return cfg, hnsw, _load_source(args.source, skipped)
 
 
 def _pgvector_index(args) -> int:
@@ -154,7 +172,11 @@ def register_search(sub) -> None:
     q.add_argument("--query", metavar="TEXT", help="one query")
     q.add_argument("--queries", metavar="FILE.jsonl", help='a JSONL file of {"qid": ..., "query": ...} lines')
     p.add_argument("-k", "--top-k", dest="top_k", type=int, default=5, help="results per query (default: 5)")
-    p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid (RRF)")
+    p.add_argument("--mode", default="dense", choices=MODES, help="dense (HNSW, default), exact, bm25 or hybrid")
+    p.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSIONS,
+                   help="hybrid on an hnswlib index: convex (min-max normalized scores, default) or rrf")
+    p.add_argument("--fusion-weight", type=float, default=DEFAULT_FUSION_WEIGHT,
+                   help="hybrid convex only: the dense share in [0, 1] (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=None,
                    help="drop hits scoring below it (cosine for dense/exact/hybrid, raw BM25 score for bm25)")
     p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
@@ -211,8 +233,10 @@ def cmd_search(args) -> int:
 
         index = retriever = open_retriever(args.path, args.mode, args.db)
     else:
+        if not 0.0 <= args.fusion_weight <= 1.0:
+            raise CliError(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
         index = DenseIndex.load(args.path)
-        retriever = retriever_from_index(index, args.mode)
+        retriever = retriever_from_index(index, args.mode, args.fusion, args.fusion_weight)
     if args.ef is not None:
         index.config.ef = max(args.ef, args.top_k)
     if args.top_k > len(index):

@@ -7,6 +7,7 @@ Introduced in notebooks/00_overview.ipynb.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import html
 import json
@@ -91,6 +92,9 @@ def _duplicates(ids) -> list[str]:
 
 _TAG = re.compile(r"<[^>]+>")
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+_HTML_HEADING = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", re.S | re.I)
+_HTML_BLOCK = re.compile(r"</?(p|div|br|li|ul|ol|pre|table|tr|section|article|blockquote|dt|dd|hr)\b[^>]*>", re.I)
+_HTML_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.S | re.I)
 
 
 def html_to_text(raw: str) -> str:
@@ -99,36 +103,124 @@ def html_to_text(raw: str) -> str:
     return re.sub(r"[ \t]+", " ", html.unescape(text)).strip()
 
 
-def load_folder(folder: str | os.PathLike) -> tuple[list[Document], ReadReport]:
+def html_to_markdown(raw: str) -> str:
+    """Visible text of an HTML page with its headings kept as Markdown `#` lines and block elements as line breaks,
+    so the heading chunker sees the page's outline. `"<h2>Use</h2><p>a&amp;b</p>" -> "## Use\\n\\na&b"`."""
+    text = _SCRIPT.sub(" ", _HTML_TITLE.sub(" ", raw))
+    text = _HTML_HEADING.sub(lambda m: f"\n\n{'#' * int(m.group(1))} {' '.join(_TAG.sub(' ', m.group(2)).split())}\n\n",
+                             text)
+    text = html.unescape(_TAG.sub(" ", _HTML_BLOCK.sub("\n", text)))
+    lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_title(raw: str) -> str:
+    """The page's <title>, or "" when it has none."""
+    m = _HTML_TITLE.search(raw)
+    return " ".join(html.unescape(_TAG.sub(" ", m.group(1))).split()) if m else ""
+
+
+def file_format(path: str | os.PathLike) -> str:
+    """The markup a file is cut by: "markdown", "rst", "html" or "text" (Sphinx's `x.rst.txt` sources are reST)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last in (".md", ".markdown") or (last == ".txt" and ".md" in suffixes):
+        return "markdown"
+    if last in (".html", ".htm"):
+        return "html"
+    if last == ".rst" or (last == ".txt" and ".rst" in suffixes):
+        return "rst"
+    return "text"
+
+
+MAX_FILE_BYTES = 10_000_000  # a bigger file is almost never prose someone wrote (logs, dumps); it is reported, not read
+
+
+def decode_text(raw: bytes, fallback_encoding: str | None = None) -> tuple[str | None, str]:
+    """(text, encoding) of a file's bytes, or (None, reason) when it is not text ragft should guess at.
+
+    A byte-order mark decides (UTF-8/16/32); otherwise UTF-8, then `fallback_encoding` if given (e.g. "cp1252" for a
+    folder where a few files were saved by old Windows editors). NUL bytes without a UTF-16/32 mark mean binary.
+    >>> decode_text("café".encode("latin-1"), "cp1252")
+    ('café', 'cp1252')
+    """
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc), enc
+            except UnicodeDecodeError as e:
+                return None, f"starts with a {enc} byte-order mark but is not {enc} ({e.reason} at byte {e.start})"
+    if b"\x00" in raw[:1 << 16]:
+        return None, "binary (holds NUL bytes)"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as e:
+        if fallback_encoding:
+            try:
+                return raw.decode(fallback_encoding), fallback_encoding
+            except UnicodeDecodeError:
+                pass
+        return None, f"not UTF-8 ({e.reason} at byte {e.start})"
+
+
+def _walk_files(folder: Path, report: ReadReport):
+    """Files below folder, sorted, without following links to folders (a link loop cannot recurse); hidden ones skipped."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        root_path = Path(root)
+        for d in sorted(dirs):
+            if (root_path / d).is_symlink() and not d.startswith("."):
+                report.problems.append(((root_path / d).relative_to(folder).as_posix(),
+                                        "skipped: link to a folder (not followed, so a link loop cannot recurse)"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield root_path / name
+
+
+def load_folder(folder: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES,
+                fallback_encoding: str | None = None) -> tuple[list[Document], ReadReport]:
     """Load every .txt/.md/.rst/.html file below `folder`; doc_id = path relative to it (POSIX slashes).
 
-    Files that cannot be used (not UTF-8, empty, unreadable, other suffix) are listed in the report, never silently skipped.
+    Each document's metadata records its "format" (markdown, rst, html, text: the chunker cuts by its headings) and
+    "encoding". HTML keeps its headings as Markdown lines. Files that cannot be used (binary, larger than max_bytes,
+    not UTF-8 and not `fallback_encoding`, empty, unreadable, a broken or looping link, another suffix) are listed in
+    the report with the reason, never silently skipped and never raised one by one.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
     report = ReadReport(str(folder))
     docs = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in _walk_files(folder, report):
         rel = path.relative_to(folder).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
         if path.suffix.lower() not in USER_SUFFIXES:
             report.problems.append((rel, f"skipped: suffix {path.suffix or '(none)'} is not one of {', '.join(USER_SUFFIXES)}"))
             continue
         try:
-            raw = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as e:
-            report.problems.append((rel, f"skipped: not UTF-8 ({e.reason} at byte {e.start})"))
-            continue
+            size = path.stat().st_size
+            if not path.is_file():
+                report.problems.append((rel, "skipped: not a regular file"))
+                continue
+            if size > max_bytes:
+                report.problems.append((rel, f"skipped: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit"))
+                continue
+            raw = path.read_bytes()
         except OSError as e:
-            report.problems.append((rel, f"skipped: unreadable ({e.strerror})"))
+            report.problems.append((rel, f"skipped: unreadable ({e.strerror or e})"))
             continue
-        text = html_to_text(raw) if path.suffix.lower() in (".html", ".htm") else raw.strip()
+        decoded, encoding = decode_text(raw, fallback_encoding)
+        if decoded is None:
+            report.problems.append((rel, f"skipped: {encoding}"))
+            continue
+        fmt = file_format(path)
+        title = (html_title(decoded) if fmt == "html" else "") or path.name.split(".")[0] or path.stem
+        text = html_to_markdown(decoded) if fmt == "html" else decoded.replace("\r\n", "\n").strip()
         if not text.strip():
             report.problems.append((rel, "skipped: empty"))
             continue
-        docs.append(Document(doc_id=rel, text=text, title=path.stem, metadata={"source": str(path)}))
+        docs.append(Document(doc_id=rel, text=text, title=title,
+                             metadata={"source": str(path), "format": fmt, "encoding": encoding}))
     report.loaded = len(docs)
     if not docs:
         raise DataError(f"no usable documents in {folder}" + (f"\n{report}" if report.problems else " (the folder is empty)"))

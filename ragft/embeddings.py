@@ -1,7 +1,10 @@
 """Text -> unit-length float32 vectors: MiniLM with batching, a progress bar and an on-disk cache, plus a weak encoder.
 
-The cache (one SQLite file per model under `cache_dir("embeddings")`, keyed by the model files' hash and the text's
-sha256) means a re-run, or a knowledge update that leaves most text unchanged, embeds nothing twice. The weak encoder
+MiniLM runs on one of BACKENDS: "torch" (sentence-transformers, the default), or ONNX Runtime ("onnx", "onnx-int8":
+the model exported offline from the same installed folder, int8 by dynamic quantization), opt-in with the `onnx` extra.
+The cache (one SQLite file per model and backend under `cache_dir("embeddings")`, keyed by the model files' hash, the
+backend and the text's sha256) means a re-run, or a knowledge update that leaves most text unchanged, embeds nothing
+twice, and vectors of one backend are never served for another. The weak encoder
 (hashed bag of words) shares the interface so notebooks can show what poor embeddings cost.
 Does not chunk (see `chunking.py`) or index (see `index.py`).
 Introduced in notebooks/02_hnsw_retrieval.ipynb.
@@ -11,9 +14,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
+import os
 import re
 import sqlite3
+import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -22,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .paths import cache_dir
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def _text_key(text: str) -> str:
@@ -84,15 +92,22 @@ class Encoder:
     """
 
     def __init__(self, name: str = "minilm", batch_size: int = 32, cache: bool = True, cache_folder: Path | None = None,
-                 model=None):
+                 model=None, backend: str = "torch"):
         from .models import embedder_path, spec
 
         if spec(name).kind != "embedding":
             raise ValueError(f"{name!r} is not an embedding model")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        missing = [m for m in ("onnxruntime", "onnx") if backend != "torch" and importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"backend {backend!r} needs {' and '.join(missing)}: pip install 'ragft[onnx]'")
         self.name = name
+        self.backend = backend
         self.batch_size = batch_size
         self._folder = embedder_path(name)
-        self.model_id = f"{name}-{model_hash(self._folder)[:12]}"
+        # torch keeps the id it always had (existing caches and indexes stay valid); other backends append their name
+        self.model_id = f"{name}-{model_hash(self._folder)[:12]}" + ("" if backend == "torch" else f"-{backend}")
         cfg = json.loads((self._folder / "config.json").read_text())
         self.dim = int(cfg.get("hidden_size", 384))
         self._model = model  # an already loaded SentenceTransformer of the same model, to share it between encoders
@@ -102,9 +117,12 @@ class Encoder:
     @property
     def model(self):
         if self._model is None:
-            from .models import load_embedder
+            if self.backend == "torch":
+                from .models import load_embedder
 
-            self._model = load_embedder(self.name)
+                self._model = load_embedder(self.name)
+            else:
+                self._model = OnnxEmbedder(self._folder, quantized=self.backend == "onnx-int8")
         return self._model
 
     def encode(self, texts: Sequence[str], show_progress: bool = True, desc: str = "embedding") -> np.ndarray:
@@ -191,16 +209,103 @@ ENCODERS = ("minilm", "hashing")
 
 
 @functools.lru_cache(maxsize=8)
-def get_encoder(name: str = "minilm"):
-    """A shared encoder by name ("minilm", "hashing" or "hashing-<dim>"), so notebooks and indexes load MiniLM once."""
+def get_encoder(name: str = "minilm", backend: str = "torch"):
+    """A shared encoder by name ("minilm", "hashing" or "hashing-<dim>") and backend (MiniLM only), so notebooks and
+    indexes load MiniLM once."""
     if name.startswith("hashing"):
         dim = int(name.split("-")[-1]) if name != "hashing" and name.split("-")[-1].isdigit() else 384
         return HashingEncoder(dim)
-    return Encoder(name)
+    return Encoder(name, backend=backend)
 
 
 def encoder_for_model_id(model_id: str):
-    """The encoder an index was built with, from the model_id it recorded ("minilm-<hash>", "hashing-bow-384")."""
+    """The encoder an index was built with, from the model_id it recorded ("minilm-<hash>", "minilm-<hash>-onnx-int8",
+    "hashing-bow-384")."""
     if model_id.startswith("hashing-bow-"):
         return get_encoder(f"hashing-{model_id.rsplit('-', 1)[-1]}")
+    for backend in sorted(BACKENDS[1:], key=len, reverse=True):
+        if model_id.endswith(f"-{backend}"):
+            return get_encoder(model_id[: -len(backend) - 1].rsplit("-", 1)[0], backend)
     return get_encoder(model_id.rsplit("-", 1)[0])
+
+
+# ------------------------------------------------------------------------------------------------------ ONNX backend
+def export_onnx(folder: Path, quantized: bool = False) -> Path:
+    """The model in `folder` as ONNX (exported once with torch.onnx, offline, into the user cache keyed by the model
+    files' hash); quantized=True adds int8 dynamic quantization of the weights (onnxruntime.quantization).
+    Written to a temporary name and renamed, so an interrupted export never leaves a half-written model."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    out = cache_dir("onnx", model_hash(folder)[:16])
+    fp32 = out / "model.onnx"
+    if not fp32.exists():
+        model = AutoModel.from_pretrained(str(folder)).eval()
+
+        class _Hidden(torch.nn.Module):  # keyword arguments: BertModel's positional order moved between versions
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+        enc = AutoTokenizer.from_pretrained(str(folder))(["an example sentence"], return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            tmp_path = Path(tmp) / "model.onnx"
+            with torch.no_grad():
+                torch.onnx.export(_Hidden(model), tuple(enc[n] for n in names), str(tmp_path), input_names=names,
+                                  output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                                  dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]})
+            os.replace(tmp_path, fp32)
+    if not quantized:
+        return fp32
+    int8 = out / "model-int8.onnx"
+    if not int8.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            quantize_dynamic(str(fp32), str(Path(tmp) / "model-int8.onnx"), weight_type=QuantType.QInt8)
+            os.replace(Path(tmp) / "model-int8.onnx", int8)
+    return int8
+
+
+class OnnxEmbedder:
+    """MiniLM on ONNX Runtime with sentence-transformers' `encode` interface: the model's own tokenizer, its
+    max_seq_length, mean pooling over the attention mask, optional normalization (what all-MiniLM-L6-v2 does).
+
+    threads: ONNX Runtime's intra-op threads (default: OMP_NUM_THREADS, else the CPU count).
+    """
+
+    def __init__(self, folder: Path, quantized: bool = False, threads: int | None = None):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        if not pooling.get("pooling_mode_mean_tokens"):
+            raise ValueError(f"{folder}: the ONNX backend implements mean pooling only")
+        self.max_length = int(json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
+        self.dim = int(json.loads((folder / "config.json").read_text()).get("hidden_size", 384))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        self.path = export_onnx(folder, quantized)
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            enc = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="np")
+            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            hidden = self.session.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            vecs = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            if normalize_embeddings:
+                vecs /= np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+            out.append(vecs.astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -2,6 +2,8 @@
 
 import bisect
 import functools
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +14,11 @@ from ragft.chunking import (
     ChunkConfig,
     Tokenizer,
     chunk_documents,
+    file_type_summary,
     get_tokenizer,
+    heading_sections,
+    markdown_headings,
+    rst_headings,
     sections,
     sentence_spans,
     token_lengths,
@@ -167,3 +173,108 @@ def test_chunk_browser_callbacks(docs):
     assert "numpy.argsort#0" in result.value and "numpy.argsort | Summary" not in result.value
     overlap.value = 64
     assert "must be below chunk_size" in result.value
+
+
+# sha256 of the structure chunker's chunks (JSON, sorted keys) on every 5th document of each committed NumPy corpus,
+# recorded from the numpydoc chunker before format-aware chunking was added: NumPy chunks must stay byte-identical.
+# If a corpus file is rebuilt, re-record these from the commit that introduced them.
+NUMPY_STRUCTURE_FINGERPRINTS = {
+    ("1.26.4", 200): (1121, "1c412175177f31bed347d7962289e3b55f26902014e65b616095c83049de3c3b"),
+    ("1.26.4", 64): (2676, "1e3e0d72bf7f6044f332fec41b28082f019730b68d9bae9c07fd02ee7d08b88b"),
+    ("2.0.2", 200): (1299, "7ac799999be198ec894aa035eee7785457aa4fbd8a677c5c11707660e30b54f4"),
+    ("2.0.2", 64): (3143, "25856120076547c2284d73318176775427c6da6ac946ed4f22be37990f0bb5c8"),
+    ("2.4.6", 200): (1292, "0219a935d9a1fd07132bf5eb719a0180a611c710c0ccc46312b076e66ba2cf33"),
+    ("2.4.6", 64): (3135, "34bcae4bf7255fd4879f161d79e1a3f5617fd168e303a0cdf645597a8c8b25aa"),
+}
+
+
+@pytest.mark.parametrize("version,chunk_size", sorted(NUMPY_STRUCTURE_FINGERPRINTS))
+def test_numpy_structure_chunks_are_byte_identical_to_the_numpydoc_chunker(tok, version, chunk_size):
+    if tok.name != "minilm":
+        pytest.skip("the fingerprints were recorded with MiniLM's tokenizer")
+    docs = load_corpus(version)[::5]
+    chunks = chunk_documents(docs, "structure", chunk_size=chunk_size, chunk_overlap=32 if chunk_size == 200 else 8)
+    digest = hashlib.sha256(json.dumps([c.to_json() for c in chunks], sort_keys=True).encode()).hexdigest()
+    assert (len(chunks), digest) == NUMPY_STRUCTURE_FINGERPRINTS[(version, chunk_size)]
+
+
+# ------------------------------------------------------------------------------------------ format-aware chunking
+GUIDE_MD = Document("guide.md", title="guide", metadata={"format": "markdown"}, text=(
+    "# User guide\n\nWelcome.\n\n## Install\n\nRun pip install ragft.\n\n### On Linux\n\nUse a venv first.\n\n"
+    "```\n# not a heading, a shell comment\npip install ragft\n```\n\n## Search\n\nType a query.\n\nUpdating\n--------\n\n"
+    "Run ragft update.\n\n##\n\nAn empty heading is text, not a section.\n"))
+GUIDE_RST = Document("guide.rst", title="guide", metadata={"format": "rst"}, text=(
+    ".. _top:\n\n=========\nUser guide\n=========\n\nWelcome.\n\nInstall\n=======\n\nRun pip install ragft.\n\n"
+    "On Linux\n--------\n\nUse a venv first::\n\n    pip install ragft\n\n--------------\n\nSearch\n======\n\nType a query.\n"))
+
+
+@pytest.mark.parametrize("doc", [GUIDE_MD, GUIDE_RST], ids=["markdown", "rst"])
+def test_heading_chunks_carry_the_heading_path(doc):
+    chunks = chunk_documents([doc], "structure", chunk_size=200, chunk_overlap=0)
+    by_text = {c.text.split("\n")[-1]: c.header for c in chunks}
+    assert by_text["Welcome."] == "User guide"
+    assert by_text["Run pip install ragft."] == "User guide > Install"
+    assert by_text["Type a query."] == "User guide > Search"
+    linux = next(c for c in chunks if "venv" in c.text)
+    assert linux.header == "User guide > Install > On Linux" and linux.section == "On Linux"
+    assert linux.embed_text.startswith("User guide > Install > On Linux\n")
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text
+    covered = "".join(doc.text[c.start:c.end] for c in chunks)
+    assert "".join(doc.text.split()) == "".join(covered.split())  # nothing lost, nothing repeated (no overlap asked)
+
+
+def test_markdown_fences_setext_and_empty_headings():
+    chunks = chunk_documents([GUIDE_MD], "structure", chunk_size=200, chunk_overlap=0)
+    assert not any("shell comment" in c.header for c in chunks)  # a `#` line inside a code fence is not a heading
+    updating = next(c for c in chunks if "ragft update" in c.text)
+    assert updating.header == "User guide > Updating"  # a setext "---" underline is level 2: a sibling of "Search"
+    empty = next(c for c in chunks if "empty heading" in c.text)
+    assert empty.header == updating.header  # "##" with no text opens no section
+
+
+def test_headings_without_a_single_title_are_prefixed_with_the_file_title():
+    doc = Document("notes.md", title="notes", metadata={"format": "markdown"},
+                   text="Intro line.\n\n## First\n\nOne.\n\n## Second\n\nTwo.\n")
+    headers = [c.header for c in chunk_documents([doc], "structure", chunk_size=100, chunk_overlap=0)]
+    assert headers == ["notes", "notes > First", "notes > Second"]
+
+
+def test_one_giant_code_block_and_deep_headings_stay_within_chunk_size(tok):
+    code = "```\n" + "\n".join(f"x{i} = compute(x{i - 1}, factor={i}) + offset_{i} * 3" for i in range(1, 2000)) + "\n```\n"
+    deep = "".join(f"{'#' * min(i, 6)} Level {i} heading with a long and winding title number {i}\n\n"
+                   for i in range(1, 13))
+    doc = Document("code.md", title="code", metadata={"format": "markdown"}, text=deep + code)
+    chunks = chunk_documents([doc], "structure", chunk_size=64, chunk_overlap=8)
+    assert len(chunks) > 20
+    assert token_lengths(chunks, tok).max() <= 64 + 2
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_heading_parsers():
+    md = "Title\n=====\n\ntext\n\n    # indented code\n#hashtag\n## Real ##\n"
+    assert markdown_headings(md) == [(0, 1, "Title"), (md.index("## Real"), 2, "Real")]
+    # a transition (an adornment after a blank line) is not a title; levels follow first appearance
+    assert rst_headings("A\n***\n\ntext\n\n----\n\nB\n===\n\nC\n***\n") == [(0, 1, "A"), (19, 2, "B"), (26, 1, "C")]
+    assert heading_sections("no headings here\n", "rst") == [((), 0, 16)]
+
+
+def test_numpy_documents_keep_the_numpydoc_chunker(docs):
+    doc = next(d for d in docs if d.doc_id == "numpy.argsort")
+    as_markdown = Document(doc.doc_id, doc.text, doc.title, {**doc.metadata, "format": "markdown"})
+    plain = chunk_documents([doc], "structure")
+    assert all(c.header.startswith("numpy.argsort | ") for c in plain)
+    assert [c.header for c in chunk_documents([as_markdown], "structure")] != [c.header for c in plain]
+
+
+def test_file_type_summary_counts_files_chunks_tokens_and_skips(tok):
+    docs = [GUIDE_MD, GUIDE_RST, Document("a.md", "# A\n\nshort", "a", {"format": "markdown"})]
+    chunks = chunk_documents(docs, "structure", chunk_size=200, chunk_overlap=0)
+    rows = {r["type"]: r for r in file_type_summary(docs, chunks, [("x.png", "skipped: suffix .png"),
+                                                                   ("big.md", "skipped: 52.4 MB is over")])}
+    assert rows["markdown"]["files"] == 2 and rows["rst"]["files"] == 1 and rows["png"]["skipped"] == 1
+    assert rows["markdown"]["skipped"] == 1 and rows["markdown"]["reasons"] == ["big.md: skipped: 52.4 MB is over"]
+    md = [c for c in chunks if c.doc_id.endswith(".md")]
+    assert rows["markdown"]["chunks"] == len(md)
+    assert rows["markdown"]["max_tokens"] == int(token_lengths(md, tok).max())
+    assert rows["markdown"]["mean_tokens"] == pytest.approx(float(token_lengths(md, tok).mean()))

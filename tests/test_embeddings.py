@@ -53,3 +53,31 @@ def test_minilm_encoder_caches_on_disk(tmp_path):
     assert again.stats["computed"] == 0 and again.stats["cached"] == 4
     np.testing.assert_array_equal(v1, v2)
     assert v1[0] @ v1[1] > v1[0] @ v1[2]  # two NumPy sentences are closer to each other than to cats
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not is_available("minilm") or not _has_onnxruntime(),
+                    reason="needs the MiniLM package and the onnx extra (onnxruntime, onnx)")
+def test_onnx_backends_match_torch_and_cache_apart(tmp_path):
+    torch_enc = Encoder(cache_folder=tmp_path)
+    ref = torch_enc.encode(TEXTS, show_progress=False)
+    for backend, min_cos in (("onnx", 0.9999), ("onnx-int8", 0.9)):
+        enc = Encoder(cache_folder=tmp_path, backend=backend)
+        assert enc.model_id == f"{torch_enc.model_id}-{backend}"
+        v = enc.encode(TEXTS, show_progress=False)
+        assert enc.stats["computed"] == 3, "a backend never reads another backend's cached vectors"
+        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+        assert np.sum(v * ref, axis=1).min() >= min_cos, backend
+        assert v[0] @ v[1] > v[0] @ v[2]
+        assert encoder_for_model_id(enc.model_id).backend == backend
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == sorted(
+        f"{torch_enc.model_id}{s}.sqlite" for s in ("", "-onnx", "-onnx-int8"))
+    assert encoder_for_model_id(torch_enc.model_id).backend == "torch"
+    with pytest.raises(ValueError, match="backend"):
+        Encoder(backend="tensorrt")

@@ -1,0 +1,84 @@
+"""MiniLM on torch (sentence-transformers, today's default) against ONNX Runtime fp32 and int8: chunks per second on
+this machine's cores and recall@10 of files on the own-documents dev questions, printed as ratios to torch.
+
+Texts are ragft's default chunks of Python's library reference (ragft.docs_bench; needs Debian's python3.11-doc), so
+their lengths are what indexing really embeds. Speed is timed on --n-texts chunks with the cache off, the backends
+interleaved over --rounds rounds (best round kept: the machine may be shared). Recall embeds every chunk once per
+backend through the normal cache (keyed by backend and model), so a re-run is fast. The ONNX models are exported from
+the installed model folder into the user cache on first use (offline). Needs the `onnx` extra.
+
+    OMP_NUM_THREADS=2 python benchmarks/embedding_backends.py [--n-texts 256] [--rounds 2]
+
+Measured on the 2-core development VM while other jobs ran (load average about 5), 256 chunks, 2 threads:
+torch 8.9 chunks/s; onnx fp32 8.8 (0.98x, min cosine to torch 1.0000); onnx int8 13.3 (1.49x, min cosine 0.880),
+recall@10 of files on 117 dev questions: torch 0.983, int8 1.000. Int8 does not reach the 2x that would justify
+switching the default, so torch stays the default and the ONNX backends are opt-in (`Encoder(backend="onnx-int8")`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from ragft import docs_bench  # noqa: E402
+from ragft.chunking import chunk_documents  # noqa: E402
+from ragft.embeddings import BACKENDS, Encoder  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-chars", type=int, default=1_200_000, help="characters of the docs subset (as own_docs.py)")
+    ap.add_argument("--n-texts", type=int, default=256, help="chunks timed per backend and round")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--recall-backends", nargs="*", default=["torch", "onnx-int8"], choices=BACKENDS,
+                    help="backends whose recall@10 is measured (each embeds every chunk once)")
+    args = ap.parse_args(argv)
+
+    docs = docs_bench.load_python_docs(max_chars=args.max_chars)
+    chunks = chunk_documents(docs, "structure")
+    texts = [c.embed_text for c in chunks]
+    sample = texts[:: max(1, len(texts) // args.n_texts)][: args.n_texts]
+    print(f"{len(chunks)} chunks of {len(docs)} files; timing {len(sample)} of them, "
+          f"{os.environ.get('OMP_NUM_THREADS', 'all')} thread(s)")
+    encoders = {b: Encoder(backend=b, cache=False) for b in args.backends}
+    for enc in encoders.values():
+        enc.model.encode(sample[:32], batch_size=32)  # load (and export) before timing
+    speed: dict[str, float] = {b: 0.0 for b in encoders}
+    vecs: dict[str, np.ndarray] = {}
+    for _ in range(args.rounds):
+        for b, enc in encoders.items():
+            t0 = time.perf_counter()
+            vecs[b] = enc.model.encode(sample, batch_size=32, normalize_embeddings=True)
+            speed[b] = max(speed[b], len(sample) / (time.perf_counter() - t0))
+
+    dev = [q for q in docs_bench.docstring_questions(docs) if q.split == "dev"]
+    ids = [c.doc_id for c in chunks]
+    recall: dict[str, float] = {}
+    for b in args.recall_backends:
+        enc = Encoder(backend=b)
+        X = enc.encode(texts, desc=f"embedding ({b})")
+        Q = enc.encode([q.question for q in dev], show_progress=False)
+        rankings = [docs_bench.file_ranking(ids, X @ qv, depth=10) for qv in Q]
+        recall[b] = float(np.mean([q.doc_id in r for q, r in zip(dev, rankings, strict=True)]))
+
+    print(f"\n{'backend':10s} {'chunks/s':>9s} {'x torch':>8s} {'min cos vs torch':>17s} {'recall@10 (dev)':>16s}")
+    for b in encoders:
+        cos = float(np.min(np.sum(vecs[b] * vecs["torch"], axis=1))) if "torch" in vecs else float("nan")
+        rec = f"{recall[b]:.3f}" if b in recall else "-"
+        print(f"{b:10s} {speed[b]:9.1f} {speed[b] / speed.get('torch', speed[b]):8.2f} {cos:17.4f} {rec:>16s}")
+    if "torch" in recall:
+        for b in recall:
+            if b != "torch":
+                print(f"recall@10 {b} - torch: {recall[b] - recall['torch']:+.3f} on {len(dev)} dev questions "
+                      f"(goal for switching the default: >= 2x torch's chunks/s, recall within 0.01)")
+    return {"speed": speed, "recall": recall, "n_dev": len(dev), "n_texts": len(sample)}
+
+
+if __name__ == "__main__":
+    main()
