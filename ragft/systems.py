@@ -202,15 +202,17 @@ class ModelPool:
 
 
 def generate_chats(model, tok, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 8,
-                   repetition_penalty: float | None = generation.REPETITION_PENALTY) -> list[Generation]:
+                   repetition_penalty: float | None = generation.REPETITION_PENALTY,
+                   stop_at_source_line: bool = generation.STOP_AT_SOURCE_LINE) -> list[Generation]:
     """Greedy replies to chats with a loaded model: one chat through `generation.generate`, several through
     `generation.generate_batch` (left-padded batches). Timings of a batched answer are its batch's.
-    repetition_penalty other than `generation.REPETITION_PENALTY` is for experiments (notebook 03's failure lab)."""
+    repetition_penalty other than `generation.REPETITION_PENALTY`, or stop_at_source_line other than
+    `generation.STOP_AT_SOURCE_LINE`, is for experiments (notebook 03's failure lab, benchmarks/generation.py)."""
     if len(batch) == 1:
         return [generation.generate(model, tok, batch[0], max_new_tokens=max_new_tokens,
-                                    repetition_penalty=repetition_penalty)]
+                                    repetition_penalty=repetition_penalty, stop_at_source_line=stop_at_source_line)]
     return generation.generate_batch(model, tok, batch, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                     repetition_penalty=repetition_penalty)
+                                     repetition_penalty=repetition_penalty, stop_at_source_line=stop_at_source_line)
 
 
 # --- the answer cache and the one generation loop ---------------------------------------------------------------------
@@ -368,6 +370,7 @@ def _row(p: _Plan, version: str) -> dict:
                               if item is not None and item.answerable and hits is not None else None),
            "retrieval_s": p.retrieval_s, "generation_s": gen["total_s"], "latency_s": p.retrieval_s + gen["total_s"],
            "new_tokens": gen["n_new_tokens"], "batch_size": gen.get("batch_size", 1),
+           "prompt_tokens": gen.get("n_prompt_tokens", 0), "ttft_s": gen.get("ttft_s", 0.0),
            "tokens_per_s": gen["n_new_tokens"] / gen["total_s"] if gen["total_s"] > 0 else float("nan"),
            "cached": p.cached}
     if item is not None:
