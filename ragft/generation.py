@@ -28,11 +28,12 @@ PLAIN_SYSTEM_PROMPT = "You are a helpful assistant."
 # (SmolLM2-135M, greedy): 10 correct with a penalty of 1.1, 18 without. Notebook 03's failure lab keeps the old
 # setting as one of its conditions ("a penalty that forbids copying").
 REPETITION_PENALTY = 1.0
-# Stop at the end of the house answer's `Source:` line: the format ends there, and without a stop a small model keeps
-# writing (a second answer, more code) until max_new_tokens, which is most of the generation time. Changes answers
-# (text after the Source line is no longer generated), so it is part of DECODING and the caches key on it.
-STOP_AT_SOURCE_LINE = True
-DECODING = {"do_sample": False, "repetition_penalty": REPETITION_PENALTY, "stop_at_source_line": STOP_AT_SOURCE_LINE}
+# Stop where an answer ends: a house answer (it starts with "Answer:") at the end of its `Source:` line, any other
+# reply at its first blank line. Without a stop a small model keeps writing (the untuned SmolLM2-135M repeats its first
+# paragraph until max_new_tokens, measured on dev RAG prompts), which is most of the generation time. Changes answers
+# (nothing after that point is generated), so it is part of DECODING and the caches key on it.
+STOP_AT_ANSWER_END = True
+DECODING = {"do_sample": False, "repetition_penalty": REPETITION_PENALTY, "stop_at_answer_end": STOP_AT_ANSWER_END}
 # A complete `Source:` line (with at least one character after the colon) followed by its line break.
 _SOURCE_LINE = re.compile(r"^[ \t]*Sources?:[^\n]*\S[^\n]*\n", re.M | re.I)
 
@@ -87,14 +88,29 @@ def end_of_source_line(text: str) -> int | None:
     return m.end() if m else None
 
 
-def cut_after_source_line(text: str) -> str:
-    """The answer up to the end of its first `Source:` line (what a stopped generation keeps)."""
-    end = end_of_source_line(text if text.endswith("\n") else text + "\n")
+def end_of_answer(text: str) -> int | None:
+    """Where the answer in `text` ends, or None if it has not ended yet: a house answer just past its `Source:` line,
+    any other reply at its first blank line (the end of its first paragraph).
+
+    >>> t = "The replacement is `np.inf`.\\n\\nThe replacement is"; t[:end_of_answer(t)]
+    'The replacement is `np.inf`.\\n'
+    """
+    body = text.lstrip()
+    if body.startswith("Answer:"):
+        return end_of_source_line(text)
+    blank = text.find("\n\n", len(text) - len(body))
+    return blank + 1 if body and blank >= 0 else None
+
+
+def cut_after_answer(text: str) -> str:
+    """The answer up to its end (`end_of_answer`): what a stopped generation keeps."""
+    end = end_of_answer(text if text.endswith("\n") else text + "\n")
     return text[:end].rstrip() if end is not None else text
 
 
-def source_line_stop(tok, prompt_len: int):
-    """A transformers StoppingCriteria that ends each row of a batch once its new tokens hold a complete `Source:` line.
+def answer_end_stop(tok, prompt_len: int):
+    """A transformers StoppingCriteria that ends each row of a batch once its new tokens hold a whole answer
+    (`end_of_answer`: a complete `Source:` line, or a blank line after a reply not in the house format).
 
     Per row it notes in `.stopped_at` how many new tokens it had when it stopped (the rows after it are padding).
     Only rows whose last token holds a line break are decoded, so the check costs little per step.
@@ -102,7 +118,7 @@ def source_line_stop(tok, prompt_len: int):
     import torch
     from transformers.generation import StoppingCriteria
 
-    class _SourceLineStop(StoppingCriteria):
+    class _AnswerEndStop(StoppingCriteria):
         def __init__(self):
             self.stopped_at: dict[int, int] = {}
 
@@ -114,12 +130,12 @@ def source_line_stop(tok, prompt_len: int):
                     continue
                 if "\n" not in tok.decode(input_ids[row, -1:]):
                     continue
-                if end_of_source_line(tok.decode(input_ids[row, prompt_len:], skip_special_tokens=True)) is not None:
+                if end_of_answer(tok.decode(input_ids[row, prompt_len:], skip_special_tokens=True)) is not None:
                     self.stopped_at[row] = input_ids.shape[1] - prompt_len
                     done[row] = True
             return done
 
-    return _SourceLineStop()
+    return _AnswerEndStop()
 
 
 def chat_messages(question: str, system: str | None = None) -> list[dict]:
@@ -137,13 +153,13 @@ def encode_chat(tok, messages: list[dict], max_prompt_tokens: int | None = None)
 
 def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sample: bool,
                   repetition_penalty: float | None = REPETITION_PENALTY,
-                  stop_at_source_line: bool = STOP_AT_SOURCE_LINE) -> list[Generation]:
+                  stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
     """Run model.generate on a (left-padded) batch; per row: text, new-token count, mean log-probability."""
     import torch
     from transformers.generation import StoppingCriteriaList
 
     timer = _FirstTokenTimer()
-    stop = source_line_stop(tok, ids.shape[1]) if stop_at_source_line else None
+    stop = answer_end_stop(tok, ids.shape[1]) if stop_at_answer_end else None
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
@@ -163,7 +179,7 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
             n_new = min(n_new, stop.stopped_at[row])
         text = tok.decode(new[row, :n_new], skip_special_tokens=True).strip()
         gens.append(Generation(
-            text=cut_after_source_line(text) if stop is not None else text,
+            text=cut_after_answer(text) if stop is not None else text,
             n_prompt_tokens=int(attention_mask[row].sum()), n_new_tokens=n_new, ttft_s=ttft, total_s=total,
             mean_logprob=float(logprobs[row, :n_new].mean()) if n_new else None, batch_size=int(new.shape[0])))
     return gens
@@ -171,8 +187,8 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
 
 def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_sample: bool = False,
              max_prompt_tokens: int | None = None, repetition_penalty: float | None = REPETITION_PENALTY,
-             stop_at_source_line: bool = STOP_AT_SOURCE_LINE) -> Generation:
-    """Generate one reply, greedy unless `do_sample`, ending after the `Source:` line if `stop_at_source_line`;
+             stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> Generation:
+    """Generate one reply, greedy unless `do_sample`, ending where the answer ends if `stop_at_answer_end`;
     returns the text and its timings."""
     import torch
 
@@ -180,12 +196,12 @@ def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_samp
         raise ValueError("empty question: type a question to answer")
     ids = encode_chat(tok, messages, max_prompt_tokens).to(model.device)
     return _generate_ids(model, tok, ids, torch.ones_like(ids), max_new_tokens, do_sample, repetition_penalty,
-                         stop_at_source_line)[0]
+                         stop_at_answer_end)[0]
 
 
 def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80, batch_size: int = 8,
                    show_progress: bool = False, repetition_penalty: float | None = REPETITION_PENALTY,
-                   stop_at_source_line: bool = STOP_AT_SOURCE_LINE) -> list[Generation]:
+                   stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
     """Greedy replies to many chats, `batch_size` at a time (left-padded): several times the throughput of one by one
     on a CPU, because each decode step reads the weights once for the whole batch. Timings are per batch.
 
@@ -206,7 +222,7 @@ def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80
                                           return_dict=True, padding=True)
             gens = _generate_ids(model, tok, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
                                  max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty,
-                                 stop_at_source_line=stop_at_source_line)
+                                 stop_at_answer_end=stop_at_answer_end)
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
     finally:

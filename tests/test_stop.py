@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ragft import generation
-from ragft.generation import cut_after_source_line, end_of_source_line, source_line_stop
+from ragft.generation import answer_end_stop, cut_after_answer, end_of_answer, end_of_source_line
 
 HOUSE = Path(__file__).resolve().parent.parent / "data" / "train" / "house_style.jsonl"
 RAMBLE = "\n\nAnswer: `np.flipud`: Reverse the order along axis 0.\n```python\nnp.flipud(A)\n```\nSource: numpy.flipud"
@@ -34,8 +34,16 @@ def test_source_line_end_found_only_when_complete():
     assert end_of_source_line("Answer: x\nSource:\n") is None  # no doc id yet
     text = "Answer: x\nSource: numpy.sort, numpy.argsort\nAnswer: again"
     assert text[:end_of_source_line(text)] == "Answer: x\nSource: numpy.sort, numpy.argsort\n"
-    assert cut_after_source_line(text) == "Answer: x\nSource: numpy.sort, numpy.argsort"
-    assert cut_after_source_line("no source line here") == "no source line here"
+    assert cut_after_answer(text) == "Answer: x\nSource: numpy.sort, numpy.argsort"
+    assert cut_after_answer("no source line here") == "no source line here"
+
+
+def test_a_reply_not_in_the_house_format_ends_at_its_first_blank_line():
+    ramble = "The replacement is `np.inf`.\n\nThe replacement is `np.inf`.\n\nThe replacement"
+    assert ramble[:end_of_answer(ramble)] == "The replacement is `np.inf`.\n"
+    assert cut_after_answer(ramble) == "The replacement is `np.inf`."
+    assert end_of_answer("\n\nThe replacement") is None  # leading blank lines are not an end
+    assert end_of_answer("Answer: x\n\n```python\nx\n```\n") is None  # a house answer ends only at its Source line
 
 
 @pytest.mark.parametrize("i", range(5))
@@ -43,7 +51,7 @@ def test_a_house_answer_stops_right_after_its_source_line(tok, i):
     answer = house_answers()[i]
     prompt = tok("<|im_start|>user\nq<|im_end|>\n", add_special_tokens=False)["input_ids"]
     new = tok(answer + RAMBLE, add_special_tokens=False)["input_ids"]
-    stop = source_line_stop(tok, len(prompt))
+    stop = answer_end_stop(tok, len(prompt))
     ids = torch.tensor([prompt])
     for t in new:  # feed the tokens one decode step at a time, as generate() does
         ids = torch.cat([ids, torch.tensor([[t]])], dim=1)
@@ -85,7 +93,7 @@ def test_batch_rows_keep_their_answer_and_count_only_their_tokens(tok, stop):
     rows = [tok(a + RAMBLE, add_special_tokens=False)["input_ids"] for a in answers]
     prompt = torch.tensor([[1, 2, 3]] * 2)
     gens = generation._generate_ids(ScriptedModel(rows, len(tok)), tok, prompt, torch.ones_like(prompt), 200,
-                                    do_sample=False, stop_at_source_line=stop)
+                                    do_sample=False, stop_at_answer_end=stop)
     for a, row, g in zip(answers, rows, gens, strict=True):
         if stop:
             assert g.text == a
@@ -96,4 +104,4 @@ def test_batch_rows_keep_their_answer_and_count_only_their_tokens(tok, stop):
 
 
 def test_the_stop_is_part_of_the_decoding_the_caches_key_on():
-    assert generation.DECODING["stop_at_source_line"] is generation.STOP_AT_SOURCE_LINE
+    assert generation.DECODING["stop_at_answer_end"] is generation.STOP_AT_ANSWER_END
