@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import adapters, finetune, generation, house
+from . import adapters, engines, finetune, generation, house
 from .cache import KeyValueCache, content_key, files_state
 from .datasets import load_train_pairs
 from .evaluation import score_answer
@@ -156,11 +156,17 @@ class ModelPool:
     its own name and switched per call; a system without adapter runs with the adapters disabled (same weights).
 
     Generation on CPU happens on the full-precision base: 4-bit saves memory in training, not time in inference.
+    engine="ct2" answers with CTranslate2 (`engines.py`; each adapter merged and converted once) where it can; when it
+    cannot, one message says why and every answer comes from transformers.
     """
 
-    def __init__(self, dtype=None):
+    def __init__(self, dtype=None, engine: str = "transformers"):
+        if engine not in engines.ENGINES:
+            raise ValueError(f"engine must be one of {engines.ENGINES}, not {engine!r}")
         self.dtype = dtype
+        self.engine = engine
         self._models: dict[str, list] = {}  # model name -> [model, tok, {adapter folder: adapter name}]
+        self._fast: dict[tuple, engines.Ct2Generator] = {}  # (model name, adapter folder) -> converted model
         self.load_s = 0.0
 
     def get(self, model_name: str, adapter: str | None):
@@ -194,8 +200,32 @@ class ModelPool:
         model.set_adapter(names[key])
         return model, tok, contextlib.nullcontext()
 
+    def fast(self, model_name: str, adapter: str | None) -> engines.Ct2Generator | None:
+        """The CTranslate2 generator for a model and adapter (converted once), or None: transformers answers instead
+        (engine "transformers", or the fast engine unavailable: said once, then the pool stays on transformers)."""
+        if self.engine != "ct2":
+            return None
+        key = (model_name, adapter)
+        if key not in self._fast:
+            t0 = time.perf_counter()
+            try:
+                if adapter is None:
+                    model, tok = load_llm(model_name)
+                else:
+                    model, tok = adapters.merge_adapter(adapter), self.get(model_name, None)[1]
+                self._fast[key] = engines.Ct2Generator(engines.converted(model, tok), tok)
+            except engines.EngineUnavailable as e:
+                print(f"[ragft] fast engine off: {e}. Answering with transformers.")
+                self.engine = "transformers"
+                return None
+            finally:
+                self.load_s += time.perf_counter() - t0
+        return self._fast[key]
+
     def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8) -> list[Generation]:
-        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`)."""
+        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`, or the fast engine)."""
+        if (fast := self.fast(system.model, system.adapter)) is not None:
+            return fast.generate_chats(batch, system.max_new_tokens, batch_size)
         model, tok, ctx = self.get(system.model, system.adapter)
         with ctx:
             return generate_chats(model, tok, batch, system.max_new_tokens, batch_size)
@@ -203,16 +233,16 @@ class ModelPool:
 
 def generate_chats(model, tok, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 8,
                    repetition_penalty: float | None = generation.REPETITION_PENALTY,
-                   stop_at_source_line: bool = generation.STOP_AT_SOURCE_LINE) -> list[Generation]:
+                   stop_at_answer_end: bool = generation.STOP_AT_ANSWER_END) -> list[Generation]:
     """Greedy replies to chats with a loaded model: one chat through `generation.generate`, several through
     `generation.generate_batch` (left-padded batches). Timings of a batched answer are its batch's.
-    repetition_penalty other than `generation.REPETITION_PENALTY`, or stop_at_source_line other than
-    `generation.STOP_AT_SOURCE_LINE`, is for experiments (notebook 03's failure lab, benchmarks/generation.py)."""
+    repetition_penalty other than `generation.REPETITION_PENALTY`, or stop_at_answer_end other than
+    `generation.STOP_AT_ANSWER_END`, is for experiments (notebook 03's failure lab, benchmarks/generation.py)."""
     if len(batch) == 1:
         return [generation.generate(model, tok, batch[0], max_new_tokens=max_new_tokens,
-                                    repetition_penalty=repetition_penalty, stop_at_source_line=stop_at_source_line)]
+                                    repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)]
     return generation.generate_batch(model, tok, batch, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                     repetition_penalty=repetition_penalty, stop_at_source_line=stop_at_source_line)
+                                     repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)
 
 
 # --- the answer cache and the one generation loop ---------------------------------------------------------------------
@@ -231,10 +261,13 @@ class AnswerCache:
         self.hits = self.misses = 0
 
     @staticmethod
-    def key(system: System, messages: list[dict]) -> str:
-        return content_key({"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
-                            "adapter": adapter_hash(system.adapter), "messages": messages,
-                            "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()})
+    def key(system: System, messages: list[dict], engine: str = "transformers") -> str:
+        parts = {"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
+                 "adapter": adapter_hash(system.adapter), "messages": messages,
+                 "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()}
+        if engine != "transformers":  # another runtime (int8 weights) writes other text: never mixed with these
+            parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION}
+        return content_key(parts)
 
     def get(self, key: str) -> dict | None:
         value = self._store.get(key)
@@ -329,7 +362,7 @@ class _Plan:
     cached: bool = False
 
 
-def _plan(system: System, question, cache: AnswerCache | None) -> _Plan:
+def _plan(system: System, question, cache: AnswerCache | None, engine: str = "transformers") -> _Plan:
     text, item = _as_item(question)
     hits, retrieval_s = None, 0.0
     if system.retriever is not None:
@@ -341,7 +374,7 @@ def _plan(system: System, question, cache: AnswerCache | None) -> _Plan:
         plan.gen = {"text": house.ABSTAIN_ANSWER, "n_new_tokens": 0, "ttft_s": 0.0, "total_s": 0.0, "batch_size": 0}
         return plan
     plan.messages = system_messages(system, text, hits)
-    plan.key = AnswerCache.key(system, plan.messages) if cache is not None else content_key(plan.messages)
+    plan.key = AnswerCache.key(system, plan.messages, engine) if cache is not None else content_key(plan.messages)
     return plan
 
 
@@ -383,13 +416,22 @@ def _row(p: _Plan, version: str) -> dict:
     return row
 
 
+def _engine(pool, systems: Sequence[System]) -> str:
+    """The engine that will answer: a fast engine is set up (converted) first, because falling back decides the keys."""
+    engine = getattr(pool, "engine", "transformers")
+    if engine != "transformers":
+        for s in systems:
+            pool.fast(s.model, s.adapter)
+    return getattr(pool, "engine", "transformers")
+
+
 def answer(system: System, question, pool: ModelPool | None = None, cache: AnswerCache | None = None,
            version: str = CURRENT_VERSION) -> dict:
     """One system answers one question (a QA item or a string): a row with the answer, its passages, timings and,
     for QA items, every metric of `evaluation.score_answer`."""
-    cache = as_cache(cache)
-    plan = _plan(system, question, cache)
-    _generate([plan], pool or ModelPool(), cache, batch_size=1)
+    cache, pool = as_cache(cache), pool or ModelPool()
+    plan = _plan(system, question, cache, _engine(pool, [system]))
+    _generate([plan], pool, cache, batch_size=1)
     return _row(plan, version)
 
 
@@ -414,7 +456,7 @@ def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool |
         raise ValueError(f"system names must be unique (they label the rows): {names}")
     pool = pool or ModelPool()
     cache = as_cache(cache)
-    plans = [_plan(s, q, cache) for s in systems for q in questions]
+    plans = [_plan(s, q, cache, _engine(pool, systems)) for s in systems for q in questions]
     todo = sum(p.gen is None for p in plans)
     with tqdm(total=todo, desc=f"answering ({sum(p.gated for p in plans)} of {len(plans)} abstained by threshold)",
               disable=not show_progress or not todo) as bar:
