@@ -31,6 +31,7 @@ from .generation import DECODING, Generation, chat_messages, context_message
 from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, raft_training_set
 from .paths import CURRENT_VERSION, cache_dir
+from .profiles import ANSWER_MAX_NEW_TOKENS
 
 # Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
 # `generation` decodes beyond `DECODING`): every cached answer is then regenerated.
@@ -59,7 +60,7 @@ class System:
     threshold: float | None = None
     prompt: str = "house"
     passage_chars: int | None = 600
-    max_new_tokens: int = 80
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
 
     def __post_init__(self):
         if self.prompt not in PROMPTS:
@@ -97,7 +98,7 @@ def adapter_label(adapter: str | os.PathLike | None) -> str:
 
 def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
               model: str = DEFAULT_LLM, top_k: int = 3, threshold: float | None = None, passage_chars: int | None = 600,
-              max_new_tokens: int = 80, retriever_label: str = "") -> list[System]:
+              max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "") -> list[System]:
     """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag).
 
     The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
@@ -225,7 +226,7 @@ class ModelPool:
     def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8) -> list[Generation]:
         """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`, or the fast engine)."""
         if (fast := self.fast(system.model, system.adapter)) is not None:
-            return fast.generate_chats(batch, system.max_new_tokens, batch_size)
+            return fast.generate_chats(batch, system.max_new_tokens)  # one by one: see Ct2Generator.generate_chats
         model, tok, ctx = self.get(system.model, system.adapter)
         with ctx:
             return generate_chats(model, tok, batch, system.max_new_tokens, batch_size)
@@ -506,7 +507,7 @@ class ArmSettings:
     top_k: int = 3
     threshold: float | None = 0.5  # cosine below which a retrieving arm abstains without generating; None: off
     passage_chars: int | None = 300
-    max_new_tokens: int = 80
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
     lora_r: int = 16
     lora_alpha: int = 32
     train_steps: int = 60

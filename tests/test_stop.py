@@ -105,3 +105,15 @@ def test_batch_rows_keep_their_answer_and_count_only_their_tokens(tok, stop):
 
 def test_the_stop_is_part_of_the_decoding_the_caches_key_on():
     assert generation.DECODING["stop_at_answer_end"] is generation.STOP_AT_ANSWER_END
+
+
+def test_the_default_cap_holds_nine_in_ten_house_answers(tok):
+    """max_new_tokens is a cap for answers that never end; it must not cut the house answers the tuned arms learn."""
+    from ragft import profiles
+
+    rows = [json.loads(line) for line in HOUSE.read_text().splitlines()]
+    lengths = [len(tok(r["completion"], add_special_tokens=False)["input_ids"]) + 1 for r in rows]  # + end of turn
+    share = sum(n <= profiles.ANSWER_MAX_NEW_TOKENS for n in lengths) / len(lengths)
+    assert share >= 0.9, f"only {share:.0%} of house answers fit {profiles.ANSWER_MAX_NEW_TOKENS} tokens"
+    assert share < 1.0  # ... and no more than needed: the longest answers are outliers, not the norm
+    assert profiles.get("workshop").max_new_tokens == profiles.ANSWER_MAX_NEW_TOKENS
