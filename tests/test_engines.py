@@ -117,3 +117,19 @@ def test_cache_keys_keep_engines_apart():
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="engine must be one of"):
         systems.ModelPool(engine="vllm")
+
+
+@pytest.mark.slow
+def test_ct2_float32_answers_like_transformers(small_llm, tmp_path):
+    """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end): the same answer in float32."""
+    pytest.importorskip("ctranslate2")
+    from ragft import generation, house
+
+    model, tok = small_llm
+    chats = [generation.chat_messages(q, house.SYSTEM_PROMPT) for q in ("What does `np.sort` do?", "What replaces np.float_?")]
+    want = systems.generate_chats(model, tok, chats, 40)
+    fast = engines.Ct2Generator(engines.converted(model, tok, "float32", tmp_path), tok)
+    got = fast.generate_chats(chats, 40)
+    assert [g.text for g in got] == [g.text for g in want]
+    assert [g.n_new_tokens for g in got] == [g.n_new_tokens for g in want]
+    assert all(g.n_prompt_tokens == w.n_prompt_tokens for g, w in zip(got, want, strict=True))
