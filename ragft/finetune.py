@@ -233,6 +233,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # per optimizer step, mean token loss on completions
     eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out loss); step 0 = before training
     step_times: list[float] = field(default_factory=list)  # seconds per optimizer step
+    step_tokens: list[int] = field(default_factory=list)  # tokens per optimizer step, padding excluded
+    step_padded: list[int] = field(default_factory=list)  # tokens per optimizer step, padding included
     resumed_from: int = 0
     wall_s: float = 0.0  # this call only (a resumed run adds to the earlier calls' time, see `total_train_s`)
     total_train_s: float = 0.0  # sum of step times across every call that built this adapter
@@ -250,6 +252,21 @@ class TrainResult:
         """Median step time, leaving out the first step of this call (it pays for warm-up)."""
         times = sorted(self.step_times[1:] or self.step_times)
         return times[len(times) // 2] if times else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Training throughput: tokens (padding excluded) per second of the steps that counted them, first one left out."""
+        n = len(self.step_tokens)  # a run resumed from an older checkpoint counted tokens only for its last n steps
+        steps = list(zip(self.step_tokens, self.step_times[-n:] if n else [], strict=True))
+        steps = steps[1:] or steps
+        seconds = sum(t for _, t in steps)
+        return sum(k for k, _ in steps) / seconds if seconds > 0 else float("nan")
+
+    @property
+    def padding_share(self) -> float:
+        """Share of the positions the model computed that were padding (what grouping by length would save)."""
+        padded = sum(self.step_padded)
+        return 1 - sum(self.step_tokens) / padded if padded else float("nan")
 
 
 def make_optimizer(model, train: TrainSettings):
@@ -327,11 +344,13 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
         with PeakRSS() as rss:
             for step in range(start, train.steps):
                 t0 = time.perf_counter()
-                total = 0.0
+                total, n_tokens, n_padded = 0.0, 0, 0
                 in_update = True
                 for micro in range(train.grad_accumulation):
                     idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed)
                     batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
+                    n_tokens += int(batch["attention_mask"].sum())
+                    n_padded += batch["attention_mask"].numel()
                     loss = model(**batch).loss / train.grad_accumulation
                     loss.backward()
                     total += loss.detach().item()
@@ -343,6 +362,8 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
                 done = step + 1
                 result.losses.append(total)
                 result.step_times.append(time.perf_counter() - t0)
+                result.step_tokens.append(n_tokens)
+                result.step_padded.append(n_padded)
                 result.total_train_s += result.step_times[-1]
                 result.steps = done
                 if held and ((train.eval_every and done % train.eval_every == 0) or done == train.steps):
@@ -404,6 +425,7 @@ def _load_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainRe
     random.setstate(rng["python"])
     log = state["log"]
     result.losses, result.step_times = log["losses"], log["step_times"]
+    result.step_tokens, result.step_padded = log.get("step_tokens", []), log.get("step_padded", [])
     result.eval_losses = [tuple(x) for x in log["eval_losses"]]
     result.total_train_s = log["total_train_s"]
     result.steps = state["step"]
@@ -413,6 +435,8 @@ def _load_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainRe
 def _log_dict(result: TrainResult) -> dict:
     d = asdict(result)
     d["seconds_per_step"] = result.seconds_per_step
+    d["tokens_per_s"] = result.tokens_per_s  # next to s/step: long RAFT prompts make a step slower, not the model
+    d["padding_share"] = result.padding_share
     return d
 
 
@@ -514,7 +538,10 @@ def _train_or_load_adapter(pairs, lora, train, out: Path, key: str, model_name: 
 
 def _cut(result: TrainResult, step: int) -> TrainResult:
     """The log of a run as it stood after `step` steps."""
+    uncounted = len(result.step_times) - len(result.step_tokens)  # steps from before token counting (old checkpoints)
+    counted = max(step - uncounted, 0)
     return replace(result, steps=step, losses=result.losses[:step], step_times=result.step_times[:step],
+                   step_tokens=result.step_tokens[:counted], step_padded=result.step_padded[:counted],
                    eval_losses=[e for e in result.eval_losses if e[0] <= step], total_train_s=sum(result.step_times[:step]))
 
 
