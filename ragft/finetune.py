@@ -94,6 +94,9 @@ class TrainSettings:
     optimizer: str = "auto"
     gradient_checkpointing: bool = False  # saves activation memory, costs ~25% time; not needed for a 135M model
     max_grad_norm: float = 1.0
+    # Batch examples of similar length (sorted within windows of LENGTH_WINDOW batches of the shuffled order, batch
+    # order shuffled again): less padding computed per step. Changes which examples share a step, so it is a setting.
+    group_by_length: bool = False
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accumulation", "max_length"):
@@ -206,14 +209,20 @@ def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accumulation: int, seed: int) -> list[int]:
+LENGTH_WINDOW = 16  # batches per window inside which group_by_length sorts examples by length
+
+
+def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accumulation: int, seed: int,
+                  lengths: tuple[int, ...] | None = None) -> list[int]:
     """Which examples micro-batch `micro` of optimizer step `step` uses: a function of the step alone, so a resumed
-    run sees exactly the batches an uninterrupted one would. Each epoch is a fresh seeded permutation."""
+    run sees exactly the batches an uninterrupted one would. Each epoch is a fresh seeded permutation; with `lengths`
+    (one per example) it is grouped by length (`_grouped_permutation`)."""
     start = (step * grad_accumulation + micro) * batch_size
     out = []
     for pos in range(start, start + batch_size):
         epoch, i = divmod(pos, n)
-        out.append(_permutation(n, seed, epoch)[i])
+        order = _permutation(n, seed, epoch) if lengths is None else _grouped_permutation(lengths, seed, epoch, batch_size)
+        out.append(order[i])
     return out
 
 
@@ -222,6 +231,21 @@ def _permutation(n: int, seed: int, epoch: int):
     import torch
 
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+
+
+@functools.lru_cache(maxsize=8)
+def _grouped_permutation(lengths: tuple[int, ...], seed: int, epoch: int, batch_size: int) -> list[int]:
+    """The epoch's permutation with each window of LENGTH_WINDOW batches sorted by length, then the window's batches
+    in a seeded random order (so steps do not go from short to long). Same examples per epoch, less padding."""
+    perm, window = _permutation(len(lengths), seed, epoch), LENGTH_WINDOW * batch_size
+    rng = random.Random(seed * 1_000_003 + epoch)
+    out = []
+    for w in range(0, len(perm), window):
+        chunk = sorted(perm[w:w + window], key=lambda i: lengths[i])
+        batches = [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        out += [i for b in batches for i in b]
+    return out
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -317,6 +341,7 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
         raise ValueError("batch larger than 1000 epochs of the data: check batch_size")
     disarm_cpu_bf16_repack(model)  # cheap and idempotent: also protects a model built elsewhere
     encoded, stats = encode_pairs(tok, pairs, train.max_length)
+    lengths = tuple(len(ids) for ids, _ in encoded) if train.group_by_length else None
     if not encoded:
         raise DataError(f"every training pair was longer than max_length={train.max_length} in its prompt alone")
     held, _ = encode_pairs(tok, eval_pairs or [], train.max_length)
@@ -347,7 +372,8 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
                 total, n_tokens, n_padded = 0.0, 0, 0
                 in_update = True
                 for micro in range(train.grad_accumulation):
-                    idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed)
+                    idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed,
+                                        lengths)
                     batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
                     n_tokens += int(batch["attention_mask"].sum())
                     n_padded += batch["attention_mask"].numel()
@@ -449,6 +475,8 @@ def run_key(model_name: str, pairs: Sequence[dict], lora: LoraSettings, train: T
         s.pop("steps")
     for k in ("eval_every", "checkpoint_every"):  # bookkeeping only: the weights do not depend on them
         s.pop(k)
+    if not s.get("group_by_length"):  # off: the key every adapter trained before this setting existed has
+        s.pop("group_by_length", None)
     s["compute_dtype"] = str(resolve_dtype(train.compute_dtype))
     s["quantization"] = effective_quantization(train.quantization)
     blob = {"model": model_name, "model_sha256": spec(model_name).sha256, "data": data_hash(pairs), "lora": asdict(lora),

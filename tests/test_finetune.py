@@ -130,6 +130,32 @@ def test_training_throughput_counts_tokens_not_padding():
     assert ft.TrainResult().tokens_per_s != ft.TrainResult().tokens_per_s  # nothing measured: NaN
 
 
+def _padding(batches, lengths):
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_grouping_by_length_pads_less_and_keeps_each_epoch_whole():
+    lengths = tuple(20 + (i * 37) % 300 for i in range(200))  # 20..319 tokens, spread like RAFT prompts
+    n, bs = len(lengths), 4
+    plain = [ft.batch_indices(n, s, 0, bs, 1, seed=0) for s in range(n // bs)]
+    grouped = [ft.batch_indices(n, s, 0, bs, 1, seed=0, lengths=lengths) for s in range(n // bs)]
+    assert sorted(i for b in grouped for i in b) == list(range(n))  # one epoch: every example once
+    assert _padding(grouped, lengths) < 0.25 * _padding(plain, lengths)
+    assert grouped == [ft.batch_indices(n, s, 0, bs, 1, seed=0, lengths=lengths) for s in range(n // bs)]
+    firsts = [sum(lengths[i] for i in b) for b in grouped[:ft.LENGTH_WINDOW]]
+    assert firsts != sorted(firsts)  # batch order shuffled: not short-to-long through the window
+
+
+def test_grouping_off_keeps_the_adapter_cache_keys(monkeypatch):
+    pairs = [{"prompt": "p", "completion": "c"}]
+    off, on = ft.TrainSettings(), ft.TrainSettings(group_by_length=True)
+    key = ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), off)
+    assert key != ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), on)
+    # settings as they were before the field existed name the same run: adapters already trained stay cached
+    monkeypatch.setattr(ft, "asdict", lambda x: {k: v for k, v in dataclasses.asdict(x).items() if k != "group_by_length"})
+    assert ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), off) == key
+
+
 def test_collate_pads_out_of_the_loss():
     b = ft.collate([([1, 2, 3], [-100, 2, 3]), ([4], [4])], pad_id=0)
     assert b["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
