@@ -31,6 +31,7 @@ from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
 from .paths import NUMPY_VERSIONS
 from .pipeline import RagConfig, RagPipeline
+from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
 
 EXIT_USAGE = 2
@@ -276,7 +277,8 @@ def register_ask(sub) -> None:
     p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
                    "another one is refused")
     p.add_argument("--model", default=DEFAULT_LLM, help="LLM by registry name (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=80, help="generation length limit (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=ANSWER_MAX_NEW_TOKENS,
+                   help="cap on the answer's length; generation stops at the answer's end (default: %(default)s)")
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="prompt budget; lowest-ranked passages are cut")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_backend_args(p)

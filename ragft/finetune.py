@@ -94,6 +94,9 @@ class TrainSettings:
     optimizer: str = "auto"
     gradient_checkpointing: bool = False  # saves activation memory, costs ~25% time; not needed for a 135M model
     max_grad_norm: float = 1.0
+    # Batch examples of similar length (sorted within windows of LENGTH_WINDOW batches of the shuffled order, batch
+    # order shuffled again): less padding computed per step. Changes which examples share a step, so it is a setting.
+    group_by_length: bool = False
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accumulation", "max_length"):
@@ -206,14 +209,20 @@ def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accumulation: int, seed: int) -> list[int]:
+LENGTH_WINDOW = 16  # batches per window inside which group_by_length sorts examples by length
+
+
+def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accumulation: int, seed: int,
+                  lengths: tuple[int, ...] | None = None) -> list[int]:
     """Which examples micro-batch `micro` of optimizer step `step` uses: a function of the step alone, so a resumed
-    run sees exactly the batches an uninterrupted one would. Each epoch is a fresh seeded permutation."""
+    run sees exactly the batches an uninterrupted one would. Each epoch is a fresh seeded permutation; with `lengths`
+    (one per example) it is grouped by length (`_grouped_permutation`)."""
     start = (step * grad_accumulation + micro) * batch_size
     out = []
     for pos in range(start, start + batch_size):
         epoch, i = divmod(pos, n)
-        out.append(_permutation(n, seed, epoch)[i])
+        order = _permutation(n, seed, epoch) if lengths is None else _grouped_permutation(lengths, seed, epoch, batch_size)
+        out.append(order[i])
     return out
 
 
@@ -222,6 +231,21 @@ def _permutation(n: int, seed: int, epoch: int):
     import torch
 
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+
+
+@functools.lru_cache(maxsize=8)
+def _grouped_permutation(lengths: tuple[int, ...], seed: int, epoch: int, batch_size: int) -> list[int]:
+    """The epoch's permutation with each window of LENGTH_WINDOW batches sorted by length, then the window's batches
+    in a seeded random order (so steps do not go from short to long). Same examples per epoch, less padding."""
+    perm, window = _permutation(len(lengths), seed, epoch), LENGTH_WINDOW * batch_size
+    rng = random.Random(seed * 1_000_003 + epoch)
+    out = []
+    for w in range(0, len(perm), window):
+        chunk = sorted(perm[w:w + window], key=lambda i: lengths[i])
+        batches = [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        out += [i for b in batches for i in b]
+    return out
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -233,6 +257,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # per optimizer step, mean token loss on completions
     eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out loss); step 0 = before training
     step_times: list[float] = field(default_factory=list)  # seconds per optimizer step
+    step_tokens: list[int] = field(default_factory=list)  # tokens per optimizer step, padding excluded
+    step_padded: list[int] = field(default_factory=list)  # tokens per optimizer step, padding included
     resumed_from: int = 0
     wall_s: float = 0.0  # this call only (a resumed run adds to the earlier calls' time, see `total_train_s`)
     total_train_s: float = 0.0  # sum of step times across every call that built this adapter
@@ -250,6 +276,21 @@ class TrainResult:
         """Median step time, leaving out the first step of this call (it pays for warm-up)."""
         times = sorted(self.step_times[1:] or self.step_times)
         return times[len(times) // 2] if times else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Training throughput: tokens (padding excluded) per second of the steps that counted them, first one left out."""
+        n = len(self.step_tokens)  # a run resumed from an older checkpoint counted tokens only for its last n steps
+        steps = list(zip(self.step_tokens, self.step_times[-n:] if n else [], strict=True))
+        steps = steps[1:] or steps
+        seconds = sum(t for _, t in steps)
+        return sum(k for k, _ in steps) / seconds if seconds > 0 else float("nan")
+
+    @property
+    def padding_share(self) -> float:
+        """Share of the positions the model computed that were padding (what grouping by length would save)."""
+        padded = sum(self.step_padded)
+        return 1 - sum(self.step_tokens) / padded if padded else float("nan")
 
 
 def make_optimizer(model, train: TrainSettings):
@@ -300,6 +341,7 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
         raise ValueError("batch larger than 1000 epochs of the data: check batch_size")
     disarm_cpu_bf16_repack(model)  # cheap and idempotent: also protects a model built elsewhere
     encoded, stats = encode_pairs(tok, pairs, train.max_length)
+    lengths = tuple(len(ids) for ids, _ in encoded) if train.group_by_length else None
     if not encoded:
         raise DataError(f"every training pair was longer than max_length={train.max_length} in its prompt alone")
     held, _ = encode_pairs(tok, eval_pairs or [], train.max_length)
@@ -327,11 +369,14 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
         with PeakRSS() as rss:
             for step in range(start, train.steps):
                 t0 = time.perf_counter()
-                total = 0.0
+                total, n_tokens, n_padded = 0.0, 0, 0
                 in_update = True
                 for micro in range(train.grad_accumulation):
-                    idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed)
+                    idx = batch_indices(len(encoded), step, micro, train.batch_size, train.grad_accumulation, train.seed,
+                                        lengths)
                     batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
+                    n_tokens += int(batch["attention_mask"].sum())
+                    n_padded += batch["attention_mask"].numel()
                     loss = model(**batch).loss / train.grad_accumulation
                     loss.backward()
                     total += loss.detach().item()
@@ -343,6 +388,8 @@ def train_adapter(model, tok, pairs: Sequence[dict], train: TrainSettings, eval_
                 done = step + 1
                 result.losses.append(total)
                 result.step_times.append(time.perf_counter() - t0)
+                result.step_tokens.append(n_tokens)
+                result.step_padded.append(n_padded)
                 result.total_train_s += result.step_times[-1]
                 result.steps = done
                 if held and ((train.eval_every and done % train.eval_every == 0) or done == train.steps):
@@ -404,6 +451,7 @@ def _load_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainRe
     random.setstate(rng["python"])
     log = state["log"]
     result.losses, result.step_times = log["losses"], log["step_times"]
+    result.step_tokens, result.step_padded = log.get("step_tokens", []), log.get("step_padded", [])
     result.eval_losses = [tuple(x) for x in log["eval_losses"]]
     result.total_train_s = log["total_train_s"]
     result.steps = state["step"]
@@ -413,6 +461,8 @@ def _load_checkpoint(model, optimizer, ckpt: Path, run_key: str, result: TrainRe
 def _log_dict(result: TrainResult) -> dict:
     d = asdict(result)
     d["seconds_per_step"] = result.seconds_per_step
+    d["tokens_per_s"] = result.tokens_per_s  # next to s/step: long RAFT prompts make a step slower, not the model
+    d["padding_share"] = result.padding_share
     return d
 
 
@@ -425,6 +475,8 @@ def run_key(model_name: str, pairs: Sequence[dict], lora: LoraSettings, train: T
         s.pop("steps")
     for k in ("eval_every", "checkpoint_every"):  # bookkeeping only: the weights do not depend on them
         s.pop(k)
+    if not s.get("group_by_length"):  # off: the key every adapter trained before this setting existed has
+        s.pop("group_by_length", None)
     s["compute_dtype"] = str(resolve_dtype(train.compute_dtype))
     s["quantization"] = effective_quantization(train.quantization)
     blob = {"model": model_name, "model_sha256": spec(model_name).sha256, "data": data_hash(pairs), "lora": asdict(lora),
@@ -514,7 +566,10 @@ def _train_or_load_adapter(pairs, lora, train, out: Path, key: str, model_name: 
 
 def _cut(result: TrainResult, step: int) -> TrainResult:
     """The log of a run as it stood after `step` steps."""
+    uncounted = len(result.step_times) - len(result.step_tokens)  # steps from before token counting (old checkpoints)
+    counted = max(step - uncounted, 0)
     return replace(result, steps=step, losses=result.losses[:step], step_times=result.step_times[:step],
+                   step_tokens=result.step_tokens[:counted], step_padded=result.step_padded[:counted],
                    eval_losses=[e for e in result.eval_losses if e[0] <= step], total_train_s=sum(result.step_times[:step]))
 
 

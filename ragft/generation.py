@@ -28,7 +28,14 @@ PLAIN_SYSTEM_PROMPT = "You are a helpful assistant."
 # (SmolLM2-135M, greedy): 10 correct with a penalty of 1.1, 18 without. Notebook 03's failure lab keeps the old
 # setting as one of its conditions ("a penalty that forbids copying").
 REPETITION_PENALTY = 1.0
-DECODING = {"do_sample": False, "repetition_penalty": REPETITION_PENALTY}
+# Stop where an answer ends: a house answer (it starts with "Answer:") at the end of its `Source:` line, any other
+# reply at its first blank line. Without a stop a small model keeps writing (the untuned SmolLM2-135M repeats its first
+# paragraph until max_new_tokens, measured on dev RAG prompts), which is most of the generation time. Changes answers
+# (nothing after that point is generated), so it is part of DECODING and the caches key on it.
+STOP_AT_ANSWER_END = True
+DECODING = {"do_sample": False, "repetition_penalty": REPETITION_PENALTY, "stop_at_answer_end": STOP_AT_ANSWER_END}
+# A complete `Source:` line (with at least one character after the colon) followed by its line break.
+_SOURCE_LINE = re.compile(r"^[ \t]*Sources?:[^\n]*\S[^\n]*\n", re.M | re.I)
 
 
 @dataclass
@@ -71,6 +78,66 @@ class _FirstTokenTimer:
         pass
 
 
+def end_of_source_line(text: str) -> int | None:
+    """Index just past the first complete `Source:` line's line break in `text`, or None if there is none yet.
+
+    >>> end_of_source_line("Answer: x\\nSource: numpy.sort\\nAnswer: again")
+    29
+    """
+    m = _SOURCE_LINE.search(text)
+    return m.end() if m else None
+
+
+def end_of_answer(text: str) -> int | None:
+    """Where the answer in `text` ends, or None if it has not ended yet: a house answer just past its `Source:` line,
+    any other reply at its first blank line (the end of its first paragraph).
+
+    >>> t = "The replacement is `np.inf`.\\n\\nThe replacement is"; t[:end_of_answer(t)]
+    'The replacement is `np.inf`.\\n'
+    """
+    body = text.lstrip()
+    if body.startswith("Answer:"):
+        return end_of_source_line(text)
+    blank = text.find("\n\n", len(text) - len(body))
+    return blank + 1 if body and blank >= 0 else None
+
+
+def cut_after_answer(text: str) -> str:
+    """The answer up to its end (`end_of_answer`): what a stopped generation keeps."""
+    end = end_of_answer(text if text.endswith("\n") else text + "\n")
+    return text[:end].rstrip() if end is not None else text
+
+
+def answer_end_stop(tok, prompt_len: int):
+    """A transformers StoppingCriteria that ends each row of a batch once its new tokens hold a whole answer
+    (`end_of_answer`: a complete `Source:` line, or a blank line after a reply not in the house format).
+
+    Per row it notes in `.stopped_at` how many new tokens it had when it stopped (the rows after it are padding).
+    Only rows whose last token holds a line break are decoded, so the check costs little per step.
+    """
+    import torch
+    from transformers.generation import StoppingCriteria
+
+    class _AnswerEndStop(StoppingCriteria):
+        def __init__(self):
+            self.stopped_at: dict[int, int] = {}
+
+        def __call__(self, input_ids, scores, **kwargs):
+            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            for row in range(input_ids.shape[0]):
+                if row in self.stopped_at:
+                    done[row] = True
+                    continue
+                if "\n" not in tok.decode(input_ids[row, -1:]):
+                    continue
+                if end_of_answer(tok.decode(input_ids[row, prompt_len:], skip_special_tokens=True)) is not None:
+                    self.stopped_at[row] = input_ids.shape[1] - prompt_len
+                    done[row] = True
+            return done
+
+    return _AnswerEndStop()
+
+
 def chat_messages(question: str, system: str | None = None) -> list[dict]:
     msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": "user", "content": question}]
@@ -85,16 +152,20 @@ def encode_chat(tok, messages: list[dict], max_prompt_tokens: int | None = None)
 
 
 def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sample: bool,
-                  repetition_penalty: float | None = REPETITION_PENALTY) -> list[Generation]:
+                  repetition_penalty: float | None = REPETITION_PENALTY,
+                  stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
     """Run model.generate on a (left-padded) batch; per row: text, new-token count, mean log-probability."""
     import torch
+    from transformers.generation import StoppingCriteriaList
 
     timer = _FirstTokenTimer()
+    stop = answer_end_stop(tok, ids.shape[1]) if stop_at_answer_end else None
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                              do_sample=do_sample, streamer=timer, pad_token_id=tok.pad_token_id,
                              repetition_penalty=repetition_penalty if not do_sample else None,
+                             stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
                              return_dict_in_generate=True, output_logits=True)
     total = time.perf_counter() - t0
     ttft = (timer.first - t0) if timer.first else total
@@ -104,26 +175,33 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
     for row in range(new.shape[0]):
         eos = (new[row] == tok.eos_token_id).nonzero()
         n_new = int(eos[0, 0]) + 1 if len(eos) else int(new.shape[1])  # after the first EOS a batch row is padding
+        if stop is not None and row in stop.stopped_at:
+            n_new = min(n_new, stop.stopped_at[row])
+        text = tok.decode(new[row, :n_new], skip_special_tokens=True).strip()
         gens.append(Generation(
-            text=tok.decode(new[row, :n_new], skip_special_tokens=True).strip(),
+            text=cut_after_answer(text) if stop is not None else text,
             n_prompt_tokens=int(attention_mask[row].sum()), n_new_tokens=n_new, ttft_s=ttft, total_s=total,
             mean_logprob=float(logprobs[row, :n_new].mean()) if n_new else None, batch_size=int(new.shape[0])))
     return gens
 
 
 def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_sample: bool = False,
-             max_prompt_tokens: int | None = None, repetition_penalty: float | None = REPETITION_PENALTY) -> Generation:
-    """Generate one reply, greedy unless `do_sample`; returns the text and its timings."""
+             max_prompt_tokens: int | None = None, repetition_penalty: float | None = REPETITION_PENALTY,
+             stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> Generation:
+    """Generate one reply, greedy unless `do_sample`, ending where the answer ends if `stop_at_answer_end`;
+    returns the text and its timings."""
     import torch
 
     if not messages or not str(messages[-1].get("content", "")).strip():
         raise ValueError("empty question: type a question to answer")
     ids = encode_chat(tok, messages, max_prompt_tokens).to(model.device)
-    return _generate_ids(model, tok, ids, torch.ones_like(ids), max_new_tokens, do_sample, repetition_penalty)[0]
+    return _generate_ids(model, tok, ids, torch.ones_like(ids), max_new_tokens, do_sample, repetition_penalty,
+                         stop_at_answer_end)[0]
 
 
 def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80, batch_size: int = 8,
-                   show_progress: bool = False, repetition_penalty: float | None = REPETITION_PENALTY) -> list[Generation]:
+                   show_progress: bool = False, repetition_penalty: float | None = REPETITION_PENALTY,
+                   stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
     """Greedy replies to many chats, `batch_size` at a time (left-padded): several times the throughput of one by one
     on a CPU, because each decode step reads the weights once for the whole batch. Timings are per batch.
 
@@ -143,7 +221,8 @@ def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80
             enc = tok.apply_chat_template([batch[i] for i in rows], add_generation_prompt=True, return_tensors="pt",
                                           return_dict=True, padding=True)
             gens = _generate_ids(model, tok, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
-                                 max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty)
+                                 max_new_tokens, do_sample=False, repetition_penalty=repetition_penalty,
+                                 stop_at_answer_end=stop_at_answer_end)
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
     finally:

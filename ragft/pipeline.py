@@ -31,6 +31,7 @@ from .generation import (
 )
 from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse
 from .paths import CURRENT_VERSION
+from .profiles import ANSWER_MAX_NEW_TOKENS
 from .systems import AnswerCache, generate_chats, generate_unique
 
 
@@ -43,7 +44,7 @@ class RagConfig:
     threshold: float | None = None
     max_prompt_tokens: int = 1024  # the whole chat-formatted prompt; SmolLM2 reads 8192, but prefill time grows with it
     max_question_tokens: int = 256
-    max_new_tokens: int = 80
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
     system: str | None = RAG_SYSTEM_PROMPT  # with passages
     base_system: str | None = SYSTEM_PROMPT  # without retrieval
     delimit: bool = True

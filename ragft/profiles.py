@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+# House answers are short and end at their `Source:` line, where generation stops (`generation.STOP_AT_ANSWER_END`):
+# max_new_tokens is only a cap for an answer that never reaches that line. Measured in SmolLM2 tokens
+# (benchmarks/answer_lengths.py): house-style training answers median 76, p90 102, p95 111; the abstention reply 35.
+ANSWER_MAX_NEW_TOKENS = 112
+
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     n_docs: int | None  # documents per corpus version (gold docs of the chosen questions + distractors); None = all
     n_questions: int | None  # questions per experiment; None = the whole split
-    max_new_tokens: int  # generation length; house answers need about 60 tokens
+    max_new_tokens: int  # cap on an answer's length; generation stops at the answer's end (see ANSWER_MAX_NEW_TOKENS)
     train_steps: int  # optimizer steps of QLoRA training
     sweep: bool  # run parameter sweeps (chunk size, ef, lora_r, ...)
     # notebook 01: documents cut and embedded by each chunking strategy and size
@@ -44,9 +49,9 @@ PROFILES = {
                      arms_questions=5, arms_docs=80, menu_questions=5, menu_docs=40),
     # workshop: every claim measured on a sample large enough to show the effect (goal ~20 minutes for all notebooks;
     # measured cold on 2 cores: 70 minutes, see the README). 40 training steps reach only 75% format compliance.
-    "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=80, train_steps=60, sweep=True,
+    "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=ANSWER_MAX_NEW_TOKENS, train_steps=60, sweep=True,
                         chunking_docs=120, n_update_docs=150, arms_questions=40, menu_questions=40),
-    "full": Profile("full", n_docs=None, n_questions=None, max_new_tokens=96, train_steps=300, sweep=True),
+    "full": Profile("full", n_docs=None, n_questions=None, max_new_tokens=ANSWER_MAX_NEW_TOKENS, train_steps=300, sweep=True),
 }
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import adapters, finetune, generation, house
+from . import adapters, engines, finetune, generation, house
 from .cache import KeyValueCache, content_key, files_state
 from .datasets import load_train_pairs
 from .evaluation import score_answer
@@ -31,6 +31,7 @@ from .generation import DECODING, Generation, chat_messages, context_message
 from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, raft_training_set
 from .paths import CURRENT_VERSION, cache_dir
+from .profiles import ANSWER_MAX_NEW_TOKENS
 
 # Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
 # `generation` decodes beyond `DECODING`): every cached answer is then regenerated.
@@ -59,7 +60,7 @@ class System:
     threshold: float | None = None
     prompt: str = "house"
     passage_chars: int | None = 600
-    max_new_tokens: int = 80
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
 
     def __post_init__(self):
         if self.prompt not in PROMPTS:
@@ -97,7 +98,7 @@ def adapter_label(adapter: str | os.PathLike | None) -> str:
 
 def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
               model: str = DEFAULT_LLM, top_k: int = 3, threshold: float | None = None, passage_chars: int | None = 600,
-              max_new_tokens: int = 80, retriever_label: str = "") -> list[System]:
+              max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "") -> list[System]:
     """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag).
 
     The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
@@ -156,11 +157,17 @@ class ModelPool:
     its own name and switched per call; a system without adapter runs with the adapters disabled (same weights).
 
     Generation on CPU happens on the full-precision base: 4-bit saves memory in training, not time in inference.
+    engine="ct2" answers with CTranslate2 (`engines.py`; each adapter merged and converted once) where it can; when it
+    cannot, one message says why and every answer comes from transformers.
     """
 
-    def __init__(self, dtype=None):
+    def __init__(self, dtype=None, engine: str = "transformers"):
+        if engine not in engines.ENGINES:
+            raise ValueError(f"engine must be one of {engines.ENGINES}, not {engine!r}")
         self.dtype = dtype
+        self.engine = engine
         self._models: dict[str, list] = {}  # model name -> [model, tok, {adapter folder: adapter name}]
+        self._fast: dict[tuple, engines.Ct2Generator] = {}  # (model name, adapter folder) -> converted model
         self.load_s = 0.0
 
     def get(self, model_name: str, adapter: str | None):
@@ -194,23 +201,49 @@ class ModelPool:
         model.set_adapter(names[key])
         return model, tok, contextlib.nullcontext()
 
+    def fast(self, model_name: str, adapter: str | None) -> engines.Ct2Generator | None:
+        """The CTranslate2 generator for a model and adapter (converted once), or None: transformers answers instead
+        (engine "transformers", or the fast engine unavailable: said once, then the pool stays on transformers)."""
+        if self.engine != "ct2":
+            return None
+        key = (model_name, adapter)
+        if key not in self._fast:
+            t0 = time.perf_counter()
+            try:
+                if adapter is None:
+                    model, tok = load_llm(model_name)
+                else:
+                    model, tok = adapters.merge_adapter(adapter), self.get(model_name, None)[1]
+                self._fast[key] = engines.Ct2Generator(engines.converted(model, tok), tok)
+            except engines.EngineUnavailable as e:
+                print(f"[ragft] fast engine off: {e}. Answering with transformers.")
+                self.engine = "transformers"
+                return None
+            finally:
+                self.load_s += time.perf_counter() - t0
+        return self._fast[key]
+
     def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8) -> list[Generation]:
-        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`)."""
+        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`, or the fast engine)."""
+        if (fast := self.fast(system.model, system.adapter)) is not None:
+            return fast.generate_chats(batch, system.max_new_tokens)  # one by one: see Ct2Generator.generate_chats
         model, tok, ctx = self.get(system.model, system.adapter)
         with ctx:
             return generate_chats(model, tok, batch, system.max_new_tokens, batch_size)
 
 
 def generate_chats(model, tok, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 8,
-                   repetition_penalty: float | None = generation.REPETITION_PENALTY) -> list[Generation]:
+                   repetition_penalty: float | None = generation.REPETITION_PENALTY,
+                   stop_at_answer_end: bool = generation.STOP_AT_ANSWER_END) -> list[Generation]:
     """Greedy replies to chats with a loaded model: one chat through `generation.generate`, several through
     `generation.generate_batch` (left-padded batches). Timings of a batched answer are its batch's.
-    repetition_penalty other than `generation.REPETITION_PENALTY` is for experiments (notebook 03's failure lab)."""
+    repetition_penalty other than `generation.REPETITION_PENALTY`, or stop_at_answer_end other than
+    `generation.STOP_AT_ANSWER_END`, is for experiments (notebook 03's failure lab, benchmarks/generation.py)."""
     if len(batch) == 1:
         return [generation.generate(model, tok, batch[0], max_new_tokens=max_new_tokens,
-                                    repetition_penalty=repetition_penalty)]
+                                    repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)]
     return generation.generate_batch(model, tok, batch, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                     repetition_penalty=repetition_penalty)
+                                     repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)
 
 
 # --- the answer cache and the one generation loop ---------------------------------------------------------------------
@@ -229,10 +262,13 @@ class AnswerCache:
         self.hits = self.misses = 0
 
     @staticmethod
-    def key(system: System, messages: list[dict]) -> str:
-        return content_key({"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
-                            "adapter": adapter_hash(system.adapter), "messages": messages,
-                            "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()})
+    def key(system: System, messages: list[dict], engine: str = "transformers") -> str:
+        parts = {"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
+                 "adapter": adapter_hash(system.adapter), "messages": messages,
+                 "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()}
+        if engine != "transformers":  # another runtime (int8 weights) writes other text: never mixed with these
+            parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION}
+        return content_key(parts)
 
     def get(self, key: str) -> dict | None:
         value = self._store.get(key)
@@ -327,7 +363,7 @@ class _Plan:
     cached: bool = False
 
 
-def _plan(system: System, question, cache: AnswerCache | None) -> _Plan:
+def _plan(system: System, question, cache: AnswerCache | None, engine: str = "transformers") -> _Plan:
     text, item = _as_item(question)
     hits, retrieval_s = None, 0.0
     if system.retriever is not None:
@@ -339,7 +375,7 @@ def _plan(system: System, question, cache: AnswerCache | None) -> _Plan:
         plan.gen = {"text": house.ABSTAIN_ANSWER, "n_new_tokens": 0, "ttft_s": 0.0, "total_s": 0.0, "batch_size": 0}
         return plan
     plan.messages = system_messages(system, text, hits)
-    plan.key = AnswerCache.key(system, plan.messages) if cache is not None else content_key(plan.messages)
+    plan.key = AnswerCache.key(system, plan.messages, engine) if cache is not None else content_key(plan.messages)
     return plan
 
 
@@ -368,6 +404,7 @@ def _row(p: _Plan, version: str) -> dict:
                               if item is not None and item.answerable and hits is not None else None),
            "retrieval_s": p.retrieval_s, "generation_s": gen["total_s"], "latency_s": p.retrieval_s + gen["total_s"],
            "new_tokens": gen["n_new_tokens"], "batch_size": gen.get("batch_size", 1),
+           "prompt_tokens": gen.get("n_prompt_tokens", 0), "ttft_s": gen.get("ttft_s", 0.0),
            "tokens_per_s": gen["n_new_tokens"] / gen["total_s"] if gen["total_s"] > 0 else float("nan"),
            "cached": p.cached}
     if item is not None:
@@ -380,13 +417,22 @@ def _row(p: _Plan, version: str) -> dict:
     return row
 
 
+def _engine(pool, systems: Sequence[System]) -> str:
+    """The engine that will answer: a fast engine is set up (converted) first, because falling back decides the keys."""
+    engine = getattr(pool, "engine", "transformers")
+    if engine != "transformers":
+        for s in systems:
+            pool.fast(s.model, s.adapter)
+    return getattr(pool, "engine", "transformers")
+
+
 def answer(system: System, question, pool: ModelPool | None = None, cache: AnswerCache | None = None,
            version: str = CURRENT_VERSION) -> dict:
     """One system answers one question (a QA item or a string): a row with the answer, its passages, timings and,
     for QA items, every metric of `evaluation.score_answer`."""
-    cache = as_cache(cache)
-    plan = _plan(system, question, cache)
-    _generate([plan], pool or ModelPool(), cache, batch_size=1)
+    cache, pool = as_cache(cache), pool or ModelPool()
+    plan = _plan(system, question, cache, _engine(pool, [system]))
+    _generate([plan], pool, cache, batch_size=1)
     return _row(plan, version)
 
 
@@ -411,7 +457,7 @@ def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool |
         raise ValueError(f"system names must be unique (they label the rows): {names}")
     pool = pool or ModelPool()
     cache = as_cache(cache)
-    plans = [_plan(s, q, cache) for s in systems for q in questions]
+    plans = [_plan(s, q, cache, _engine(pool, systems)) for s in systems for q in questions]
     todo = sum(p.gen is None for p in plans)
     with tqdm(total=todo, desc=f"answering ({sum(p.gated for p in plans)} of {len(plans)} abstained by threshold)",
               disable=not show_progress or not todo) as bar:
@@ -461,7 +507,7 @@ class ArmSettings:
     top_k: int = 3
     threshold: float | None = 0.5  # cosine below which a retrieving arm abstains without generating; None: off
     passage_chars: int | None = 300
-    max_new_tokens: int = 80
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
     lora_r: int = 16
     lora_alpha: int = 32
     train_steps: int = 60

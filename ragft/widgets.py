@@ -68,6 +68,8 @@ def answers_html(df, systems=None) -> str:
             (f" · grounded {_fmt(r['grounded'], pct=True)}" if r.get("grounded") is not None else "")
         timing = (f"retrieval {r['retrieval_s'] * 1000:.0f} ms · generation {r['generation_s']:.1f} s"
                   f" · {r['new_tokens']} tokens" + (" · cached" if r["cached"] else ""))
+        if r.get("prompt_tokens"):  # what the prompt costs: its length and the time to the first answer token
+            timing += f" · prompt {r['prompt_tokens']} tokens, first token after {r.get('ttft_s', 0.0):.1f} s"
         cards.append(answer_card(r["arm"], setup or "no retrieval, no adapter", r["answer"],
                                  f"<b>sources</b><ul style='margin:0'>{srcs or '<li>none (no retrieval)</li>'}</ul>"
                                  f"<b>metrics</b> {html.escape(metrics)}<br><b>timings</b> {html.escape(timing)}"))

@@ -120,6 +120,42 @@ def test_batches_are_a_function_of_the_step():
     assert steps != [ft.batch_indices(10, s, m, 4, 2, seed=4) for s in range(5) for m in range(2)]
 
 
+def test_training_throughput_counts_tokens_not_padding():
+    r = ft.TrainResult(step_times=[9.0, 1.0, 1.0], step_tokens=[50, 100, 300], step_padded=[60, 120, 320])
+    assert r.tokens_per_s == 200.0  # (100 + 300) tokens in 2 s: the warm-up step left out, as in seconds_per_step
+    assert r.padding_share == pytest.approx(0.1)  # 450 real tokens of 500 computed positions
+    resumed = ft.TrainResult(step_times=[5.0, 2.0, 2.0, 2.0], step_tokens=[100, 300])  # 2 steps before counting began
+    assert resumed.tokens_per_s == 150.0
+    assert ft._cut(resumed, 3).step_tokens == [100] and ft._log_dict(r)["tokens_per_s"] == 200.0
+    assert ft.TrainResult().tokens_per_s != ft.TrainResult().tokens_per_s  # nothing measured: NaN
+
+
+def _padding(batches, lengths):
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_grouping_by_length_pads_less_and_keeps_each_epoch_whole():
+    lengths = tuple(20 + (i * 37) % 300 for i in range(200))  # 20..319 tokens, spread like RAFT prompts
+    n, bs = len(lengths), 4
+    plain = [ft.batch_indices(n, s, 0, bs, 1, seed=0) for s in range(n // bs)]
+    grouped = [ft.batch_indices(n, s, 0, bs, 1, seed=0, lengths=lengths) for s in range(n // bs)]
+    assert sorted(i for b in grouped for i in b) == list(range(n))  # one epoch: every example once
+    assert _padding(grouped, lengths) < 0.25 * _padding(plain, lengths)
+    assert grouped == [ft.batch_indices(n, s, 0, bs, 1, seed=0, lengths=lengths) for s in range(n // bs)]
+    firsts = [sum(lengths[i] for i in b) for b in grouped[:ft.LENGTH_WINDOW]]
+    assert firsts != sorted(firsts)  # batch order shuffled: not short-to-long through the window
+
+
+def test_grouping_off_keeps_the_adapter_cache_keys(monkeypatch):
+    pairs = [{"prompt": "p", "completion": "c"}]
+    off, on = ft.TrainSettings(), ft.TrainSettings(group_by_length=True)
+    key = ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), off)
+    assert key != ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), on)
+    # settings as they were before the field existed name the same run: adapters already trained stay cached
+    monkeypatch.setattr(ft, "asdict", lambda x: {k: v for k, v in dataclasses.asdict(x).items() if k != "group_by_length"})
+    assert ft.run_key("smollm2-135m", pairs, ft.LoraSettings(), off) == key
+
+
 def test_collate_pads_out_of_the_loss():
     b = ft.collate([([1, 2, 3], [-100, 2, 3]), ([4], [4])], pad_id=0)
     assert b["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
@@ -323,6 +359,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     resumed = ft.train_adapter(ft.add_lora(model, lora, seed=99), tok, PAIRS, train, checkpoint_dir=tmp_path,
                                run_key="k", show_progress=False)
     assert resumed.resumed_from == 3 and resumed.steps == 4 and len(resumed.step_times) == 4  # the log carries over
+    assert resumed.step_tokens == straight.step_tokens and len(straight.step_tokens) == 4  # so do the token counts
+    assert all(k <= p for k, p in zip(straight.step_tokens, straight.step_padded, strict=True))
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-5)
     got = _lora_state(model)
     assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in expected)

@@ -222,7 +222,8 @@ def test_compare_answers_and_widget_callbacks(tok, fake_generation):
 
 # --- decoding: the model must be free to copy its passages ------------------------------------------------------------
 def test_one_decoding_setting_without_a_repetition_penalty():
-    assert generation.REPETITION_PENALTY == 1.0 and generation.DECODING == {"do_sample": False, "repetition_penalty": 1.0}
+    assert generation.REPETITION_PENALTY == 1.0 and generation.DECODING == {"do_sample": False, "repetition_penalty": 1.0,
+                                                                      "stop_at_answer_end": True}
     assert RagConfig().repetition_penalty == generation.REPETITION_PENALTY
 
 

@@ -200,6 +200,8 @@ def test_answers_html_shows_every_arm_and_escapes():
     assert page.count("class='ragft-card'") == 2 and "data-arm='rag'" in page
     assert "<script>" not in page and "&lt;b&gt;raw&lt;/b&gt;" in page
     assert "removed:numpy.float_" in page  # sources of the rag arm
+    assert list(df["prompt_tokens"]) == [10, 10]  # FakePool's prompt size, carried into the rows
+    assert page.count("prompt 10 tokens, first token after 0.1 s") == 2  # what each prompt costs, on each card
 
 
 # --- RAFT pairs and knowledge-update pairs ----------------------------------------------------------------------------

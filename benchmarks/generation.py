@@ -1,0 +1,149 @@
+"""Answers per second of the RAG arm: today's default generation settings vs the new default, on the same dev questions.
+
+Today's default: max_new_tokens 80 and no stop (the model writes until EOS or 80 tokens). The new default: generation
+ends where the answer ends (`generation.STOP_AT_ANSWER_END`: after a house answer's `Source:` line, or at the first
+blank line of a reply in another form) and max_new_tokens is sized from the measured length of house answers
+(`profiles.ANSWER_MAX_NEW_TOKENS`, see benchmarks/answer_lengths.py).
+Both run the same `systems.System("rag")` prompts (BM25 top 3 over a NumPy 2.4.6 corpus subset, house system prompt,
+passages cut to passage_chars), greedy, no repetition penalty, SmolLM2-135M fp32 through `systems.generate_chats`.
+
+Per setting it prints: mean prompt tokens, new tokens, prefill and decode tokens/s, answers/s at batch 1 (on the first
+--n-batch1 questions) and at batch 8 (all questions), the process's peak RSS so far, and the answer metrics
+(`evaluation.summarize_arms`) of the batch-8 answers. The last line is the new-default-to-today answers/s ratio at
+batch 8. Asserts nothing: one run on a shared CPU is a measurement.
+
+    .venv/bin/python benchmarks/generation.py            # 40 dev questions, batch 1 on 8 of them
+    .venv/bin/python benchmarks/generation.py --quick    # 8 questions, batch 1 on 2 (under 3 minutes on 2 idle cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from ragft import engines, evaluation, generation, profiles, systems  # noqa: E402
+from ragft.corpus import load_corpus  # noqa: E402
+from ragft.datasets import load_qa, sample, subset_corpus  # noqa: E402
+from ragft.evaluation import score_answer  # noqa: E402
+from ragft.paths import CURRENT_VERSION  # noqa: E402
+from ragft.retrievers import build_retriever  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    max_new_tokens: int
+    stop_at_answer_end: bool
+    engine: str = "transformers"
+
+
+TODAY = Setting("today (80 tokens, no stop)", 80, False)
+NEW = Setting(f"new ({profiles.ANSWER_MAX_NEW_TOKENS} tokens, stop at answer end)", profiles.ANSWER_MAX_NEW_TOKENS,
+              generation.STOP_AT_ANSWER_END)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, fast=None):
+    """Answer every chat in batches of batch_size; (generations, wall seconds, prefill tok/s, decode tok/s)."""
+    gens, prefill_tokens, prefill_s, decode_tokens, decode_s = [], 0, 0.0, 0, 0.0
+    t0 = time.perf_counter()
+    for start in range(0, len(chats), batch_size):
+        if setting.engine == "ct2":  # 8 chats handed over at once, answered one by one (Ct2Generator.generate_chats)
+            part = fast.generate_chats(chats[start:start + batch_size], setting.max_new_tokens,
+                                       stop_at_answer_end=setting.stop_at_answer_end)
+        else:
+            part = systems.generate_chats(model, tok, chats[start:start + batch_size], setting.max_new_tokens,
+                                          batch_size, stop_at_answer_end=setting.stop_at_answer_end)
+        gens += part
+        # each generation call's rows carry that call's timings: count every call once
+        calls = {id(g): g for g in part} if setting.engine == "ct2" else {0: part[0]}
+        prefill_tokens += sum(g.n_prompt_tokens for g in part)
+        prefill_s += sum(g.ttft_s for g in calls.values())
+        decode_tokens += sum(max(g.n_new_tokens - 1, 0) for g in part)
+        decode_s += sum(g.total_s - g.ttft_s for g in calls.values())
+    wall = time.perf_counter() - t0
+    return gens, wall, prefill_tokens / prefill_s, decode_tokens / decode_s if decode_s > 0 else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="8 questions, batch 1 on 2 of them")
+    ap.add_argument("--n-questions", type=int, default=40)
+    ap.add_argument("--n-batch1", type=int, default=8, help="questions answered one at a time (batch 1)")
+    ap.add_argument("--n-docs", type=int, default=300, help="documents of the 2.4.6 corpus subset BM25 searches")
+    ap.add_argument("--passage-chars", type=int, default=600)
+    ap.add_argument("--engine", action="append", default=[], choices=["ct2-int8", "ct2-float32"],
+                    help="also run the new default on CTranslate2 (pip install ctranslate2): repeat for both")
+    ap.add_argument("--skip-today", action="store_true", help="do not run today's setting (no ratio line)")
+    args = ap.parse_args()
+    if args.quick:
+        args.n_questions, args.n_batch1 = 8, 2
+
+    items = sample(load_qa("dev"), args.n_questions)
+    docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
+    bm25 = build_retriever(docs, mode="bm25")
+    rag = systems.System("rag", retriever=bm25, retriever_label="bm25", top_k=3, passage_chars=args.passage_chars)
+    hits = [list(bm25.search(i.question, top_k=rag.top_k)) for i in items]
+    chats = [systems.system_messages(rag, i.question, h) for i, h in zip(items, hits, strict=True)]
+    pool = systems.ModelPool()
+    model, tok, _ = pool.get(rag.model, None)
+    print(f"{len(items)} dev questions ({', '.join(sorted({i.kind for i in items}))}), BM25 top 3 over {len(docs)} "
+          f"NumPy {CURRENT_VERSION} documents, passages cut to {args.passage_chars} characters; model loaded in "
+          f"{pool.load_s:.1f} s")
+    systems.generate_chats(model, tok, chats[:1], 4)  # warm-up: first-call allocations out of the timings
+
+    settings, fast = ([] if args.skip_today else [TODAY]) + [NEW], {}
+    for name in args.engine:
+        quantization = name.split("-")[1]
+        t0 = time.perf_counter()
+        fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
+        print(f"{name}: converted (or found in the cache) and loaded in {time.perf_counter() - t0:.1f} s")
+        fast[name].generate_chats(chats[:1], 4)
+        settings.append(Setting(f"{NEW.name}, {name}", NEW.max_new_tokens, NEW.stop_at_answer_end, "ct2"))
+    engine_of = {s.name: fast.get(s.name.rsplit(", ", 1)[-1]) for s in settings}
+
+    results, rows = {}, []
+    for s in settings:
+        gens1, wall1, _, _ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
+        gens8, wall8, prefill, decode = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
+        results[s.name] = {
+            "prompt tokens": sum(g.n_prompt_tokens for g in gens8) / len(gens8),
+            "new tokens": sum(g.n_new_tokens for g in gens8) / len(gens8),
+            "prefill tok/s (b8)": prefill, "decode tok/s (b8)": decode,
+            "answers/s b1": len(gens1) / wall1, "answers/s b8": len(gens8) / wall8,
+            "peak RSS MB": peak_rss_mb()}
+        for item, h, g in zip(items, hits, gens8, strict=True):
+            passages = [x.text for x in h]
+            rows.append({**score_answer(item, g.text, passages), "arm": s.name, "latency_s": g.total_s / g.batch_size,
+                         "confidence": g.confidence, "cached": False,
+                         "gold_retrieved": bool(item.gold(CURRENT_VERSION) & {x.doc_id for x in h})
+                         if item.answerable else None})
+        print(f"  {s.name}: {results[s.name]['answers/s b8']:.3f} answers/s at batch 8", flush=True)
+
+    pd.set_option("display.width", 200)
+    print(pd.DataFrame(results).T.round(3).to_string())
+    print(evaluation.summarize_arms(pd.DataFrame(rows), metrics=("n", "accuracy", "answerable_accuracy",
+                                                                 "format_compliance", "abstention_recall",
+                                                                 "groundedness", "latency_s")).round(3).to_string())
+    for s in settings[2:] if not args.skip_today else settings[1:]:
+        print(f"{s.name} to transformers answers/s at batch 8: "
+              f"{results[s.name]['answers/s b8'] / results[NEW.name]['answers/s b8']:.2f}, "
+              f"at batch 1: {results[s.name]['answers/s b1'] / results[NEW.name]['answers/s b1']:.2f}")
+    if not args.skip_today:
+        ratio = results[NEW.name]["answers/s b8"] / results[TODAY.name]["answers/s b8"]
+        print(f"new-default-to-today answers/s ratio (batch 8, {len(items)} questions): {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
