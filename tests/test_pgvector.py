@@ -292,11 +292,18 @@ def test_wrong_password_is_named(server):
             conn.execute("SELECT pg_reload_conf()")
 
 
-def test_cli_index_search_update_on_pgvector(server, tmp_path, capsys):
+@pytest.fixture
+def pets(tmp_path):
+    """A folder of two small documents, one Markdown and one plain text."""
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "cats.md").write_text("# Cats\n\nCats purr when content. Cats eat fish and mice.\n")
     (folder / "dogs.txt").write_text("Dogs bark at strangers. Dogs love long walks in the park.")
+    return folder
+
+
+def test_cli_index_search_update_on_pgvector(server, pets, capsys):
+    folder = pets
     db = ["--backend", "pgvector", "--db", server.url]
     assert main(["index", str(folder), "--out", "cli_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
     assert main(["search", "cli_pets", "--query", "what do cats eat", "-k", "1", "--json", "--mode", "hybrid", *db]) == 0
@@ -310,13 +317,9 @@ def test_cli_index_search_update_on_pgvector(server, tmp_path, capsys):
 
 
 @pytest.mark.slow  # loads the real small model
-def test_cli_ask_on_pgvector(server, tmp_path, capsys):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "cats.md").write_text("# Cats\n\nCats purr when content. Cats eat fish and mice.\n")
-    (folder / "dogs.txt").write_text("Dogs bark at strangers. Dogs love long walks in the park.")
+def test_cli_ask_on_pgvector(server, pets, capsys):
     db = ["--backend", "pgvector", "--db", server.url]
-    assert main(["index", str(folder), "--out", "cli_ask_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
+    assert main(["index", str(pets), "--out", "cli_ask_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
     capsys.readouterr()
     assert main(["ask", "cli_ask_pets", "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json", *db]) == 0
     out = json.loads(capsys.readouterr().out)
