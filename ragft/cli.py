@@ -6,6 +6,7 @@ and ask it questions.
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
                  [--threshold X] --json
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
+    ragft train [--pairs FILE.jsonl] [--raft] [--steps 60]   (prints the adapter folder for `ragft ask --adapter`)
     add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
 Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
@@ -20,19 +21,24 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from . import finetune
 from .adapters import load_adapter
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
 from .corpus import load_corpus, load_folder
+from .datasets import load_train_pairs
 from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
+from .pairs import RaftSettings, raft_training_set
 from .paths import NUMPY_VERSIONS
 from .pipeline import RagConfig, RagPipeline
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
+from .systems import ArmSettings
 
 EXIT_USAGE = 2
 
@@ -355,7 +361,59 @@ def _load_model(name: str, adapter: str | None):
 
 # ----------------------------------------------------------------------------------------------------- dispatching
 # Each register_* adds one subcommand and sets `func`; to add a subcommand, write its register_* and list it here.
-SUBCOMMANDS = [register_index, register_update, register_search, register_ask]
+# --- train ------------------------------------------------------------------------------------------------------------
+def register_train(sub) -> None:
+    p = sub.add_parser("train", help="train a LoRA adapter (or take it from the cache) on the built-in or your own pairs",
+                       description="Train a LoRA adapter on prompt/completion pairs (the built-in house-style pairs, "
+                       "or your JSONL) and print its folder, for `ragft ask --adapter`. Runs are cached by their "
+                       "data and settings (a repeat returns at once) and resume after an interruption.")
+    p.add_argument("--pairs", metavar="FILE.jsonl", default=None,
+                   help="your pairs: one JSON object a line with prompt/question and completion/answer "
+                   "(default: data/train/house_style.jsonl)")
+    p.add_argument("--raft", action="store_true", help="give each pair BM25 passages from the NumPy 1.26.4 docs, as "
+                   "notebook 05's RAFT arm trains (the gold document guaranteed in 80%% of answerable pairs)")
+    p.add_argument("--steps", type=int, default=60, help="optimizer steps (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.finetune.TrainSettings')")
+    p.add_argument("--lora-r", type=int, default=16, help="adapter rank (default: %(default)s)")
+    p.add_argument("--lora-alpha", type=int, default=32, help="adapter scale numerator (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_LLM, help="base LLM by registry name (default: %(default)s)")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines of --pairs instead of stopping")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    """Train (or load from the cache) the adapter; print its folder on stdout and what the run took on stderr."""
+    if args.steps < 1:
+        raise CliError(f"--steps must be at least 1, got {args.steps}")
+    if args.pairs and not Path(args.pairs).is_file():
+        raise CliError(f"no such pairs file: {args.pairs}")
+    pairs, report = load_train_pairs(args.pairs, on_error="skip" if args.skip_bad_lines else "raise")
+    if not pairs:
+        raise CliError(f"no usable pairs in {args.pairs or 'the built-in set'}")
+    for where, why in report.problems:
+        print(f"ragft: skipped {where}: {why}", file=sys.stderr)
+    train = finetune.TrainSettings(steps=args.steps, **({"lr": args.lr} if args.lr else {}))
+    if args.raft:  # the RAFT arm's settings (systems.ArmSettings): one pair per example, longer prompts
+        arm = ArmSettings(llm=args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps)
+        pairs = raft_training_set(pairs, args.steps * arm.raft_batch_size, RaftSettings(
+            top_k=arm.top_k, p_oracle=arm.raft_p_oracle, passage_chars=arm.passage_chars), show_progress=not args.quiet)
+        train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr else {}))
+    lora = finetune.LoraSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha)
+    if args.quiet:  # transformers' "Loading weights" bar too (imported here: it takes a second, see _load_model)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    path = finetune.train_or_load_adapter(pairs, lora, train, model_name=args.model, show_progress=not args.quiet,
+                                          verbose=not args.quiet)
+    log = finetune.read_training_log(path)
+    print(f"{len(pairs)} pairs, {log['steps']} steps, {log['seconds_per_step']:.1f} s/step when trained; "
+          f"loss {log['losses'][0]:.3f} -> {log['losses'][-1]:.3f}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+SUBCOMMANDS = [register_index, register_update, register_search, register_ask, register_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ with the real small model, and every bad input each must report."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,36 @@ def test_ask_bad_input_is_one_line_and_status_2(ask_index, fake_adapter, tmp_pat
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert err.startswith("ragft: error:") and message in err and "Traceback" not in err
+
+
+# --- train ------------------------------------------------------------------------------------------------------------
+def _pairs_file(tmp_path, rows):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--steps", "0"], "--steps must be at least 1"),
+    (["train", "--pairs", "{tmp}/nope.jsonl"], "no such pairs file"),
+    (["train", "--pairs", "{bad}"], "pairs.jsonl:2: not valid JSON"),
+])
+def test_train_bad_input_is_one_line_and_status_2(tmp_path, capsys, argv, message):
+    bad = _pairs_file(tmp_path, [{"prompt": "q?", "completion": "a."}, "{not json"])
+    argv = [a.format(tmp=tmp_path, bad=bad) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ragft: error:") and message in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # two real LoRA steps on the small model
+def test_train_prints_an_adapter_that_ask_accepts_and_a_repeat_comes_from_the_cache(tmp_path, capsys):
+    rows = [{"prompt": f"What does `np.cli_test_{i}` do?", "answer": f"Answer: test {i}.\nSource: none"} for i in range(6)]
+    path = _pairs_file(tmp_path, [*rows, "{not json"])
+    argv = ["train", "--pairs", str(path), "--steps", "2", "--skip-bad-lines", "--quiet"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    adapter = out.strip()
+    assert "6 pairs, 2 steps" in err and "skipped" in err
+    assert (Path(adapter) / "adapter_config.json").exists()
+    assert main(argv) == 0 and capsys.readouterr().out.strip() == adapter  # same data and settings: the cached adapter
