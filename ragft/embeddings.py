@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import files_state
 from .paths import cache_dir
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -38,8 +39,8 @@ def _text_key(text: str) -> str:
 
 def model_hash(folder: Path) -> str:
     """sha256 over a model folder's files (names and bytes), memoised by their sizes and mtimes in the cache."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    state = json.dumps([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    state = files_state(folder, "**/*")  # the same files, sizes and mtimes as before: existing memos stay valid
+    files = sorted(p for p in folder.glob("**/*") if p.is_file() and not p.name.startswith("."))
     memo = cache_dir("embeddings") / f"model-{hashlib.sha256((str(folder) + state).encode()).hexdigest()[:24]}.hash"
     if memo.exists():
         return memo.read_text().strip()
