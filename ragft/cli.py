@@ -33,8 +33,8 @@ from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
-from .pairs import RaftSettings, raft_training_set
-from .paths import NUMPY_VERSIONS
+from .pairs import NO_ORACLE_TARGETS, qa_documents, raft_training_set
+from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, task_pairs_path
 from .pipeline import RagConfig, RagPipeline
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
@@ -364,16 +364,20 @@ def _load_model(name: str, adapter: str | None):
 # --- train ------------------------------------------------------------------------------------------------------------
 def register_train(sub) -> None:
     p = sub.add_parser("train", help="train a LoRA adapter (or take it from the cache) on the built-in or your own pairs",
-                       description="Train a LoRA adapter on prompt/completion pairs (the built-in house-style pairs, "
+                       description="Train a LoRA adapter on prompt/completion pairs (the built-in task pairs, "
                        "or your JSONL) and print its folder, for `ragft ask --adapter`. Runs are cached by their "
                        "data and settings (a repeat returns at once) and resume after an interruption.")
     p.add_argument("--pairs", metavar="FILE.jsonl", default=None,
                    help="your pairs: one JSON object a line with prompt/question and completion/answer "
-                   "(default: data/train/house_style.jsonl)")
-    p.add_argument("--raft", action="store_true", help="give each pair BM25 passages from the NumPy 1.26.4 docs, as "
-                   "notebook 05's RAFT arm trains (the gold document guaranteed in 80%% of answerable pairs)")
+                   "(default: data/train/task_pairs.jsonl, the QA set's question shapes on other APIs)")
+    p.add_argument("--raft", action="store_true", help="give each pair BM25 passages, as notebook 05's RAFT arm "
+                   "trains (the gold passage in 80%% of answerable pairs; from the NumPy 2.4.6 docs for the built-in "
+                   "pairs, 1.26.4 for --pairs FILE)")
+    p.add_argument("--no-oracle-target", choices=NO_ORACLE_TARGETS, default=None,
+                   help="with --raft: what a pair without its gold passage is trained to say: the real 'answer' (as "
+                   "published) or 'abstain' (default: notebook 05's)")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.finetune.TrainSettings')")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.finetune.TrainSettings' 2e-3; with --raft, ArmSettings.raft_lr 1e-3)")
     p.add_argument("--lora-r", type=int, default=16, help="adapter rank (default: %(default)s)")
     p.add_argument("--lora-alpha", type=int, default=32, help="adapter scale numerator (default: %(default)s)")
     p.add_argument("--model", default=DEFAULT_LLM, help="base LLM by registry name (default: %(default)s)")
@@ -388,16 +392,19 @@ def cmd_train(args) -> int:
         raise CliError(f"--steps must be at least 1, got {args.steps}")
     if args.pairs and not Path(args.pairs).is_file():
         raise CliError(f"no such pairs file: {args.pairs}")
-    pairs, report = load_train_pairs(args.pairs, on_error="skip" if args.skip_bad_lines else "raise")
+    pairs, report = load_train_pairs(args.pairs or task_pairs_path(), on_error="skip" if args.skip_bad_lines else "raise")
     if not pairs:
         raise CliError(f"no usable pairs in {args.pairs or 'the built-in set'}")
     for where, why in report.problems:
         print(f"ragft: skipped {where}: {why}", file=sys.stderr)
     train = finetune.TrainSettings(steps=args.steps, **({"lr": args.lr} if args.lr else {}))
     if args.raft:  # the RAFT arm's settings (systems.ArmSettings): one pair per example, longer prompts
-        arm = ArmSettings(llm=args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps)
-        pairs = raft_training_set(pairs, args.steps * arm.raft_batch_size, RaftSettings(
-            top_k=arm.top_k, p_oracle=arm.raft_p_oracle, passage_chars=arm.passage_chars), show_progress=not args.quiet)
+        arm = ArmSettings(llm=args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps,
+                          **({"raft_no_oracle_target": args.no_oracle_target} if args.no_oracle_target else {}))
+        built_in = args.pairs is None
+        pairs = raft_training_set(pairs, args.steps * arm.raft_batch_size, arm.raft(),
+                                  version=CURRENT_VERSION if built_in else OLD_VERSION, show_progress=not args.quiet,
+                                  exclude_docs=qa_documents() if built_in else ())
         train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr else {}))
     lora = finetune.LoraSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha)
     if args.quiet:  # transformers' "Loading weights" bar too (imported here: it takes a second, see _load_model)

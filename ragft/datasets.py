@@ -86,6 +86,8 @@ def subset_corpus(docs: list[Document], items: list[QAItem], version: str, n_doc
 
 PROMPT_KEYS = ("prompt", "question", "instruction")
 COMPLETION_KEYS = ("completion", "answer", "output", "response")
+# kept from a pair's row besides its prompt and completion: what RAFT needs to put the gold passage(s) in the prompt
+PAIR_KEYS = ("kind", "doc_id", "passage", "old_passage", "version", "old_version")
 
 
 def load_train_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], ReadReport]:
@@ -105,7 +107,7 @@ def load_train_pairs(path: str | os.PathLike | None = None, on_error: str = "rai
             report.problems.append((f"{path.name}:{lineno}", f"no non-empty {missing} (keys tried: "
                                     f"{', '.join(PROMPT_KEYS if p is None else COMPLETION_KEYS)})"))
             continue
-        pairs.append({"prompt": p.strip(), "completion": c.strip(), **{k: v for k, v in row.items() if k in ("kind", "doc_id")}})
+        pairs.append({"prompt": p.strip(), "completion": c.strip(), **{k: v for k, v in row.items() if k in PAIR_KEYS}})
     report.problems.sort(key=lambda wp: int(wp[0].rsplit(":", 1)[1]))
     report.loaded = len(pairs)
     if report.problems and on_error == "raise":

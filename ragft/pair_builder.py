@@ -23,7 +23,7 @@ from . import house
 from .corpus import Document
 from .io import write_jsonl
 from .pairs import examples, public_callable, short
-from .paths import CURRENT_VERSION, DATA_DIR, NUMPY_VERSIONS, OLD_VERSION, qa_path
+from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path, task_pairs_path
 from .qa_builder import _api, _h, _unique_summaries, fabricated_names, param_names, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
@@ -42,7 +42,7 @@ _VAR_PARAMS = ("args", "kwargs", "params")  # *args / **kwargs wrappers being re
 
 def default_path() -> Path:
     """`data/train/task_pairs.jsonl`."""
-    return DATA_DIR / "train" / "task_pairs.jsonl"
+    return task_pairs_path()
 
 
 @dataclass(frozen=True)

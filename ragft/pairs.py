@@ -10,7 +10,7 @@ Introduced in notebooks/04_qlora_finetuning.ipynb; RAFT in notebooks/05_hybrid.i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from . import house
 from .cache import seeded_unit
 from .corpus import Document, load_corpus
+from .datasets import load_qa
 from .generation import context_message
 from .index import Hit, chunks_of
 from .paths import OLD_VERSION
@@ -141,77 +142,118 @@ def update_pairs(old_docs: Sequence, new_docs: Sequence) -> list[dict]:
 
 
 # --- the RAFT-style arm: training pairs WITH retrieved passages -------------------------------------------------------
+NO_ORACLE_TARGETS = ("answer", "abstain")
+UNANSWERABLE_KINDS = ("abstain", "unanswerable")  # house-style pairs say "abstain", task pairs "unanswerable"
+
+
 @dataclass(frozen=True)
 class RaftSettings:
-    """How RAFT pairs are built (Zhang et al. 2024, adapted to an abstention protocol).
+    """How RAFT pairs are built (Zhang et al. 2024, "RAFT: Adapting Language Model to Domain Specific RAG", with the
+    abstention protocol on top).
 
-    p_oracle: share of answerable pairs whose passages include the gold document (the rest get distractors only, and
-    the target becomes the abstention: "the documentation I have" is the passages). top_k passages per pair in all.
+    p_oracle: share of answerable pairs whose passages include the gold document (the paper's P; it found P = 0.8 best
+    on most of its datasets). top_k passages per pair in all, so an oracle pair has top_k - 1 distractors.
+    no_oracle_target: what a pair WITHOUT its gold passage is trained to say. "answer": the real answer, as published
+    (the model must then answer from what it learned, which the paper finds makes it robust to bad retrieval);
+    "abstain": the abstention reply (this project's first recipe: "the documentation I have" is the passages). Pairs
+    of unanswerable questions always target the abstention.
     """
 
     top_k: int = 3
     p_oracle: float = 0.8
     passage_chars: int | None = 600
     seed: int = 0
+    no_oracle_target: str = "abstain"
 
     def __post_init__(self):
         if not 0 <= self.p_oracle <= 1:
             raise ValueError(f"p_oracle must be in [0, 1], not {self.p_oracle}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, not {self.top_k}")
+        if self.no_oracle_target not in NO_ORACLE_TARGETS:
+            raise ValueError(f"no_oracle_target must be one of {NO_ORACLE_TARGETS}, not {self.no_oracle_target!r}")
+
+
+def version_hit(doc_id: str, text: str, version: str | None) -> Hit:
+    """A gold passage given by a pair itself; with a version, headed by it ("NumPy 1.26.4:") so that a changed-parameter
+    pair can show both releases' signatures."""
+    return Hit(doc_id, doc_id, float("nan"), (f"NumPy {version}:\n" if version else "") + text, -1,
+               {"version": version} if version else {})
+
+
+def gold_hits(pair: dict, first_chunk: dict) -> list[Hit]:
+    """The passages that hold a pair's answer: the pair's own passage(s) when it carries them (task pairs; both
+    versions for a changed parameter), else the gold document's first chunk in the retriever (house-style pairs)."""
+    if pair.get("passage"):
+        hits = [version_hit(pair["doc_id"], pair["old_passage"], pair.get("old_version"))] if pair.get("old_passage") else []
+        return hits + [version_hit(pair["doc_id"], pair["passage"], pair.get("version") if hits else None)]
+    c = first_chunk.get(pair["doc_id"])
+    return [Hit(c.doc_id, c.chunk_id, float("nan"), c.embed_text, -1, {})] if c else []
 
 
 def raft_pairs(pairs: Sequence[dict], retriever, settings: RaftSettings | None = None,
-               show_progress: bool = False) -> list[dict]:
-    """House-style pairs turned into RAFT pairs: prompt = `context_message(question, passages)`, built mechanically.
+               show_progress: bool = False, exclude_docs: Collection[str] = ()) -> list[dict]:
+    """Training pairs turned into RAFT pairs: prompt = `context_message(question, passages)`, built mechanically.
 
-    For an answerable pair (kind "answer", with its doc_id): with probability p_oracle (a hash of the prompt decides)
-    the passages are the retriever's top_k with the gold document's first chunk guaranteed among them (inserted at a
-    hash-chosen place if retrieval missed it), target = the pair's answer; otherwise top_k distractors (no chunk of the
-    gold document), target = the abstention. Abstention pairs keep their target and get the retrieved passages. When
-    retrieval returns too few distractors, random chunks (chosen by hash) fill the context, as in RAFT.
+    For an answerable pair (any kind but "abstain"/"unanswerable", with its doc_id): with probability p_oracle (a hash
+    of the prompt decides) the passages are the gold passage(s) (`gold_hits`) at hash-chosen places among the best
+    retrieved distractors, top_k passages in all, target = the pair's answer; otherwise top_k distractors (no chunk of
+    the gold document), target = the answer or the abstention (`no_oracle_target`). Unanswerable pairs keep their
+    target and get the retrieved passages. Distractors never come from `exclude_docs` (e.g. the documents the QA set
+    asks about, so that no test fact enters training through a passage); when retrieval returns too few, random chunks
+    (chosen by hash) fill the context, as in RAFT.
     Extra keys: raft = "oracle" | "distractors" | "abstain", gold_retrieved (did retrieval alone find the gold doc).
     """
     s = settings or RaftSettings()
-    chunks = chunks_of(retriever)
+    exclude = set(exclude_docs)
+    chunks = [c for c in chunks_of(retriever) if c.doc_id not in exclude]
     first_chunk = {}
     for c in chunks:
         first_chunk.setdefault(c.doc_id, c)
     out = []
     for p in tqdm(pairs, desc="RAFT pairs", disable=not show_progress):
         gold = p.get("doc_id")
-        hits = list(retriever.search(p["prompt"], top_k=s.top_k + 5))
+        hits = [h for h in retriever.search(p["prompt"], top_k=s.top_k + (25 if exclude else 5))
+                if h.doc_id not in exclude or h.doc_id == gold]
         if len([h for h in hits if h.doc_id != gold]) < s.top_k:  # too few retrieved: add random chunks as distractors
             seen = {h.chunk_id for h in hits}
             extra = sorted((c for c in chunks if c.doc_id != gold and c.chunk_id not in seen),
                            key=lambda c: seeded_unit(s.seed, p["prompt"] + c.chunk_id))[: s.top_k]
             hits += [Hit(c.doc_id, c.chunk_id, 0.0, c.embed_text, len(hits) + i, {}) for i, c in enumerate(extra)]
-        base = {k: v for k, v in p.items() if k not in ("prompt", "completion")}
-        if p.get("kind") != "answer" or not gold:
+        base = {k: v for k, v in p.items() if k not in ("prompt", "completion", "passage", "old_passage")}
+        if p.get("kind") in UNANSWERABLE_KINDS or not gold:
             ctx, target, mode, found = hits[: s.top_k], house.ABSTAIN_ANSWER, "abstain", None
         else:
             found = any(h.doc_id == gold for h in hits[: s.top_k])
             distractors = [h for h in hits if h.doc_id != gold]
-            if gold in first_chunk and seeded_unit(s.seed, "oracle:" + p["prompt"]) < s.p_oracle:
-                gold_hit = next((h for h in hits[: s.top_k] if h.doc_id == gold), None)
-                if gold_hit is None:
-                    c = first_chunk[gold]
-                    gold_hit = Hit(c.doc_id, c.chunk_id, float("nan"), c.embed_text, -1, {})
-                ctx = distractors[: s.top_k - 1]
-                ctx.insert(int(seeded_unit(s.seed, "pos:" + p["prompt"]) * (len(ctx) + 1)), gold_hit)
+            golds = gold_hits(p, first_chunk)
+            if golds and seeded_unit(s.seed, "oracle:" + p["prompt"]) < s.p_oracle:
+                retrieved = next((h for h in hits[: s.top_k] if h.doc_id == gold), None)
+                if retrieved is not None and not p.get("passage"):
+                    golds = [retrieved]  # the chunk retrieval found, as it will be found at answer time
+                ctx = distractors[: max(s.top_k - len(golds), 0)]
+                at = int(seeded_unit(s.seed, "pos:" + p["prompt"]) * (len(ctx) + 1))
+                ctx[at:at] = golds  # together (old version first), at a hash-chosen place
                 target, mode = p["completion"], "oracle"
             else:
-                ctx, target, mode = distractors[: s.top_k], house.ABSTAIN_ANSWER, "distractors"
+                target = p["completion"] if s.no_oracle_target == "answer" else house.ABSTAIN_ANSWER
+                ctx, mode = distractors[: s.top_k], "distractors"
         out.append({"prompt": context_message(p["prompt"], ctx, s.passage_chars), "completion": target, **base,
                     "raft": mode, "gold_retrieved": found, "passage_ids": [h.doc_id for h in ctx]})
     return out
 
 
+def qa_documents() -> set[str]:
+    """Every document the QA set names as gold, in any split and release: RAFT distractors never come from these."""
+    return {d for it in load_qa(split=None) for ids in it.gold_doc_ids.values() for d in ids}
+
+
 def raft_training_set(pairs: Sequence[dict], n_pairs: int | None, settings: RaftSettings | None = None,
-                      version: str = OLD_VERSION, show_progress: bool = False) -> list[dict]:
+                      version: str = OLD_VERSION, show_progress: bool = False,
+                      exclude_docs: Collection[str] = ()) -> list[dict]:
     """The RAFT arm's training pairs as notebooks 05 and 06 build them (same inputs, so the adapter cache is shared):
-    the first n_pairs house-style pairs (the file is shuffled), each given BM25 passages from the whole `version` corpus,
-    the one the pairs were written from. BM25 needs no embeddings and finds hard, lexically similar distractors."""
+    the first n_pairs pairs (the files are shuffled), each given BM25 passages from the whole `version` corpus, the one
+    the pairs were written from. BM25 needs no embeddings and finds hard, lexically similar distractors."""
     source = list(pairs[:n_pairs] if n_pairs else pairs)
     retriever = build_retriever(load_corpus(version), mode="bm25")
-    return raft_pairs(source, retriever, settings, show_progress=show_progress)
+    return raft_pairs(source, retriever, settings, show_progress=show_progress, exclude_docs=exclude_docs)

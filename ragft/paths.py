@@ -24,7 +24,13 @@ def qa_path() -> Path:
 
 
 def train_path() -> Path:
+    """The house-style pairs: one question shape, "What does `np.X` do?" (notebook 04's format lesson)."""
     return DATA_DIR / "train" / "house_style.jsonl"
+
+
+def task_pairs_path() -> Path:
+    """The task pairs: the QA set's question shapes, from facts the QA set does not ask about (`pair_builder`)."""
+    return DATA_DIR / "train" / "task_pairs.jsonl"
 
 
 def cache_dir(*parts: str) -> Path:

@@ -29,8 +29,8 @@ from .datasets import load_train_pairs
 from .evaluation import score_answer
 from .generation import DECODING, Generation, chat_messages, context_message
 from .models import DEFAULT_LLM, device, load_llm, spec
-from .pairs import RaftSettings, raft_training_set
-from .paths import CURRENT_VERSION, cache_dir
+from .pairs import RaftSettings, qa_documents, raft_training_set
+from .paths import CURRENT_VERSION, OLD_VERSION, cache_dir, task_pairs_path, train_path
 from .profiles import ANSWER_MAX_NEW_TOKENS
 
 # Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
@@ -499,6 +499,10 @@ def ask(question, systems: Sequence[System], arms: Sequence[str] | None = None, 
 
 
 # --- the arms of notebooks 05 and 06, set up once ----------------------------------------------------------------------
+# a built-in training set: its file, and the release its RAFT distractors come from (the one its pairs were written from)
+TRAINING_SETS = {"task": (task_pairs_path, CURRENT_VERSION), "house": (train_path, OLD_VERSION)}
+
+
 @dataclass(frozen=True)
 class ArmSettings:
     """What notebooks 05 and 06 share, so that 06 gets 05's adapters from the cache instead of training new ones."""
@@ -512,8 +516,28 @@ class ArmSettings:
     lora_alpha: int = 32
     train_steps: int = 60
     raft_p_oracle: float = 0.8
+    # pairs.RaftSettings.no_oracle_target. "answer": the paper's recipe (Zhang et al. 2024, RAFT: no abstention
+    # targets at all); unanswerable pairs still target the abstention, so ~10% of the task pairs do. "abstain" (this
+    # project's first recipe, 28% abstention targets with the task pairs) is the ablation of benchmarks/raft_recipe.py.
+    raft_no_oracle_target: str = "answer"
+    # 1e-3: the top of the published SmolLM2 LoRA range (2e-4 .. 1e-3); benchmarks/reading.py measured that 48 steps at
+    # it teach the 135M model to read task-pair passages (loss 2.09 -> 0.48). The fine-tuned arm keeps
+    # TrainSettings' 2e-3, which its format needs within 60 steps (README, "fine-tuning benchmark").
+    raft_lr: float = 1e-3
     raft_batch_size: int = 2
     seed: int = 0
+    # "task": data/train/task_pairs.jsonl, the QA set's question shapes from facts it does not ask about (the RAFT arm's
+    # passages from 2.4.6, never from a document the QA set asks about); "house": data/train/house_style.jsonl, one
+    # question shape, and 159 of its 772 pairs name an API the QA set asks about (tests/test_pair_builder.py)
+    pairs: str = "task"
+
+    def __post_init__(self):
+        if self.pairs not in TRAINING_SETS:
+            raise ValueError(f"pairs must be one of {tuple(TRAINING_SETS)}, not {self.pairs!r}")
+
+    def raft(self) -> RaftSettings:
+        return RaftSettings(top_k=self.top_k, p_oracle=self.raft_p_oracle, passage_chars=self.passage_chars,
+                            seed=self.seed, no_oracle_target=self.raft_no_oracle_target)
 
     def lora(self) -> finetune.LoraSettings:
         return finetune.LoraSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha)
@@ -523,8 +547,8 @@ class ArmSettings:
 
     def raft_train(self) -> finetune.TrainSettings:
         # RAFT prompts are ~4x longer than plain ones: a smaller batch keeps a step affordable on CPU
-        return finetune.TrainSettings(steps=self.train_steps, batch_size=self.raft_batch_size, max_length=768,
-                                      seed=self.seed)
+        return finetune.TrainSettings(steps=self.train_steps, lr=self.raft_lr, batch_size=self.raft_batch_size,
+                                      max_length=768, seed=self.seed)
 
 
 @dataclass
@@ -542,12 +566,13 @@ class TunedAdapters:
 def tuned_adapters(settings: ArmSettings, show_progress: bool = True) -> TunedAdapters:
     """Train (or load from the adapter cache) the fine-tuned arm's adapter on the house-style pairs and the RAFT arm's
     on RAFT pairs, one pair per training example (`steps * raft_batch_size` of them)."""
-    pairs, _ = load_train_pairs()
+    path, version = TRAINING_SETS[settings.pairs]
+    pairs, _ = load_train_pairs(path())
     sft = finetune.train_or_load_adapter(pairs, settings.lora(), settings.sft_train(), model_name=settings.llm,
                                          show_progress=show_progress)
     t0 = time.perf_counter()
-    raft_data = raft_training_set(pairs, settings.train_steps * settings.raft_batch_size, RaftSettings(
-        top_k=settings.top_k, p_oracle=settings.raft_p_oracle, passage_chars=settings.passage_chars, seed=settings.seed))
+    raft_data = raft_training_set(pairs, settings.train_steps * settings.raft_batch_size, settings.raft(), version=version,
+                                  exclude_docs=qa_documents() if settings.pairs == "task" else ())
     raft_build_s = time.perf_counter() - t0
     raft = finetune.train_or_load_adapter(raft_data, settings.lora(), settings.raft_train(), model_name=settings.llm,
                                           show_progress=show_progress)

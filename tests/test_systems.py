@@ -263,6 +263,60 @@ def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
 def test_raft_settings_validate():
     with pytest.raises(ValueError, match="p_oracle"):
         pr.RaftSettings(p_oracle=1.5)
+    with pytest.raises(ValueError, match="no_oracle_target"):
+        pr.RaftSettings(no_oracle_target="guess")
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        sy.ArmSettings(pairs="mine")
+
+
+def test_raft_no_oracle_target_answer_keeps_the_real_answer_as_published():
+    from ragft.retrievers import build_retriever
+
+    retriever = build_retriever(_docs(), mode="bm25")
+    pairs = _pairs()
+    out = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=0.5, no_oracle_target="answer"))
+    modes = [p["raft"] for p in out]
+    assert "distractors" in modes and modes[-1] == "abstain"
+    for src, p in zip(pairs, out, strict=True):
+        if p["raft"] == "distractors":  # no gold passage, yet the target is the answer (RAFT, Zhang et al. 2024)
+            assert src["doc_id"] not in p["passage_ids"] and p["completion"] == src["completion"]
+    assert out[-1]["completion"] == house.ABSTAIN_ANSWER  # an unanswerable question still abstains
+
+
+def test_raft_task_pairs_show_their_own_passages_both_versions_and_never_an_excluded_doc():
+    from ragft.retrievers import build_retriever
+
+    retriever = build_retriever(_docs(), mode="bm25")
+    changed = {"prompt": "Which parameter did `np.cumsum` gain in NumPy 2?", "kind": "changed_param",
+               "doc_id": "numpy.cumsum", "completion": house.render("`np.cumsum` gained `include_initial`.",
+                                                                    "np.cumsum([1, 2])", ["numpy.cumsum"]),
+               "passage": "numpy.cumsum(a, axis=None, *, include_initial=False)", "version": "2.4.6",
+               "old_passage": "numpy.cumsum(a, axis=None)", "old_version": "1.26.4"}
+    unanswerable = {"prompt": "What does `np.frobnicate` do?", "kind": "unanswerable", "doc_id": "numpy.frobnicate",
+                    "completion": house.ABSTAIN_ANSWER}
+    settings = pr.RaftSettings(top_k=3, p_oracle=1.0, passage_chars=None)
+    one, none = pr.raft_pairs([changed, unanswerable], retriever, settings, exclude_docs={"numpy.median"})
+    assert one["raft"] == "oracle" and one["passage_ids"].count("numpy.cumsum") == 2 and len(one["passage_ids"]) == 3
+    old, new = one["prompt"].index("NumPy 1.26.4:\nnumpy.cumsum(a, axis=None)"), one["prompt"].index("NumPy 2.4.6:")
+    assert old < new  # both releases' signatures, the old one first
+    assert none["raft"] == "abstain" and none["completion"] == house.ABSTAIN_ANSWER
+    assert "passage" not in one and "old_passage" not in one  # the raw passages do not travel on
+    for p in (one, none):
+        assert "numpy.median" not in p["passage_ids"] and "numpy.median" not in p["prompt"]
+
+
+def test_built_in_training_sets_load_with_the_fields_raft_needs():
+    from ragft.datasets import load_train_pairs
+
+    for name, (path, _) in sy.TRAINING_SETS.items():
+        pairs, _ = load_train_pairs(path())
+        assert pairs and all(p["prompt"] and p["completion"] for p in pairs), name
+    task, _ = load_train_pairs(sy.TRAINING_SETS["task"][0]())
+    assert {"unanswerable", "changed_param"} <= {p["kind"] for p in task}
+    assert all(p.get("passage") for p in task if p["kind"] != "unanswerable")
+    assert all(p.get("old_passage") and p.get("old_version") for p in task if p["kind"] == "changed_param")
+    # no document the QA set asks about is the gold of a task pair (so none is ever shown as an oracle passage)
+    assert not {p["doc_id"] for p in task if p["kind"] != "unanswerable"} & pr.qa_documents()
 
 
 def test_update_pairs_teach_removals_and_changes_in_house_format():

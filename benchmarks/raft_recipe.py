@@ -1,0 +1,95 @@
+"""The RAFT recipe, decided on dev: what a training pair WITHOUT its gold passage should say (the paper's real answer
+vs this project's abstention), and the learning rate, measured on the arms' own answering path.
+
+Each recipe trains the RAFT arm's adapter exactly as notebook 05 does (`systems.ArmSettings` -> `pairs.raft_training_set`
+on the task pairs, BM25 passages from NumPy 2.4.6, never a document the QA set asks about), then answers the same dev
+questions with the same retriever (hybrid over a 2.4.6 subset: the questions' gold documents plus distractors, top 3,
+300-character passages, no system prompt, greedy). Per recipe: accuracy with its Wilson interval, answerable accuracy,
+reading rate (correct when a gold document was in the prompt), abstention recall and precision, format compliance; then
+every recipe against the first, paired on the same questions (bootstrap interval and McNemar). Asserts nothing: one
+run is a measurement; tune here on dev, report on test in notebook 05.
+
+    .venv/bin/python benchmarks/raft_recipe.py                              # abstain vs answer, 40 dev questions
+    .venv/bin/python benchmarks/raft_recipe.py --lr 2e-3 --lr 5e-4 --target answer   # a learning-rate pair
+    .venv/bin/python benchmarks/raft_recipe.py --steps 2 --n-dev 5          # smoke: the script end to end
+
+Adapters are cached by data and settings (the adapter cache), so a repeat only answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from itertools import product
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from ragft import evaluation, finetune, stats, systems  # noqa: E402
+from ragft.corpus import load_corpus  # noqa: E402
+from ragft.datasets import load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
+from ragft.pairs import qa_documents, raft_training_set  # noqa: E402
+from ragft.paths import CURRENT_VERSION  # noqa: E402
+from ragft.retrievers import build_retriever  # noqa: E402
+
+METRICS = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "abstention_recall",
+           "abstention_precision", "format_compliance", "abstained")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", action="append", choices=["abstain", "answer"], default=[],
+                    help="no-oracle target(s) to train (repeat; default: both)")
+    ap.add_argument("--lr", action="append", type=float, default=[], help="learning rate(s) (repeat; default: "
+                    "ArmSettings.raft_lr, notebook 05's)")
+    ap.add_argument("--steps", type=int, default=60, help="training steps per recipe (notebook 05's workshop: 60)")
+    ap.add_argument("--n-dev", type=int, default=40, help="dev questions (kind-stratified sample)")
+    ap.add_argument("--n-docs", type=int, default=300, help="documents in the retrieval subset")
+    args = ap.parse_args(argv)
+    targets = args.target or ["abstain", "answer"]
+    t_start = time.perf_counter()
+    base = systems.ArmSettings(train_steps=args.steps)
+    lrs = args.lr or [base.raft_lr]
+    task, _ = load_train_pairs(systems.TRAINING_SETS["task"][0]())
+    items = sample(load_qa("dev"), args.n_dev)
+    docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
+    retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
+    exclude = qa_documents()
+    print(f"{len(task)} task pairs; {len(items)} dev questions; hybrid index over {len(docs)} NumPy {CURRENT_VERSION} "
+          f"documents; {args.steps} steps per recipe")
+
+    pool, frames, names = systems.ModelPool(), [], []
+    for target, lr in product(targets, lrs):
+        arm = replace(base, raft_no_oracle_target=target)
+        name = f"raft, no-oracle target {target}, lr {lr:g}"
+        data = raft_training_set(task, arm.train_steps * arm.raft_batch_size, arm.raft(), version=CURRENT_VERSION,
+                                 exclude_docs=exclude)
+        t0 = time.perf_counter()
+        path = finetune.train_or_load_adapter(data, arm.lora(), replace(arm.raft_train(), lr=lr), show_progress=True)
+        log = finetune.read_training_log(path)
+        mix = pd.Series([p["raft"] for p in data]).value_counts().to_dict()
+        print(f"[{name}] {time.perf_counter() - t0:.0f} s ({log['seconds_per_step']:.1f} s/step when trained); "
+              f"loss {log['losses'][0]:.2f} -> {log['losses'][-1]:.2f}; pairs {mix}", flush=True)
+        system = systems.System(name, adapter=path, retriever=retriever, retriever_label="hybrid", top_k=arm.top_k,
+                                threshold=None, passage_chars=arm.passage_chars, prompt="none",
+                                max_new_tokens=arm.max_new_tokens)
+        frames.append(systems.compare(items, [system], pool=pool, show_progress=False))
+        names.append(name)
+    df = pd.concat(frames)
+    pd.set_option("display.width", 220)
+    print(evaluation.summarize_arms(df, metrics=METRICS).round(3).to_string())
+    first = df[df.arm == names[0]].set_index("id").correct
+    for name in names[1:]:
+        other = df[df.arm == name].set_index("id").correct.reindex(first.index)
+        c = stats.compare(list(other.astype(bool)), list(first.astype(bool)))
+        print(f"{name} - {names[0]}: accuracy {c.diff:+.3f}, paired bootstrap 95% [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], "
+              f"McNemar {c.n10} fixed / {c.n01} broken, p = {c.p_mcnemar:.3g}: {c.verdict}")
+    print(f"total {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
