@@ -27,14 +27,14 @@ from pathlib import Path
 from . import finetune
 from .adapters import load_adapter
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
-from .corpus import load_corpus, load_folder
+from .corpus import MIGRATION_CORPUS, corpus_versions, load_corpus, load_folder
 from .datasets import load_train_pairs
 from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
 from .pairs import NO_ORACLE_TARGETS, qa_documents, raft_training_set
-from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, task_pairs_path
+from .paths import CURRENT_VERSION, OLD_VERSION, task_pairs_path
 from .pipeline import RagConfig, RagPipeline
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
@@ -48,7 +48,8 @@ class CliError(Exception):
 
 
 def _load_source(source: str, skipped: list | None = None):
-    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, or a NumPy version; skipped files go to stderr
+    """Documents from a folder (.txt/.md/.rst/.html), a corpus JSONL, a NumPy version, several ("1.26.4,2.4.6") or
+    "numpy-migration" (1.26.4 and 2.4.6 in one index, ids tagged with the version); skipped files go to stderr
     (and, when given, into `skipped` as (file, reason) pairs)."""
     path = Path(source)
     if path.is_dir():
@@ -58,7 +59,11 @@ def _load_source(source: str, skipped: list | None = None):
         if skipped is not None:
             skipped += report.problems
         return docs
-    if source in NUMPY_VERSIONS or path.suffix == ".jsonl":
+    try:
+        builtin = corpus_versions(source) is not None
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if builtin or path.suffix == ".jsonl":
         return load_corpus(source)
     if not path.exists():
         raise CliError(f"no such file or folder: {source}")
@@ -78,7 +83,8 @@ def register_index(sub) -> None:
     p = sub.add_parser("index", help="build an HNSW index from a folder of documents or a corpus JSONL",
                        description="Chunk, embed (cached) and index SOURCE into the folder PATH.")
     p.add_argument("source", metavar="SOURCE", help="a folder of .txt/.md/.rst/.html files (doc_id = relative path), "
-                   "a corpus .jsonl (doc_id, text per line) or a NumPy version such as 2.4.6")
+                   "a corpus .jsonl (doc_id, text per line), a NumPy version such as 2.4.6, or several in one index "
+                   f"(\"1.26.4,2.4.6\", or {MIGRATION_CORPUS} for 1.26.4 and 2.4.6: doc ids tagged numpy.sort@1.26.4)")
     p.add_argument("--out", required=True, metavar="PATH", help="index folder to write")
     p.add_argument("--chunker", default="structure", choices=STRATEGIES, help="chunking strategy (default: structure)")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")

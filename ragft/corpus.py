@@ -1,7 +1,8 @@
 """Documents: NumPy's API reference extracted from the real wheels, and users' own folders of documents.
 
 A `Document` is one API object (or one removal notice, or one user file) with a stable `doc_id`. This module reads and
-builds corpora; it does not chunk (see `chunking.py`) or embed them.
+builds corpora; it does not chunk (see `chunking.py`) or embed them. The migration corpus ("numpy-migration") holds two
+NumPy versions in one index, each document's id tagged with its version: "numpy.sort@1.26.4" (`split_doc_id`).
 Introduced in notebooks/00_overview.ipynb.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io import DataError, ReadReport, read_jsonl, write_jsonl
-from .paths import NUMPY_VERSIONS, corpus_path
+from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, corpus_path
 
 LICENSE_NOTICE = (
     "Text extracted from NumPy's docstrings and signatures. Copyright (c) 2005-2025, NumPy Developers. "
@@ -54,12 +55,18 @@ class Document:
 
 # --------------------------------------------------------------------------------------------------------- loading
 def load_corpus(source: str | os.PathLike = NUMPY_VERSIONS[-1], on_error: str = "raise") -> list[Document]:
-    """Load a corpus: a NumPy version ("1.26.4"), a corpus JSONL path, or a folder of your own documents.
+    """Load a corpus: a NumPy version ("1.26.4"), several in one index ("1.26.4,2.4.6", or MIGRATION_CORPUS for
+    1.26.4 and 2.4.6: see `migration_corpus`), a corpus JSONL path, or a folder of your own documents.
 
     >>> docs = load_corpus("2.4.6"); docs[0].doc_id  # doctest: +SKIP
     'numpy.False_'
     """
     source_str = str(source)
+    versions = corpus_versions(source_str)
+    if versions is not None and len(versions) > 1:
+        return migration_corpus(versions)
+    if versions is not None:
+        source_str = versions[0]
     if source_str in NUMPY_VERSIONS:
         path = corpus_path(source_str)
         if not path.exists():
@@ -79,6 +86,93 @@ def load_corpus(source: str | os.PathLike = NUMPY_VERSIONS[-1], on_error: str = 
     if dupes:
         raise DataError(f"{path}: duplicate doc_id(s): {', '.join(dupes[:10])}")
     return docs
+
+
+# ------------------------------------------------------------------------------------------- two versions, one index
+# A migration question ("which keyword did np.fft.ifft gain in 2.x?") needs the API as it was and as it is. The
+# migration corpus holds both versions' documents: ids tagged "<doc_id>@<version>" so they stay unique in one index,
+# metadata["version"] and ["plain_doc_id"] set, and the title "NumPy <version> · <name>", which the structure chunker
+# puts in every chunk's header line, so each passage says which version it documents. The QA set's gold ids stay
+# plain: `split_doc_id` maps a tagged id back, and the gold checks in evaluation.py (`gold_found`) use it.
+MIGRATION_CORPUS = "numpy-migration"
+MIGRATION_VERSIONS = (OLD_VERSION, CURRENT_VERSION)
+VERSION_MARK = "@"
+_VERSIONED = re.compile(r"(.+)@(\d+\.\d+(?:\.\d+)*)")
+
+
+def corpus_versions(source: str) -> tuple[str, ...] | None:
+    """The NumPy versions a built-in corpus name stands for, None for anything else (a path, a folder).
+
+    >>> corpus_versions("2.4.6"), corpus_versions("numpy-migration"), corpus_versions("1.26.4, 2.4.6")
+    (('2.4.6',), ('1.26.4', '2.4.6'), ('1.26.4', '2.4.6'))
+    """
+    if source == MIGRATION_CORPUS:
+        return MIGRATION_VERSIONS
+    parts = tuple(p.strip() for p in source.split(","))
+    if all(p in NUMPY_VERSIONS for p in parts):
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"{source!r} names a version twice")
+        return parts
+    if len(parts) > 1 and all(re.fullmatch(r"\d+(\.\d+)*", p) for p in parts):
+        bad = [p for p in parts if p not in NUMPY_VERSIONS]
+        raise ValueError(f"unknown NumPy version(s) {', '.join(map(repr, bad))} in {source!r}: choose from "
+                         f"{', '.join(NUMPY_VERSIONS)}")
+    return None
+
+
+def versioned_doc_id(doc_id: str, version: str) -> str:
+    """`versioned_doc_id("numpy.sort", "1.26.4") -> "numpy.sort@1.26.4"`, the id of one version's document."""
+    return f"{doc_id}{VERSION_MARK}{version}"
+
+
+def split_doc_id(doc_id: str) -> tuple[str, str | None]:
+    """(plain doc_id, version) of a tagged id; (doc_id, None) for an untagged one. Only a version number after the
+    last "@" counts, so a file called "notes@home.md" stays itself.
+
+    >>> split_doc_id("removed:numpy.float_@2.4.6"), split_doc_id("numpy.sort"), split_doc_id("notes@home.md")
+    (('removed:numpy.float_', '2.4.6'), ('numpy.sort', None), ('notes@home.md', None))
+    """
+    m = _VERSIONED.fullmatch(doc_id)
+    return (m.group(1), m.group(2)) if m else (doc_id, None)
+
+
+def plain_doc_id(doc_id: str) -> str:
+    """The doc_id without its version tag: `plain_doc_id("numpy.sort@1.26.4") -> "numpy.sort"`."""
+    return split_doc_id(doc_id)[0]
+
+
+def version_title(version: str, doc: Document) -> str:
+    """The header a migration document carries: "NumPy 1.26.4 · numpy.sort"."""
+    return f"NumPy {version} · {doc.title or doc.doc_id}"
+
+
+def versioned_document(doc: Document, version: str) -> Document:
+    """One version's copy of a document for a multi-version index: tagged id, version title and metadata; same text."""
+    if split_doc_id(doc.doc_id)[1] is not None:
+        raise ValueError(f"{doc.doc_id!r} is already tagged with a version")
+    return Document(doc_id=versioned_doc_id(doc.doc_id, version), text=doc.text, title=version_title(version, doc),
+                    metadata={**doc.metadata, "version": version, "plain_doc_id": doc.doc_id})
+
+
+def migration_documents(docs_by_version: dict[str, list[Document]]) -> list[Document]:
+    """Several versions' documents in one corpus (in the dict's order): `versioned_document` of each.
+
+    >>> docs = migration_documents({"1.26.4": old_docs, "2.4.6": new_docs})  # doctest: +SKIP
+    """
+    out = [versioned_document(d, v) for v, docs in docs_by_version.items() for d in docs]
+    dupes = _duplicates(d.doc_id for d in out)
+    if dupes:
+        raise DataError(f"duplicate doc_id(s) within one version: {', '.join(dupes[:10])}")
+    return out
+
+
+def migration_corpus(versions: tuple[str, ...] = MIGRATION_VERSIONS) -> list[Document]:
+    """The built-in corpora of `versions` (default 1.26.4 and 2.4.6) in one corpus, ids tagged with their version.
+
+    >>> docs = migration_corpus(); docs[0].doc_id, docs[0].title  # doctest: +SKIP
+    ('numpy.False_@1.26.4', 'NumPy 1.26.4 · numpy.False_')
+    """
+    return migration_documents({v: load_corpus(v) for v in versions})
 
 
 def _duplicates(ids) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from . import generation
 from .cache import content_key
-from .evaluation import BEHAVIOUR_TABLE, score_answer, summarize_arms
+from .evaluation import BEHAVIOUR_TABLE, gold_found, score_answer, summarize_arms
 from .generation import (
     DECODING,
     RAG_SYSTEM_PROMPT,
@@ -284,7 +284,7 @@ def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True,
             "arm": arm, "question": it.question, "answer": a.text, "sources": a.sources,
             "retrieved": a.sources + [h.doc_id for h in a.cut],  # what retrieval found, before the token budget
             "scores": [round(s, 4) for s in a.scores], "n_passages": len(a.passages), "n_cut": len(a.cut),
-            "gold_in_context": (bool(gold & set(a.sources)) if gold else None) if with_context else None,
+            "gold_in_context": (bool(gold_found(gold, a.sources, version)) if gold else None) if with_context else None,
             "abstained_no_context": a.abstained_no_context, "confidence": a.confidence,
             "n_prompt_tokens": a.n_prompt_tokens, "n_new_tokens": a.n_new_tokens, "cached": a.cached,
             "retrieve_s": a.timings.retrieve_s, "prompt_s": a.timings.prompt_s, "generate_s": a.timings.generate_s,

@@ -26,7 +26,7 @@ from typing import Any
 from . import adapters, engines, finetune, generation, house
 from .cache import KeyValueCache, content_key, files_state
 from .datasets import load_train_pairs
-from .evaluation import score_answer
+from .evaluation import gold_found, score_answer
 from .generation import DECODING, Generation, chat_messages, context_message
 from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, qa_documents, raft_training_set
@@ -400,7 +400,7 @@ def _row(p: _Plan, version: str) -> dict:
            "question": p.text, "answer": gen["text"], "doc_ids": [h.doc_id for h in hits] if hits is not None else [],
            "scores": [round(_relevance(h), 4) for h in hits] if hits is not None else [],
            "passages": passages or [], "gated": p.gated,
-           "gold_retrieved": (bool(item.gold(version) & {h.doc_id for h in hits})
+           "gold_retrieved": (bool(gold_found(item.gold(version), hits, version))
                               if item is not None and item.answerable and hits is not None else None),
            "retrieval_s": p.retrieval_s, "generation_s": gen["total_s"], "latency_s": p.retrieval_s + gen["total_s"],
            "new_tokens": gen["n_new_tokens"], "batch_size": gen.get("batch_size", 1),

@@ -74,3 +74,10 @@ def test_rag_notebook_smoke(smoke_figures):
     penalty = {r["arm"]: r for r in figs["lab_repetition_penalty"]}  # same passages, only the decoding differs
     assert set(penalty) == {"no penalty (the shared decoding)", "repetition_penalty 1.1"}
     assert penalty["repetition_penalty 1.1"]["context_recall"] == penalty["no penalty (the shared decoding)"]["context_recall"]
+    mig = figs["migration"]  # the 2.4.6 index against the 1.26.4 + 2.4.6 index on the changed-parameter questions
+    both = {(r["index"], r["k"]): r["both versions"] for r in mig["retrieval"]}
+    assert mig["n_questions"] >= 10 and len(both) == 4
+    assert all(v == 0 for (index, _), v in both.items() if index == "2.4.6 index")  # one version cannot show both
+    assert max(v for (index, _), v in both.items() if index != "2.4.6 index") > 0
+    assert mig["retrieval_compare"]["n"] == mig["n_questions"] and mig["answers_compare"]["n"] == max(2, figs["n_lab"] // 2)
+    assert {r["arm"] for r in mig["answers"]} == {"2.4.6 index", "1.26.4 + 2.4.6 index"}
