@@ -2,6 +2,7 @@
 `search_batch`, `sync`, `chunks`, `doc_hashes`. Chunks, their documents (doc_id, version, content hash) and vectors live
 in tables; an HNSW index (`vector_cosine_ops`, the same M / ef_construction, `hnsw.ef_search` set per query) serves
 dense search, Postgres full-text search the lexical half, and hybrid reciprocal rank fusion runs in one SQL query.
+`search_batch` answers up to BATCH queries per SQL statement (one round trip), each with its own HNSW scan in the server.
 `sync` is one transaction: a reader sees the old corpus or the new one, never half of it; two writers queue.
 
 With no URL it starts an embedded server (the `pgserver` wheel) in a folder under the cache; a URL (or
