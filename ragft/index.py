@@ -534,8 +534,10 @@ def recall_vs_truth(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def hnsw_curve(X: np.ndarray, Q: np.ndarray, truth: np.ndarray, ef_values: Sequence[int], M: int = 16,
-               ef_construction: int = 200, repeats: int = 3):
-    """Build one hnswlib index and measure recall@k and queries/s at each ef (k = truth's width). One row per ef."""
+               ef_construction: int = 200, repeats: int = 3, one_per_call: bool = False):
+    """Build one hnswlib index and measure recall@k and queries/s at each ef (k = truth's width). One row per ef.
+    one_per_call: also "queries/s, 1 per call": one knn_query per query, one after another (a server answering
+    single requests), next to the batched knn_query of all queries (which spreads them over the CPU's threads)."""
     import pandas as pd
 
     k = truth.shape[1]
@@ -549,4 +551,6 @@ def hnsw_curve(X: np.ndarray, Q: np.ndarray, truth: np.ndarray, ef_values: Seque
         qps = len(Q) / best_time(lambda: graph.knn_query(Q, k=k), repeats)
         rows.append({"M": M, "ef_construction": ef_construction, "ef": max(ef, k), f"recall@{k}": recall_vs_truth(found, truth),
                      "queries/s": qps, "build s": build_s, "memory MB": graph.index_file_size() / 1e6})
+        if one_per_call:
+            rows[-1]["queries/s, 1 per call"] = len(Q) / best_time(lambda: [graph.knn_query(q, k=k) for q in Q], repeats)
     return pd.DataFrame(rows)

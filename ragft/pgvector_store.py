@@ -2,6 +2,7 @@
 `search_batch`, `sync`, `chunks`, `doc_hashes`. Chunks, their documents (doc_id, version, content hash) and vectors live
 in tables; an HNSW index (`vector_cosine_ops`, the same M / ef_construction, `hnsw.ef_search` set per query) serves
 dense search, Postgres full-text search the lexical half, and hybrid reciprocal rank fusion runs in one SQL query.
+`search_batch` answers up to BATCH queries per SQL statement (one round trip), each with its own HNSW scan in the server.
 `sync` is one transaction: a reader sees the old corpus or the new one, never half of it; two writers queue.
 
 With no URL it starts an embedded server (the `pgserver` wheel) in a folder under the cache; a URL (or
@@ -42,6 +43,7 @@ FORMAT_VERSION = 1
 SCHEMA_PREFIX = "ragft_"
 MODES = ("dense", "exact", "lexical", "hybrid")
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+BATCH = 256  # queries per SQL statement in search_batch / search_vectors: one round trip answers them all
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -323,48 +325,73 @@ class PgVectorIndex(Retriever):
         return self.search_batch([query], top_k, threshold, ef, mode, version)[0]
 
     def search_batch(self, queries: Sequence[str], top_k: int = 5, threshold: float | None = None, ef: int | None = None,
-                     mode: str | None = None, version: str | None = None) -> list[list[Hit]]:
+                     mode: str | None = None, version: str | None = None, batch: int | None = None) -> list[list[Hit]]:
         """top_k hits per query, all read from one snapshot (a sync committing meanwhile is seen by none or all).
 
         ef: HNSW beam (default config.ef; raised to top_k, at most 1000). version: only chunks of documents of that
         version (an SQL filter applied after the HNSW scan, so a rare version can return fewer than top_k hits).
+        batch: queries answered per SQL statement (default BATCH; 1 = one statement per query, as a single request).
         """
         queries = [_check_query(q) for q in queries]
         top_k = _check_top_k(top_k)
         mode = "lexical" if mode == "bm25" else (mode or self.mode)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        batch = _check_batch(batch)
         if not queries:
             return []
-        qv = self.encoder.encode(queries, show_progress=False) if mode != "lexical" else [None] * len(queries)
+        qv = self.encoder.encode(queries, show_progress=False) if mode != "lexical" else None
         n = max(self.candidates, top_k)
         conn = self._conn()
-        out = []
+        stmt = self._search_sql(mode, version is not None)
+        out: list[list[Hit]] = []
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self._ef(ef, n if mode == "hybrid" else top_k)),))
-            if mode == "exact":
-                conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            stmt = self._search_sql(mode, version is not None)
-            for q, v in zip(queries, qv, strict=True):
-                params = {"q": v, "tq": lexical_query(q), "k": top_k, "n": n, "rrf": self.rrf_k, "thr": threshold,
-                          "version": version}
-                rows = conn.execute(stmt, params, prepare=True).fetchall()
-                out.append(self._hits(rows, mode, threshold))
+            self._set_search(conn, self._ef(ef, n if mode == "hybrid" else top_k), exact=mode == "exact")
+            for s in range(0, len(queries), batch):
+                part = slice(s, s + batch)
+                params = {"qs": None if qv is None else list(np.asarray(qv[part], np.float32)),
+                          "qts": [lexical_query(q) for q in queries[part]], "k": top_k, "n": n, "rrf": self.rrf_k,
+                          "thr": threshold, "version": version}
+                rows = conn.execute(stmt, params, prepare=True, binary=True).fetchall()
+                by_query: list[list] = [[] for _ in queries[part]]
+                for r in rows:  # (query number from 1, chunk columns..., sort key, id), sorted by query then rank
+                    by_query[r[0] - 1].append(r[1:])
+                out += [self._hits(r, mode, threshold) for r in by_query]
         return out
 
-    def search_vectors(self, qv: np.ndarray, top_k: int, ef: int | None = None) -> tuple[np.ndarray, list[list[str]]]:
-        """Raw HNSW search on query vectors: (cosine similarities, chunk_ids), one query per round trip; for benchmarks."""
+    def search_vectors(self, qv: np.ndarray, top_k: int, ef: int | None = None, batch: int | None = None
+                       ) -> tuple[np.ndarray, list[list[str]]]:
+        """Raw HNSW search on query vectors: (cosine similarities, chunk_ids), `batch` queries per SQL statement
+        (default BATCH; 1 = one statement and one round trip per query); for benchmarks."""
+        batch = _check_batch(batch)
+        qv = np.asarray(qv, np.float32)
         conn = self._conn()
-        stmt = self._q("SELECT chunk_id, 1 - (embedding <=> %(q)s) FROM {s}.chunks ORDER BY embedding <=> %(q)s LIMIT %(k)s")
-        sims, ids = np.zeros((len(qv), top_k), np.float32), []
+        if batch == 1:
+            stmt = self._q("SELECT 1, chunk_id, 1 - (embedding <=> %(q)b) FROM {s}.chunks "
+                           "ORDER BY embedding <=> %(q)b LIMIT %(k)s")
+        else:
+            stmt = self._q("SELECT q.i, r.chunk_id, 1 - r.dist FROM unnest(%(qs)b::vector[]) WITH ORDINALITY AS q(v, i) "
+                           "CROSS JOIN LATERAL (SELECT c.chunk_id, c.embedding <=> q.v AS dist FROM {s}.chunks c "
+                           "ORDER BY c.embedding <=> q.v LIMIT %(k)s) r ORDER BY q.i, r.dist")
+        sims, ids = np.zeros((len(qv), top_k), np.float32), [[] for _ in range(len(qv))]
         with conn.transaction():
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self._ef(ef, top_k)),))
-            for i, v in enumerate(np.asarray(qv, np.float32)):
-                rows = conn.execute(stmt, {"q": v, "k": top_k}, prepare=True, binary=True).fetchall()
-                ids.append([r[0] for r in rows])
-                sims[i, :len(rows)] = [r[1] for r in rows]
+            self._set_search(conn, self._ef(ef, top_k))
+            for s in range(0, len(qv), batch):
+                params = {"q": qv[s], "k": top_k} if batch == 1 else {"qs": list(qv[s:s + batch]), "k": top_k}
+                for i, chunk_id, sim in conn.execute(stmt, params, prepare=True, binary=True).fetchall():
+                    row = s + i - 1
+                    sims[row, len(ids[row])] = sim
+                    ids[row].append(chunk_id)
         return sims, ids
+
+    @staticmethod
+    def _set_search(conn, ef: int, exact: bool = False) -> None:
+        """Settings for the rest of the caller's transaction: the HNSW beam, no JIT compilation (a batch of queries
+        looks costly to the planner, and compiling it takes longer than running it), a sequential scan for "exact"."""
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('jit', 'off', true)", (str(ef),))
+        if exact:
+            conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
 
     def _ef(self, ef: int | None, k: int) -> int:
         ef = self.config.ef if ef is None else ef
@@ -374,27 +401,31 @@ class PgVectorIndex(Retriever):
         return min(max(ef, k), MAX_EF_SEARCH)
 
     def _search_sql(self, mode: str, by_version: bool) -> sql.Composed:
+        """One statement for a batch of queries: the query vectors (%(qs)s) and tsquery strings (%(qts)s) unnested with
+        their number, each answered by a LATERAL subquery (an ORDER BY <=> LIMIT on the indexed column: an HNSW scan
+        per query). Rows: query number, the chunk columns and score (plus ranks and cosine for hybrid), sort key, id."""
         version = ("JOIN {s}.docs dv ON dv.doc_id = c.doc_id AND dv.version = %(version)s" if by_version else "")
-        dense = (f"SELECT c.id, c.embedding <=> %(q)s AS dist FROM {{s}}.chunks c {version} "
-                 "ORDER BY c.embedding <=> %(q)s LIMIT {limit}")
+        dense = (f"SELECT c.id, c.embedding <=> q.v AS dist FROM {{s}}.chunks c {version} "
+                 "ORDER BY c.embedding <=> q.v LIMIT {limit}")
         lexical = (f"SELECT c.id, ts_rank(c.tsv, tq, 1) AS rank FROM {{s}}.chunks c {version}, "
-                   "to_tsquery('simple', %(tq)s) tq WHERE c.tsv @@ tq ORDER BY rank DESC, c.id LIMIT {limit}")
+                   "to_tsquery('simple', q.qt) tq WHERE c.tsv @@ tq ORDER BY rank DESC, c.id LIMIT {limit}")
         if mode in ("dense", "exact"):
-            body = (f"SELECT {_COLUMNS}, 1 - d.dist AS score FROM ({dense.replace('{limit}', '%(k)s')}) d "
-                    "JOIN {s}.chunks c ON c.id = d.id ORDER BY d.dist, c.id")
+            body = (f"SELECT {_COLUMNS}, 1 - d.dist AS score, d.dist AS key, c.id FROM ({dense.replace('{limit}', '%(k)s')}) d "
+                    "JOIN {s}.chunks c ON c.id = d.id")
         elif mode == "lexical":
-            body = (f"SELECT {_COLUMNS}, l.rank AS score FROM ({lexical.replace('{limit}', '%(k)s')}) l "
-                    "JOIN {s}.chunks c ON c.id = l.id ORDER BY l.rank DESC, c.id")
+            body = (f"SELECT {_COLUMNS}, l.rank AS score, -l.rank AS key, c.id FROM ({lexical.replace('{limit}', '%(k)s')}) l "
+                    "JOIN {s}.chunks c ON c.id = l.id")
         else:  # reciprocal rank fusion (Cormack et al. 2009): score = sum over both lists of 1 / (rrf_k + rank from 1)
             body = (f"WITH d AS (SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM ({dense.replace('{limit}', '%(n)s')}) x), "
                     f"l AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM ({lexical.replace('{limit}', '%(n)s')}) y), "
                     "f AS (SELECT id, coalesce(1.0 / (%(rrf)s + d.r), 0) + coalesce(1.0 / (%(rrf)s + l.r), 0) AS score, "
                     "d.r - 1 AS dense_rank, l.r - 1 AS lexical_rank FROM d FULL JOIN l USING (id)) "
-                    f"SELECT {_COLUMNS}, f.score, f.dense_rank, f.lexical_rank, 1 - (c.embedding <=> %(q)s) AS cosine "
-                    "FROM f JOIN {s}.chunks c ON c.id = f.id "
-                    "WHERE %(thr)s::float8 IS NULL OR 1 - (c.embedding <=> %(q)s) >= %(thr)s::float8 "
+                    f"SELECT {_COLUMNS}, f.score, f.dense_rank, f.lexical_rank, 1 - (c.embedding <=> q.v) AS cosine, "
+                    "-f.score AS key, c.id FROM f JOIN {s}.chunks c ON c.id = f.id "
+                    "WHERE %(thr)s::float8 IS NULL OR 1 - (c.embedding <=> q.v) >= %(thr)s::float8 "
                     "ORDER BY f.score DESC, c.id LIMIT %(k)s")
-        return self._q(body)
+        return self._q("SELECT q.i, r.* FROM unnest(%(qs)b::vector[], %(qts)s::text[]) WITH ORDINALITY AS q(v, qt, i) "
+                       f"CROSS JOIN LATERAL ({body}) r ORDER BY q.i, r.key, r.id")
 
     @staticmethod
     def _hits(rows, mode: str, threshold: float | None) -> list[Hit]:
@@ -527,6 +558,13 @@ class _BareVectors:
 def _bare(ids: Iterable[int]) -> tuple[list[Document], list[Chunk]]:
     ids = [str(i) for i in ids]
     return [Document(i, "") for i in ids], [Chunk(i, i, "", 0, 0) for i in ids]
+
+
+def _check_batch(batch: int | None) -> int:
+    batch = BATCH if batch is None else batch
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch must be a positive number of queries per statement, not {batch!r}")
+    return batch
 
 
 def _diff(current: dict[str, str], by_id: dict[str, Document]) -> tuple[list[str], list[str], list[str]]:

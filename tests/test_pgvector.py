@@ -131,6 +131,41 @@ def test_build_then_lexical_and_hybrid_search(server, docs, encoder):
         assert only == []  # every document here is from 2.4.6: the SQL filter keeps none
 
 
+def test_batched_search_equals_one_query_per_statement(server, docs, encoder):
+    # two versions, so the SQL filter keeps some chunks and drops others
+    old = [Document(f"old/{d.doc_id}", d.text, d.title, {**d.metadata, "version": "1.26.4"}) for d in docs[:20]]
+    queries = QUERIES + ["numpy.argsort", "@@@ ???"]  # the last one has no word tokens: no lexical match (and for
+    # the hashing encoder a zero vector, whose cosine distances are NaN)
+
+    def view(results):
+        return [[(h.chunk_id, h.rank, str(h.score), json.dumps(h.metadata, sort_keys=True)) for h in hits] for hits in results]
+
+    with PgVectorIndex.build(docs + old, encoder, "batched", server.url, replace=True, show_progress=False,
+                             config=FAST) as pg:
+        for mode in ("dense", "exact", "lexical", "hybrid"):
+            for version in (None, "1.26.4"):
+                one = [pg.search(q, top_k=7, ef=64, mode=mode, version=version) for q in queries]
+                for batch in (3, 256):  # several statements (the last one short), and all queries in one
+                    got = pg.search_batch(queries, top_k=7, ef=64, mode=mode, version=version, batch=batch)
+                    assert view(got) == view(one), (mode, version, batch)
+                assert sum(map(len, one)) > 0, (mode, version)
+                if version:
+                    assert all(h.doc_id.startswith("old/") for hits in one for h in hits)
+        assert pg.search_batch([], top_k=3) == []
+        with pytest.raises(ValueError, match="batch"):
+            pg.search_batch(queries, top_k=3, batch=0)
+
+    vectors = encoder.encode([d.text for d in docs], show_progress=False)
+    with PgVectorIndex.from_vectors(vectors, "batched_vectors", server.url, FAST, replace=True) as pg:
+        sims1, ids1 = pg.search_vectors(vectors[:11], 5, ef=32, batch=1)
+        for batch in (4, 256):
+            sims, ids = pg.search_vectors(vectors[:11], 5, ef=32, batch=batch)
+            assert ids == ids1
+            np.testing.assert_array_equal(sims, sims1)
+        assert [row[0] for row in ids1] == [str(i) for i in range(11)]  # each vector finds itself first
+        np.testing.assert_allclose(sims1[:, 0], 1, atol=1e-5)
+
+
 def test_sync_equals_fresh_build(server, docs, encoder):
     new_docs = edited(docs)
     with PgVectorIndex.build(docs, encoder, "synced", server.url, replace=True, show_progress=False, config=FAST) as pg, \
