@@ -1,11 +1,12 @@
 """Answers per second of the RAG arm: today's default generation settings vs the new default, on the same dev questions.
 
-Today's default: max_new_tokens 80 and no stop (the model writes until EOS or 80 tokens). The new default: generation
-ends where the answer ends (`generation.STOP_AT_ANSWER_END`: after a house answer's `Source:` line, or at the first
-blank line of a reply in another form) and max_new_tokens is sized from the measured length of house answers
-(`profiles.ANSWER_MAX_NEW_TOKENS`, see benchmarks/answer_lengths.py).
-Both run the same `systems.System("rag")` prompts (BM25 top 3 over a NumPy 2.4.6 corpus subset, house system prompt,
-passages cut to passage_chars), greedy, no repetition penalty, SmolLM2-135M fp32 through `systems.generate_chats`.
+Today's default: passages cut to 600 characters, max_new_tokens 80 and no stop (the model writes until EOS or 80
+tokens). The new default, the arms' settings (`systems.ArmSettings`): passages cut to 300 characters (each passage is
+one retrieved chunk; 300 characters keep its signature and summary line), generation ends where the answer ends
+(`generation.STOP_AT_ANSWER_END`: after a house answer's `Source:` line, or at the first blank line of a reply in
+another form) and max_new_tokens is sized from the measured length of house answers (`profiles.ANSWER_MAX_NEW_TOKENS`,
+see benchmarks/answer_lengths.py). Both run `systems.System("rag")` prompts (BM25 top 3 over a NumPy 2.4.6 corpus
+subset, house system prompt), greedy, no repetition penalty, SmolLM2-135M fp32 through `systems.generate_chats`.
 
 Per setting it prints: mean prompt tokens, new tokens, prefill and decode tokens/s, answers/s at batch 1 (on the first
 --n-batch1 questions) and at batch 8 (all questions), the process's peak RSS so far, and the answer metrics
@@ -42,12 +43,14 @@ class Setting:
     name: str
     max_new_tokens: int
     stop_at_answer_end: bool
+    passage_chars: int
     engine: str = "transformers"
 
 
-TODAY = Setting("today (80 tokens, no stop)", 80, False)
-NEW = Setting(f"new ({profiles.ANSWER_MAX_NEW_TOKENS} tokens, stop at answer end)", profiles.ANSWER_MAX_NEW_TOKENS,
-              generation.STOP_AT_ANSWER_END)
+TODAY = Setting("today (600-char passages, 80 tokens, no stop)", 80, False, 600)
+NEW = Setting(f"new ({systems.ArmSettings.passage_chars}-char passages, {profiles.ANSWER_MAX_NEW_TOKENS} tokens, "
+              "stop at answer end)", profiles.ANSWER_MAX_NEW_TOKENS, generation.STOP_AT_ANSWER_END,
+              systems.ArmSettings.passage_chars)
 
 
 def peak_rss_mb() -> float:
@@ -82,7 +85,6 @@ def main() -> None:
     ap.add_argument("--n-questions", type=int, default=40)
     ap.add_argument("--n-batch1", type=int, default=8, help="questions answered one at a time (batch 1)")
     ap.add_argument("--n-docs", type=int, default=300, help="documents of the 2.4.6 corpus subset BM25 searches")
-    ap.add_argument("--passage-chars", type=int, default=600)
     ap.add_argument("--engine", action="append", default=[], choices=["ct2-int8", "ct2-float32"],
                     help="also run the new default on CTranslate2 (pip install ctranslate2): repeat for both")
     ap.add_argument("--skip-today", action="store_true", help="do not run today's setting (no ratio line)")
@@ -93,14 +95,18 @@ def main() -> None:
     items = sample(load_qa("dev"), args.n_questions)
     docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
     bm25 = build_retriever(docs, mode="bm25")
-    rag = systems.System("rag", retriever=bm25, retriever_label="bm25", top_k=3, passage_chars=args.passage_chars)
+    rag = systems.System("rag", retriever=bm25, retriever_label="bm25", top_k=3)
     hits = [list(bm25.search(i.question, top_k=rag.top_k)) for i in items]
-    chats = [systems.system_messages(rag, i.question, h) for i, h in zip(items, hits, strict=True)]
+
+    def chats_of(s: Setting) -> list[list[dict]]:
+        system = rag.replace(passage_chars=s.passage_chars)
+        return [systems.system_messages(system, i.question, h) for i, h in zip(items, hits, strict=True)]
+
     pool = systems.ModelPool()
     model, tok, _ = pool.get(rag.model, None)
     print(f"{len(items)} dev questions ({', '.join(sorted({i.kind for i in items}))}), BM25 top 3 over {len(docs)} "
-          f"NumPy {CURRENT_VERSION} documents, passages cut to {args.passage_chars} characters; model loaded in "
-          f"{pool.load_s:.1f} s")
+          f"NumPy {CURRENT_VERSION} documents; model loaded in {pool.load_s:.1f} s")
+    chats = chats_of(NEW)
     systems.generate_chats(model, tok, chats[:1], 4)  # warm-up: first-call allocations out of the timings
 
     settings, fast = ([] if args.skip_today else [TODAY]) + [NEW], {}
@@ -110,11 +116,13 @@ def main() -> None:
         fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
         print(f"{name}: converted (or found in the cache) and loaded in {time.perf_counter() - t0:.1f} s")
         fast[name].generate_chats(chats[:1], 4)
-        settings.append(Setting(f"{NEW.name}, {name}", NEW.max_new_tokens, NEW.stop_at_answer_end, "ct2"))
+        settings.append(Setting(f"{NEW.name}, {name}", NEW.max_new_tokens, NEW.stop_at_answer_end, NEW.passage_chars,
+                                "ct2"))
     engine_of = {s.name: fast.get(s.name.rsplit(", ", 1)[-1]) for s in settings}
 
     results, rows = {}, []
     for s in settings:
+        chats = chats_of(s)
         gens1, wall1, _, _ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
         gens8, wall8, prefill, decode = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
         results[s.name] = {
