@@ -1,7 +1,10 @@
 """Text -> unit-length float32 vectors: MiniLM with batching, a progress bar and an on-disk cache, plus a weak encoder.
 
-MiniLM runs on one of BACKENDS: "torch" (sentence-transformers, the default), or ONNX Runtime ("onnx", "onnx-int8":
-the model exported offline from the same installed folder, int8 by dynamic quantization), opt-in with the `onnx` extra.
+MiniLM runs on one of BACKENDS: "torch" (sentence-transformers, the default), ONNX Runtime ("onnx", "onnx-int8":
+the model exported offline from the same installed folder, int8 by dynamic quantization; the `onnx` extra), or OpenVINO
+("openvino": the same ONNX export, run at the CPU's default inference precision, bf16 where the CPU has it natively;
+"openvino-int8": statically quantized to int8 by NNCF, calibrated on chunks of the shipped NumPy corpus; the `openvino`
+extra). Converted models are cached in the user cache, keyed by the model files' hash, backend and quantization.
 The cache (one SQLite file per model and backend under `cache_dir("embeddings")`, keyed by the model files' hash, the
 backend and the text's sha256) means a re-run, or a knowledge update that leaves most text unchanged, embeds nothing
 twice, and vectors of one backend are never served for another. The weak encoder
@@ -30,7 +33,10 @@ import numpy as np
 from .cache import files_state
 from .paths import cache_dir
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+# what each non-default backend imports, and the extra that installs it
+_NEEDS = {"onnx": (("onnxruntime", "onnx"), "onnx"), "onnx-int8": (("onnxruntime", "onnx"), "onnx"),
+          "openvino": (("openvino", "onnx"), "openvino"), "openvino-int8": (("openvino", "onnx", "nncf"), "openvino")}
 
 
 def _text_key(text: str) -> str:
@@ -100,9 +106,10 @@ class Encoder:
             raise ValueError(f"{name!r} is not an embedding model")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        missing = [m for m in ("onnxruntime", "onnx") if backend != "torch" and importlib.util.find_spec(m) is None]
+        modules, extra = _NEEDS.get(backend, ((), ""))
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
-            raise ValueError(f"backend {backend!r} needs {' and '.join(missing)}: pip install 'ragft[onnx]'")
+            raise ValueError(f"backend {backend!r} needs {' and '.join(missing)}: pip install 'ragft[{extra}]'")
         self.name = name
         self.backend = backend
         self.batch_size = batch_size
@@ -122,6 +129,8 @@ class Encoder:
                 from .models import load_embedder
 
                 self._model = load_embedder(self.name)
+            elif self.backend.startswith("openvino"):
+                self._model = OpenVinoEmbedder(self._folder, quantized=self.backend == "openvino-int8")
             else:
                 self._model = OnnxEmbedder(self._folder, quantized=self.backend == "onnx-int8")
         return self._model
@@ -281,7 +290,6 @@ class OnnxEmbedder:
     """
 
     def __init__(self, folder: Path, quantized: bool = False, threads: int | None = None):
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
@@ -290,23 +298,109 @@ class OnnxEmbedder:
         self.max_length = int(json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
         self.dim = int(json.loads((folder / "config.json").read_text()).get("hidden_size", 384))
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        self._load(folder, quantized)
+
+    def _load(self, folder: Path, quantized: bool) -> None:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         self.path = export_onnx(folder, quantized)
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
+    def _hidden(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, feeds)[0]
+
     def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True,
                convert_to_numpy: bool = True, show_progress_bar: bool = False) -> np.ndarray:
         out = []
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch with less padding
+        texts = [texts[j] for j in order]
         for i in range(0, len(texts), batch_size):
             enc = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="np")
             feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-            hidden = self.session.run(None, feeds)[0]
+            hidden = self._hidden(feeds)
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             vecs = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
             if normalize_embeddings:
                 vecs /= np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
             out.append(vecs.astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = np.empty((len(texts), self.dim), np.float32)
+        vecs[order] = np.concatenate(out)
+        return vecs
+
+
+# -------------------------------------------------------------------------------------------------- OpenVINO backend
+CALIBRATION_TEXTS = 300  # chunks of the shipped NumPy corpus that calibrate int8 (not the questions' documents)
+
+
+def _calibration_texts(n: int = CALIBRATION_TEXTS) -> list[str]:
+    from .chunking import chunk_documents
+    from .corpus import load_corpus
+
+    texts = [c.embed_text for c in chunk_documents(load_corpus(), "structure")]
+    picks = np.random.default_rng(0).choice(len(texts), size=min(n, len(texts)), replace=False)
+    return [texts[i] for i in sorted(picks)]
+
+
+def export_openvino(folder: Path, quantized: bool = False) -> Path:
+    """The model in `folder` as OpenVINO IR (from the offline ONNX export, see `export_onnx`), cached in the user cache
+    keyed by the model files' hash; quantized=True quantizes weights and activations to int8 (NNCF post-training
+    quantization for transformers, calibrated on CALIBRATION_TEXTS NumPy chunks: about a minute on 2 cores, once).
+    Written to a temporary folder and renamed, so an interrupted conversion never leaves a half-written model."""
+    import openvino as ov
+
+    out = cache_dir("openvino", model_hash(folder)[:16])
+    name = "model-int8.xml" if quantized else "model.xml"
+    xml = out / name
+    if xml.exists() and xml.with_suffix(".bin").exists():
+        return xml
+    model = ov.Core().read_model(str(export_onnx(folder)))
+    if quantized:
+        import nncf
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        names = [p.get_any_name() for p in model.inputs]
+
+        def feeds(text: str) -> dict[str, np.ndarray]:
+            enc = tok([text], truncation=True, max_length=256, return_tensors="np")
+            return {k: enc[k].astype(np.int64) for k in names}
+
+        texts = _calibration_texts()
+        model = nncf.quantize(model, nncf.Dataset([feeds(t) for t in texts]), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(texts))
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        ov.save_model(model, str(Path(tmp) / name), compress_to_fp16=False)
+        os.replace(Path(tmp) / name.replace(".xml", ".bin"), xml.with_suffix(".bin"))  # weights first, then the graph
+        os.replace(Path(tmp) / name, xml)
+    return xml
+
+
+class OpenVinoEmbedder(OnnxEmbedder):
+    """MiniLM on OpenVINO's CPU plugin: the same tokenizer, pooling and `encode` as OnnxEmbedder. The precision is the
+    plugin's default for the CPU (bf16 where the CPU has native bf16, e.g. avx512_bf16 or AMX; else fp32);
+    `precision="f32"` forces fp32."""
+
+    def __init__(self, folder: Path, quantized: bool = False, threads: int | None = None, precision: str | None = None):
+        self.precision = precision
+        super().__init__(folder, quantized, threads)
+
+    def _load(self, folder: Path, quantized: bool) -> None:
+        import openvino as ov
+
+        self.path = export_openvino(folder, quantized)
+        config = {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"}
+        if self.precision:
+            config["INFERENCE_PRECISION_HINT"] = self.precision
+        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [p.get_any_name() for p in self.compiled.inputs]
+
+    def _hidden(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.request.infer({k: feeds[k] for k in self.inputs})[self.compiled.output(0)]

@@ -81,3 +81,38 @@ def test_onnx_backends_match_torch_and_cache_apart(tmp_path):
     assert encoder_for_model_id(torch_enc.model_id).backend == "torch"
     with pytest.raises(ValueError, match="backend"):
         Encoder(backend="tensorrt")
+
+
+def _has(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not is_available("minilm") or not _has("openvino", "onnx", "nncf"),
+                    reason="needs the MiniLM package and the openvino extra (openvino, nncf, onnx)")
+def test_openvino_backends_match_torch_and_cache_apart(tmp_path):
+    torch_enc = Encoder(cache_folder=tmp_path)
+    ref = torch_enc.encode(TEXTS, show_progress=False)
+    for backend, min_cos in (("openvino", 0.999), ("openvino-int8", 0.95)):
+        enc = Encoder(cache_folder=tmp_path, backend=backend)
+        assert enc.model_id == f"{torch_enc.model_id}-{backend}"
+        v = enc.encode(TEXTS, show_progress=False)
+        assert enc.stats["computed"] == 3, "a backend never reads another backend's cached vectors"
+        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+        assert np.sum(v * ref, axis=1).min() >= min_cos, backend
+        assert v[0] @ v[1] > v[0] @ v[2]
+        assert encoder_for_model_id(enc.model_id).backend == backend
+        assert enc.model.path.exists() and enc.model.path.with_suffix(".bin").exists()  # converted once, cached
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == sorted(
+        f"{torch_enc.model_id}{s}.sqlite" for s in ("", "-openvino", "-openvino-int8"))
+
+
+def test_openvino_backend_without_its_extra_names_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(ValueError, match=r"backend 'openvino-int8' needs openvino.*pip install 'ragft\[openvino\]'"):
+        Encoder(backend="openvino-int8", cache=False)
