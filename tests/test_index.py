@@ -13,7 +13,7 @@ from ragft.embeddings import HashingEncoder
 from ragft.evaluation import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
 from ragft.index import DenseIndex, IndexFormatError, IndexMismatchError, Retriever, exact_topk
 from ragft.models import is_available
-from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, retriever_from_index
+from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, retriever_from_index, top_indices
 
 QUERIES = ["Returns the indices that would sort an array.", "matrix or vector norm", "was removed in NumPy 2.0",
            "Compute the discrete Fourier transform", "random samples from a normal distribution"]
@@ -173,6 +173,38 @@ def test_bm25_by_hand():
     assert hits[0].score == pytest.approx(expected, rel=1e-5)
     assert [h.doc_id for h in bm.search("dog bird", top_k=3)] == ["d1", "d0"]
     assert bm.search("dog", top_k=3, threshold=10.0) == []
+
+
+def test_bm25s_backend_matches_the_hand_computed_ranking():
+    pytest.importorskip("bm25s")
+    texts = ["cat cat dog", "dog bird", "fish", "np.sort(a) sorts", "dog bird", ""]
+    chunks = [Chunk(f"d{i}", f"d{i}#0", t, 0, len(t)) for i, t in enumerate(texts)]
+    own, ref = BM25Retriever(chunks), BM25Retriever(chunks, backend="bm25s")
+    n, avg = 6, (3 + 2 + 1 + 4 + 2 + 0) / 6
+    idf_cat = math.log(1 + (n - 1 + 0.5) / (1 + 0.5))
+    hits = ref.search("cat", top_k=3)
+    assert [h.doc_id for h in hits] == ["d0"]
+    assert hits[0].score == pytest.approx(idf_cat * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / avg)), rel=1e-5)
+    # "dog bird": d1 and d4 tie (same text) and keep chunk order, d0 (dog only) follows; "np.sort" is split by the
+    # same visible tokenizer on both sides
+    for q, want in (("dog bird", ["d1", "d4", "d0"]), ("NP.SORT", ["d3"]), ("unknown words", []), ("dog dog", None)):
+        got = [h.doc_id for h in ref.search(q, top_k=5)]
+        assert got == [h.doc_id for h in own.search(q, top_k=5)]
+        assert want is None or got == want
+        np.testing.assert_allclose(ref.scores(q), own.scores(q), rtol=1e-5)
+    rep = ref.sync([Document("d1", "fish fish")])
+    assert (len(rep.added), len(rep.removed), len(rep.changed)) == (0, 5, 1)
+    assert [h.doc_id for h in ref.search("fish", top_k=3)] == ["d1"]
+    assert BM25Retriever([Chunk("e", "e#0", "", 0, 0)], backend="bm25s").search("x") == []
+    with pytest.raises(ValueError, match="backend"):
+        BM25Retriever(chunks, backend="lucene")
+
+
+def test_top_indices_is_a_stable_full_sort():
+    rng = np.random.default_rng(0)
+    for n, k in ((1000, 10), (1000, 400), (50, 50), (7, 3), (0, 5)):
+        s = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        assert top_indices(s, k).tolist() == np.argsort(-s, kind="stable")[:k].tolist()
 
 
 def test_hybrid_rrf_by_hand_and_threshold_on_cosine(index):
