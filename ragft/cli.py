@@ -321,9 +321,12 @@ def cmd_ask(args) -> int:
             retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
     try:
         model, tok = _load_model(args.model, args.adapter)
+        # a tuned adapter LEARNED the format: it gets the prompt it was trained on (no system prompt, passages cut as
+        # the arms of notebook 05 cut them), as systems.make_arms does; the base model is TOLD the format
+        tuned = {"system": None, "base_system": None, "passage_chars": ArmSettings.passage_chars} if args.adapter else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
                                                             max_new_tokens=args.max_new_tokens,
-                                                            max_prompt_tokens=args.max_prompt_tokens))
+                                                            max_prompt_tokens=args.max_prompt_tokens, **tuned))
         answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
     finally:
         if args.backend == "pgvector" and retriever is not None:

@@ -27,6 +27,7 @@ from .generation import (
     RagPrompt,
     build_prompt,
     chat_messages,
+    cut_passage,
     truncate_question,
 )
 from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse
@@ -48,6 +49,7 @@ class RagConfig:
     system: str | None = RAG_SYSTEM_PROMPT  # with passages
     base_system: str | None = SYSTEM_PROMPT  # without retrieval
     delimit: bool = True
+    passage_chars: int | None = None  # each passage cut to this many characters first (the arms' 300); None: whole chunks
     batch_size: int = 8
     repetition_penalty: float | None = REPETITION_PENALTY  # the shared decoding; another value only for experiments
 
@@ -156,6 +158,8 @@ class RagPipeline:
 
     def prompt(self, question: str, hits: list | None) -> RagPrompt:
         c = self.config
+        if hits and c.passage_chars is not None:
+            hits = [replace(h, text=cut_passage(h.text, c.passage_chars)) for h in hits]
         return build_prompt(self.tok, question, hits or [], c.max_prompt_tokens, c.system if hits is not None else c.base_system,
                             c.max_question_tokens, c.delimit)
 

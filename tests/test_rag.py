@@ -116,6 +116,17 @@ def test_pipeline_end_to_end_on_a_tiny_index(small_llm, tiny_index):
     assert weights_checksum(model) == before  # answering never touches a weight
 
 
+def test_tuned_prompt_has_no_system_turn_and_cut_passages(small_tokenizer, tiny_index):
+    """What `ragft ask --adapter` sends: the prompt the arms' adapters trained on (no system turn, passages cut)."""
+    hits = tiny_index.search("Which function returns the indices that would sort an array?", top_k=2)
+    tuned = RagPipeline(tiny_index, None, small_tokenizer, RagConfig(system=None, base_system=None, passage_chars=120))
+    p = tuned.prompt("Which function sorts?", hits)
+    assert [m["role"] for m in p.messages] == ["user"]
+    assert all(len(h.text) <= 124 for h in p.used) and any(len(h.text) > 120 for h in hits)  # 120 + " ..."
+    told = RagPipeline(tiny_index, None, small_tokenizer, RagConfig()).prompt("Which function sorts?", hits)
+    assert told.messages[0]["role"] == "system" and [h.text for h in told.used] == [h.text for h in hits]
+
+
 @pytest.mark.slow
 def test_batched_and_single_answers_agree(small_llm, tiny_index):
     model, tok = small_llm
