@@ -15,6 +15,7 @@ batch 8. Asserts nothing: one run on a shared CPU is a measurement.
 
     .venv/bin/python benchmarks/generation.py            # 40 dev questions, batch 1 on 8 of them
     .venv/bin/python benchmarks/generation.py --quick    # 8 questions, batch 1 on 2 (under 3 minutes on 2 idle cores)
+    .venv/bin/python benchmarks/generation.py --skip-today --engine ct2-int8 --engine ortgenai-int4  # fast engines
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, 
     gens, prefill_tokens, prefill_s, decode_tokens, decode_s = [], 0, 0.0, 0, 0.0
     t0 = time.perf_counter()
     for start in range(0, len(chats), batch_size):
-        if setting.engine == "ct2":  # 8 chats handed over at once, answered one by one (Ct2Generator.generate_chats)
+        if setting.engine != "transformers":  # 8 chats handed over at once, answered one by one (generate_chats)
             part = fast.generate_chats(chats[start:start + batch_size], setting.max_new_tokens,
                                        stop_at_answer_end=setting.stop_at_answer_end)
         else:
@@ -70,7 +71,7 @@ def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, 
                                           batch_size, stop_at_answer_end=setting.stop_at_answer_end)
         gens += part
         # each generation call's rows carry that call's timings: count every call once
-        calls = {id(g): g for g in part} if setting.engine == "ct2" else {0: part[0]}
+        calls = {id(g): g for g in part} if setting.engine != "transformers" else {0: part[0]}
         prefill_tokens += sum(g.n_prompt_tokens for g in part)
         prefill_s += sum(g.ttft_s for g in calls.values())
         decode_tokens += sum(max(g.n_new_tokens - 1, 0) for g in part)
@@ -85,8 +86,10 @@ def main() -> None:
     ap.add_argument("--n-questions", type=int, default=40)
     ap.add_argument("--n-batch1", type=int, default=8, help="questions answered one at a time (batch 1)")
     ap.add_argument("--n-docs", type=int, default=300, help="documents of the 2.4.6 corpus subset BM25 searches")
-    ap.add_argument("--engine", action="append", default=[], choices=["ct2-int8", "ct2-float32"],
-                    help="also run the new default on CTranslate2 (pip install ctranslate2): repeat for both")
+    ap.add_argument("--engine", action="append", default=[],
+                    choices=["ct2-int8", "ct2-float32", "ortgenai-int4", "ortgenai-fp32"],
+                    help="also run the new default on CTranslate2 (pip install ctranslate2) or ONNX Runtime GenAI "
+                         "(pip install onnxruntime-genai onnx-ir): repeat for several")
     ap.add_argument("--skip-today", action="store_true", help="do not run today's setting (no ratio line)")
     args = ap.parse_args()
     if args.quick:
@@ -111,13 +114,16 @@ def main() -> None:
 
     settings, fast = ([] if args.skip_today else [TODAY]) + [NEW], {}
     for name in args.engine:
-        quantization = name.split("-")[1]
+        runtime, quantization = name.split("-")
         t0 = time.perf_counter()
-        fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
+        if runtime == "ct2":
+            fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
+        else:
+            fast[name] = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, quantization), tok)
         print(f"{name}: converted (or found in the cache) and loaded in {time.perf_counter() - t0:.1f} s")
         fast[name].generate_chats(chats[:1], 4)
         settings.append(Setting(f"{NEW.name}, {name}", NEW.max_new_tokens, NEW.stop_at_answer_end, NEW.passage_chars,
-                                "ct2"))
+                                runtime))
     engine_of = {s.name: fast.get(s.name.rsplit(", ", 1)[-1]) for s in settings}
 
     results, rows = {}, []

@@ -1,6 +1,7 @@
-"""An optional fast CPU engine for batch answering: CTranslate2 (PyPI `ctranslate2`, extra `fast`), plugged in behind
-`systems.ModelPool(engine="ct2")`. A model (the base, or an adapter merged into it with `adapters.merge_adapter`) is
-converted once and cached under `cache_dir("ct2")`, keyed by the sha256 of its weights; a cached conversion that is
+"""Optional fast CPU engines for batch answering: CTranslate2 (PyPI `ctranslate2`, extra `fast`), plugged in behind
+`systems.ModelPool(engine="ct2")`, and ONNX Runtime GenAI (PyPI `onnxruntime-genai` and `onnx-ir`, which its model
+builder imports; `OrtGenAIGenerator`, measured in benchmarks/generation.py, not wired into `ModelPool`). A model (the base, or an adapter merged into it with `adapters.merge_adapter`) is
+converted once and cached under `cache_dir("ct2")` (`cache_dir("ortgenai")`), keyed by the sha256 of its weights; a cached conversion that is
 half-written or whose files no longer match the hashes recorded when it was written is rebuilt.
 
 It does not train and does not switch adapters live (each adapter is merged and converted once): training and the
@@ -16,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,24 +30,33 @@ from .generation import REPETITION_PENALTY, STOP_AT_ANSWER_END, Generation, end_
 from .io import atomic_path
 from .paths import cache_dir
 
-ENGINES = ("transformers", "ct2")
+ENGINES = ("transformers", "ct2")  # ModelPool's; OrtGenAIGenerator is used directly
 CT2_QUANTIZATION = "int8"  # the issue's measurement: int8 2.0x fp32 transformers on short prompts; float32 1.4x
 MARKER = "RAGFT_CT2.json"  # written last: a folder without it (or with other hashes) is half-written or stale
+ORTGENAI_MARKER = "RAGFT_ORTGENAI.json"
+ORTGENAI_PRECISIONS = ("fp32", "int4")  # the model builder's CPU precisions measured (int4: weight-only, RTN)
 
 
 class EngineUnavailable(RuntimeError):
     """The fast engine cannot serve this model: not installed, or the conversion failed. Callers fall back."""
 
 
-def _files_sha256(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file() and p.name != MARKER}
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def is_complete(folder: Path, weights_sha256: str, quantization: str) -> bool:
+def _files_sha256(folder: Path, marker: str = MARKER) -> dict[str, str]:
+    return {p.name: _sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != marker}
+
+
+def is_complete(folder: Path, weights_sha256: str, quantization: str, marker_name: str = MARKER) -> bool:
     """True if `folder` holds a finished conversion of exactly these weights: its marker names them and every file
     still has the hash recorded when the conversion finished."""
-    marker = folder / MARKER
+    marker = folder / marker_name
     if not marker.exists():
         return False
     try:
@@ -52,7 +64,7 @@ def is_complete(folder: Path, weights_sha256: str, quantization: str) -> bool:
     except (OSError, ValueError):
         return False
     return (meta.get("weights_sha256") == weights_sha256 and meta.get("quantization") == quantization
-            and meta.get("files") == _files_sha256(folder))
+            and meta.get("files") == _files_sha256(folder, marker_name))
 
 
 def ct2_convert(src: Path, dst: Path, quantization: str) -> None:
@@ -71,11 +83,16 @@ def converted(model, tok, quantization: str = CT2_QUANTIZATION, folder: str | Pa
     Keyed by `generation.weights_checksum(model)`; a folder that is half-written or does not match is removed and
     rebuilt. Any failure of the conversion becomes `EngineUnavailable` with the reason.
     """
+    return _converted(model, tok, quantization, Path(folder or cache_dir("ct2")), convert, MARKER, "CTranslate2")
+
+
+def _converted(model, tok, quantization: str, root: Path, convert: Callable[[Path, Path, str], None],
+               marker: str, label: str) -> Path:
     key = generation.weights_checksum(model)
-    out = Path(folder or cache_dir("ct2")) / f"{key[:16]}-{quantization}"
+    out = root / f"{key[:16]}-{quantization}"
     out.parent.mkdir(parents=True, exist_ok=True)
     with locked(out.with_name(out.name + ".lock")):
-        if is_complete(out, key, quantization):
+        if is_complete(out, key, quantization, marker):
             return out
         if out.exists():
             shutil.rmtree(out)  # half-written by an interrupted conversion, or its files changed since
@@ -84,12 +101,12 @@ def converted(model, tok, quantization: str = CT2_QUANTIZATION, folder: str | Pa
                 model.save_pretrained(src)
                 tok.save_pretrained(src)
                 convert(Path(src), tmp, quantization)
-                meta = {"weights_sha256": key, "quantization": quantization, "files": _files_sha256(tmp)}
-                (tmp / MARKER).write_text(json.dumps(meta, indent=1))
+                meta = {"weights_sha256": key, "quantization": quantization, "files": _files_sha256(tmp, marker)}
+                (tmp / marker).write_text(json.dumps(meta, indent=1))
         except EngineUnavailable:
             raise
         except Exception as e:  # an architecture the converter does not know, a full disk, ...
-            raise EngineUnavailable(f"CTranslate2 could not convert the model: {type(e).__name__}: {e}") from e
+            raise EngineUnavailable(f"{label} could not convert the model: {type(e).__name__}: {e}") from e
     return out
 
 
@@ -155,3 +172,105 @@ class Ct2Generator:
         for start in range(0, len(batch), batch_size):
             out += self._batch(batch[start:start + batch_size], max_new_tokens, stop_at_answer_end)
         return out
+
+
+# ONNX Runtime GenAI ----------------------------------------------------------------------------------------------
+
+ORTGENAI_MISSING = "onnxruntime-genai is not installed ({}); pip install onnxruntime-genai onnx-ir"
+# Greedy exactly as `generation.DECODING`: the builder's genai_config.json ships top_k 50 (unused without sampling),
+# so every search option that could change the chosen token is set on each call rather than trusted from the file.
+ORTGENAI_SEARCH = {"do_sample": False, "num_beams": 1, "top_k": 1, "top_p": 1.0, "temperature": 1.0,
+                   "repetition_penalty": REPETITION_PENALTY or 1.0, "min_length": 0, "no_repeat_ngram_size": 0}
+
+
+def _import_ortgenai():
+    try:
+        import onnxruntime_genai
+    except ImportError as e:
+        raise EngineUnavailable(ORTGENAI_MISSING.format(e)) from e
+    return onnxruntime_genai
+
+
+def ortgenai_convert(src: Path, dst: Path, precision: str) -> None:
+    """Convert a saved transformers checkpoint with ONNX Runtime GenAI's model builder (offline, CPU, `precision`).
+
+    Runs the builder in a subprocess (its module imports its own siblings by bare name) with its scratch folder in a
+    temporary directory; its log is shown only when it fails."""
+    _import_ortgenai()
+    try:
+        import onnx_ir  # noqa: F401  the builder's own dependency, not declared by the package
+    except ImportError as e:
+        raise EngineUnavailable(ORTGENAI_MISSING.format(e)) from e
+    if precision not in ORTGENAI_PRECISIONS:
+        raise ValueError(f"precision must be one of {ORTGENAI_PRECISIONS}, not {precision!r}")
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src), "-o", str(dst),
+                              "-p", precision, "-e", "cpu", "-c", scratch],
+                             capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"model builder exited {run.returncode}: {(run.stderr or run.stdout)[-2000:]}")
+
+
+def ortgenai_converted(model, tok, precision: str = "int4", folder: str | Path | None = None,
+                       convert: Callable[[Path, Path, str], None] = ortgenai_convert) -> Path:
+    """The ONNX Runtime GenAI conversion of `model`, built once per weights and precision under
+    `cache_dir("ortgenai")`: same keying, atomic write and half-written detection as `converted`."""
+    return _converted(model, tok, precision, Path(folder or cache_dir("ortgenai")), convert, ORTGENAI_MARKER,
+                      "ONNX Runtime GenAI")
+
+
+class OrtGenAIGenerator:
+    """Greedy answers with an ONNX Runtime GenAI model: `Ct2Generator`'s interface (the `systems.generate_chats`
+    contract, per-call timings). Prompts are tokenized by the transformers tokenizer, as on the other runtimes."""
+
+    def __init__(self, folder: str | Path, tok, threads: int | None = None):
+        """threads: CPU threads for ONNX Runtime (None: as many as torch uses, as for CTranslate2)."""
+        og = _import_ortgenai()
+        import torch
+
+        config = og.Config(str(folder))
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+            "intra_op_num_threads": threads or torch.get_num_threads()}}}}))
+        self.og, self.tok, self.model = og, tok, og.Model(config)
+
+    def _one(self, chat: list[dict], max_new_tokens: int, stop_at_answer_end: bool) -> Generation:
+        import numpy as np
+
+        og, tok = self.og, self.tok
+        prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(**ORTGENAI_SEARCH, batch_size=1, max_length=len(prompt) + max_new_tokens)
+        ids: list[int] = []
+        logprobs: list[float] = []
+        t0 = time.perf_counter()
+        first = None
+        gen = og.Generator(self.model, params)
+        gen.append_tokens(np.asarray([prompt], dtype=np.int32))
+        while not gen.is_done():
+            logits = gen.get_logits()[0, -1].astype(np.float64)  # the scores the next token is chosen from
+            gen.generate_next_token()
+            token = int(gen.get_next_tokens()[0])
+            if first is None:
+                first = time.perf_counter()
+            ids.append(token)
+            top = logits.max()
+            logprobs.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
+            if stop_at_answer_end and "\n" in tok.decode([token]) and \
+                    end_of_answer(tok.decode(ids, skip_special_tokens=True)) is not None:
+                break
+        total = time.perf_counter() - t0
+        text = tok.decode(ids, skip_special_tokens=True).strip()
+        return Generation(text=generation.cut_after_answer(text) if stop_at_answer_end else text,
+                          n_prompt_tokens=len(prompt), n_new_tokens=len(ids), ttft_s=(first or t0 + total) - t0,
+                          total_s=total, mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
+                          batch_size=1)
+
+    def generate_chats(self, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 1,
+                       stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
+        """Replies to `batch`, one chat per generator (batch_size is accepted for the interface and ignored).
+
+        One by one: the builder's config pads with the EOS id (2, `<|im_end|>`), which every chat prompt also contains,
+        so a padded ragged batch may mask real prompt tokens (batched ONNX Runtime GenAI was not measured)."""
+        if any(not m or not str(m[-1].get("content", "")).strip() for m in batch):
+            raise ValueError("empty question in the batch: every chat needs a non-empty last message")
+        return [self._one(m, max_new_tokens, stop_at_answer_end) for m in batch]

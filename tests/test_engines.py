@@ -133,3 +133,45 @@ def test_ct2_float32_answers_like_transformers(small_llm, tmp_path):
     assert [g.text for g in got] == [g.text for g in want]
     assert [g.n_new_tokens for g in got] == [g.n_new_tokens for g in want]
     assert all(g.n_prompt_tokens == w.n_prompt_tokens for g, w in zip(got, want, strict=True))
+
+
+def test_ortgenai_not_installed_is_an_engine_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # import fails as if not installed
+    with pytest.raises(engines.EngineUnavailable, match="onnxruntime-genai is not installed"):
+        engines.ortgenai_converted(TinyModel(), TinyTok(), "int4", tmp_path)
+    with pytest.raises(engines.EngineUnavailable, match="onnxruntime-genai is not installed"):
+        engines.OrtGenAIGenerator(tmp_path, TinyTok())
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_ortgenai_conversions_are_cached_per_weights_and_precision(tmp_path):
+    convert = FakeConverter()
+    a = engines.ortgenai_converted(TinyModel(0.5), TinyTok(), "int4", tmp_path, convert)
+    assert engines.ortgenai_converted(TinyModel(0.5), TinyTok(), "int4", tmp_path, convert) == a and convert.calls == 1
+    assert engines.ortgenai_converted(TinyModel(0.5), TinyTok(), "fp32", tmp_path, convert) != a and convert.calls == 2
+    (a / engines.ORTGENAI_MARKER).unlink()  # what an interrupted conversion leaves
+    assert engines.ortgenai_converted(TinyModel(0.5), TinyTok(), "int4", tmp_path, convert) == a and convert.calls == 3
+    assert engines.is_complete(a, engines.generation.weights_checksum(TinyModel(0.5)), "int4", engines.ORTGENAI_MARKER)
+
+
+def test_ortgenai_greedy_search_options_match_transformers_greedy():
+    s = engines.ORTGENAI_SEARCH
+    assert s["do_sample"] is False and s["num_beams"] == 1 and s["top_k"] == 1
+    assert s["repetition_penalty"] == (engines.REPETITION_PENALTY or 1.0) == 1.0
+
+
+@pytest.mark.slow
+def test_ortgenai_fp32_answers_like_transformers(small_llm, tmp_path):
+    """Greedy fp32 on ONNX Runtime GenAI gives transformers' answers (same prompt tokens, same stop)."""
+    pytest.importorskip("onnxruntime_genai")
+    pytest.importorskip("onnx_ir")
+    from ragft import generation, house
+
+    model, tok = small_llm
+    chats = [generation.chat_messages(q, house.SYSTEM_PROMPT) for q in ("What does `np.sort` do?", "What replaces np.float_?")]
+    want = systems.generate_chats(model, tok, chats, 40)
+    fast = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, "fp32", tmp_path), tok)
+    got = fast.generate_chats(chats, 40)
+    assert [g.text for g in got] == [g.text for g in want]
+    assert [g.n_new_tokens for g in got] == [g.n_new_tokens for g in want]
+    assert all(g.n_prompt_tokens == w.n_prompt_tokens for g, w in zip(got, want, strict=True))
