@@ -176,7 +176,7 @@ class Ct2Generator:
 
 # ONNX Runtime GenAI ----------------------------------------------------------------------------------------------
 
-ORTGENAI_MISSING = "onnxruntime-genai is not installed ({}); pip install onnxruntime-genai onnx-ir"
+ORTGENAI_MISSING = "onnxruntime-genai is not installed ({}); pip install 'ragft[ortgenai]'"
 # Greedy exactly as `generation.DECODING`: the builder's genai_config.json ships top_k 50 (unused without sampling),
 # so every search option that could change the chosen token is set on each call rather than trusted from the file.
 ORTGENAI_SEARCH = {"do_sample": False, "num_beams": 1, "top_k": 1, "top_p": 1.0, "temperature": 1.0,
@@ -200,7 +200,8 @@ def ortgenai_convert(src: Path, dst: Path, precision: str) -> None:
     try:
         import onnx_ir  # noqa: F401  the builder's own dependency, not declared by the package
     except ImportError as e:
-        raise EngineUnavailable(ORTGENAI_MISSING.format(e)) from e
+        raise EngineUnavailable(f"onnx-ir is not installed ({e}): ONNX Runtime GenAI's model builder needs it; "
+                                "pip install 'ragft[ortgenai]'") from e
     if precision not in ORTGENAI_PRECISIONS:
         raise ValueError(f"precision must be one of {ORTGENAI_PRECISIONS}, not {precision!r}")
     with tempfile.TemporaryDirectory() as scratch:
