@@ -155,6 +155,9 @@ def main() -> None:
               f"{results[s.name]['answers/s b8'] / results[NEW.name]['answers/s b8']:.2f}, "
               f"at batch 1: {results[s.name]['answers/s b1'] / results[NEW.name]['answers/s b1']:.2f}")
     if not args.skip_today:
+        for s in settings[2:]:  # the whole new default on a fast engine, against today's pipeline on transformers
+            print(f"{s.name} to today answers/s (batch 8, {len(items)} questions): "
+                  f"{results[s.name]['answers/s b8'] / results[TODAY.name]['answers/s b8']:.2f}")
         ratio = results[NEW.name]["answers/s b8"] / results[TODAY.name]["answers/s b8"]
         print(f"new-default-to-today answers/s ratio (batch 8, {len(items)} questions): {ratio:.2f}")
 

@@ -30,7 +30,8 @@ from .generation import REPETITION_PENALTY, STOP_AT_ANSWER_END, Generation, end_
 from .io import atomic_path
 from .paths import cache_dir
 
-ENGINES = ("transformers", "ct2")  # ModelPool's; OrtGenAIGenerator is used directly
+ENGINES = ("transformers", "ct2", "ortgenai")  # ModelPool's
+ORTGENAI_POOL_PRECISION = "fp32"  # the README's measurement: fp32 writes transformers' text, int4 broke this model
 CT2_QUANTIZATION = "int8"  # the issue's measurement: int8 2.0x fp32 transformers on short prompts; float32 1.4x
 MARKER = "RAGFT_CT2.json"  # written last: a folder without it (or with other hashes) is half-written or stale
 ORTGENAI_MARKER = "RAGFT_ORTGENAI.json"

@@ -157,8 +157,9 @@ class ModelPool:
     its own name and switched per call; a system without adapter runs with the adapters disabled (same weights).
 
     Generation on CPU happens on the full-precision base: 4-bit saves memory in training, not time in inference.
-    engine="ct2" answers with CTranslate2 (`engines.py`; each adapter merged and converted once) where it can; when it
-    cannot, one message says why and every answer comes from transformers.
+    engine="ct2" answers with CTranslate2 int8, engine="ortgenai" with ONNX Runtime GenAI fp32 (`engines.py`; each
+    adapter merged and converted once) where it can; when it cannot, one message says why and every answer comes from
+    transformers.
     """
 
     def __init__(self, dtype=None, engine: str = "transformers"):
@@ -167,7 +168,7 @@ class ModelPool:
         self.dtype = dtype
         self.engine = engine
         self._models: dict[str, list] = {}  # model name -> [model, tok, {adapter folder: adapter name}]
-        self._fast: dict[tuple, engines.Ct2Generator] = {}  # (model name, adapter folder) -> converted model
+        self._fast: dict[tuple, Any] = {}  # (model name, adapter folder) -> Ct2Generator | OrtGenAIGenerator
         self.load_s = 0.0
 
     def get(self, model_name: str, adapter: str | None):
@@ -201,10 +202,10 @@ class ModelPool:
         model.set_adapter(names[key])
         return model, tok, contextlib.nullcontext()
 
-    def fast(self, model_name: str, adapter: str | None) -> engines.Ct2Generator | None:
-        """The CTranslate2 generator for a model and adapter (converted once), or None: transformers answers instead
+    def fast(self, model_name: str, adapter: str | None):
+        """The fast engine's generator for a model and adapter (converted once), or None: transformers answers instead
         (engine "transformers", or the fast engine unavailable: said once, then the pool stays on transformers)."""
-        if self.engine != "ct2":
+        if self.engine == "transformers":
             return None
         key = (model_name, adapter)
         if key not in self._fast:
@@ -214,7 +215,11 @@ class ModelPool:
                     model, tok = load_llm(model_name)
                 else:
                     model, tok = adapters.merge_adapter(adapter), self.get(model_name, None)[1]
-                self._fast[key] = engines.Ct2Generator(engines.converted(model, tok), tok)
+                if self.engine == "ct2":
+                    self._fast[key] = engines.Ct2Generator(engines.converted(model, tok), tok)
+                else:
+                    self._fast[key] = engines.OrtGenAIGenerator(
+                        engines.ortgenai_converted(model, tok, engines.ORTGENAI_POOL_PRECISION), tok)
             except engines.EngineUnavailable as e:
                 print(f"[ragft] fast engine off: {e}. Answering with transformers.")
                 self.engine = "transformers"
@@ -267,7 +272,8 @@ class AnswerCache:
                  "adapter": adapter_hash(system.adapter), "messages": messages,
                  "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()}
         if engine != "transformers":  # another runtime (int8 weights) writes other text: never mixed with these
-            parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION}
+            parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION if engine == "ct2"
+                               else engines.ORTGENAI_POOL_PRECISION}
         return content_key(parts)
 
     def get(self, key: str) -> dict | None:

@@ -87,9 +87,12 @@ def test_engine_not_installed_is_an_engine_unavailable(tmp_path, monkeypatch):
         engines.Ct2Generator(tmp_path, TinyTok())
 
 
-def test_engine_missing_means_one_message_and_the_transformers_path(monkeypatch, capsys):
+@pytest.mark.parametrize("engine,message", [("ct2", "ctranslate2 is not installed"),
+                                            ("ortgenai", "onnxruntime-genai is not installed")])
+def test_engine_missing_means_one_message_and_the_transformers_path(monkeypatch, capsys, engine, message):
     monkeypatch.setitem(sys.modules, "ctranslate2", None)
     monkeypatch.setitem(sys.modules, "ctranslate2.converters", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)
     monkeypatch.setattr(systems, "load_llm", lambda name, dtype=None: (TinyModel(), TinyTok()))
     used = []
 
@@ -98,20 +101,21 @@ def test_engine_missing_means_one_message_and_the_transformers_path(monkeypatch,
         return [Generation("Answer: x.\nSource: numpy.x", 10, 5, 0.1, 0.2) for _ in batch]
 
     monkeypatch.setattr(systems, "generate_chats", transformers_path)
-    pool = systems.ModelPool(engine="ct2")
+    pool = systems.ModelPool(engine=engine)
     chats = [[{"role": "user", "content": "q?"}]] * 2
     for _ in range(2):
         gens = pool.generate_batch(systems.System("base"), chats)
         assert [g.text for g in gens] == ["Answer: x.\nSource: numpy.x"] * 2
     out = capsys.readouterr().out
-    assert out.count("[ragft] fast engine off: ctranslate2 is not installed") == 1 and "Answering with transformers" in out
+    assert out.count(f"[ragft] fast engine off: {message}") == 1 and "Answering with transformers" in out
     assert pool.engine == "transformers" and used == [2, 2]
 
 
 def test_cache_keys_keep_engines_apart():
     s, msgs = systems.System("base"), [{"role": "user", "content": "q?"}]
     assert systems.AnswerCache.key(s, msgs) == systems.AnswerCache.key(s, msgs, "transformers")
-    assert systems.AnswerCache.key(s, msgs, "ct2") != systems.AnswerCache.key(s, msgs)
+    keys = {systems.AnswerCache.key(s, msgs, e) for e in systems.engines.ENGINES}
+    assert len(keys) == len(systems.engines.ENGINES)  # no two runtimes share an answer
 
 
 def test_unknown_engine_is_refused():
