@@ -550,7 +550,11 @@ def file_type_summary(docs: Sequence[Document], chunks: Sequence[Chunk], skipped
         if (meta or {}).get("format"):
             return meta["format"]
         suffix = PurePosixPath(doc_id).suffix.lower()
-        return file_format(doc_id) if suffix in USER_SUFFIXES else (suffix.lstrip(".") or "(none)")
+        if suffix in USER_SUFFIXES:
+            return file_format(doc_id)
+        if (meta or {}).get("kind"):  # a corpus JSONL's API object ("numpy.zeros" has no file suffix): its kind
+            return f"api {meta['kind']}"
+        return suffix.lstrip(".") or "(none)"
 
     type_of = {d.doc_id: kind(d.doc_id, d.metadata) for d in docs}
     lengths = token_lengths(chunks, tokenizer) if chunks else np.zeros(0, np.int64)

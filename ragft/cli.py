@@ -122,9 +122,11 @@ def cmd_index(args) -> int:
 
 def _print_file_types(docs, chunks, skipped) -> None:
     """Per file type: files, chunks, mean and max chunk tokens, files skipped (the reasons are listed above)."""
-    print(f"{'type':10s} {'files':>6s} {'chunks':>7s} {'mean tok':>9s} {'max tok':>8s} {'skipped':>8s}", file=sys.stderr)
-    for r in file_type_summary(docs, chunks, skipped):
-        print(f"{r['type']:10s} {r['files']:6d} {r['chunks']:7d} {r['mean_tokens']:9.1f} {r['max_tokens']:8d} "
+    rows = file_type_summary(docs, chunks, skipped)
+    w = max([10, *(len(r["type"]) for r in rows)])
+    print(f"{'type':{w}s} {'files':>6s} {'chunks':>7s} {'mean tok':>9s} {'max tok':>8s} {'skipped':>8s}", file=sys.stderr)
+    for r in rows:
+        print(f"{r['type']:{w}s} {r['files']:6d} {r['chunks']:7d} {r['mean_tokens']:9.1f} {r['max_tokens']:8d} "
               f"{r['skipped']:8d}", file=sys.stderr)
 
 

@@ -278,3 +278,11 @@ def test_file_type_summary_counts_files_chunks_tokens_and_skips(tok):
     assert rows["markdown"]["chunks"] == len(md)
     assert rows["markdown"]["max_tokens"] == int(token_lengths(md, tok).max())
     assert rows["markdown"]["mean_tokens"] == pytest.approx(float(token_lengths(md, tok).mean()))
+
+
+def test_file_type_summary_groups_api_objects_by_kind_not_by_the_dotted_name():
+    docs = [Document("numpy.zeros", "numpy.zeros(shape)\n\nReturn zeros.", "numpy.zeros", {"kind": "function"}),
+            Document("numpy.ones", "numpy.ones(shape)\n\nReturn ones.", "numpy.ones", {"kind": "function"}),
+            Document("numpy.ndarray", "numpy.ndarray\n\nAn array.", "numpy.ndarray", {"kind": "class"})]
+    rows = {r["type"]: r for r in file_type_summary(docs, chunk_documents(docs, "structure"))}
+    assert set(rows) == {"api function", "api class"} and rows["api function"]["files"] == 2
