@@ -55,47 +55,27 @@ def test_minilm_encoder_caches_on_disk(tmp_path):
     assert v1[0] @ v1[1] > v1[0] @ v1[2]  # two NumPy sentences are closer to each other than to cats
 
 
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not is_available("minilm") or not _has_onnxruntime(),
-                    reason="needs the MiniLM package and the onnx extra (onnxruntime, onnx)")
-def test_onnx_backends_match_torch_and_cache_apart(tmp_path):
-    torch_enc = Encoder(cache_folder=tmp_path)
-    ref = torch_enc.encode(TEXTS, show_progress=False)
-    for backend, min_cos in (("onnx", 0.9999), ("onnx-int8", 0.9)):
-        enc = Encoder(cache_folder=tmp_path, backend=backend)
-        assert enc.model_id == f"{torch_enc.model_id}-{backend}"
-        v = enc.encode(TEXTS, show_progress=False)
-        assert enc.stats["computed"] == 3, "a backend never reads another backend's cached vectors"
-        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
-        assert np.sum(v * ref, axis=1).min() >= min_cos, backend
-        assert v[0] @ v[1] > v[0] @ v[2]
-        assert encoder_for_model_id(enc.model_id).backend == backend
-    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == sorted(
-        f"{torch_enc.model_id}{s}.sqlite" for s in ("", "-onnx", "-onnx-int8"))
-    assert encoder_for_model_id(torch_enc.model_id).backend == "torch"
-    with pytest.raises(ValueError, match="backend"):
-        Encoder(backend="tensorrt")
-
-
 def _has(*modules: str) -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
+BACKEND_FAMILIES = {  # extra: (its modules, [(backend, lowest cosine to torch)])
+    "onnx": (("onnxruntime", "onnx"), [("onnx", 0.9999), ("onnx-int8", 0.9)]),
+    "openvino": (("openvino", "onnx", "nncf"), [("openvino", 0.999), ("openvino-int8", 0.95)]),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not is_available("minilm") or not _has("openvino", "onnx", "nncf"),
-                    reason="needs the MiniLM package and the openvino extra (openvino, nncf, onnx)")
-def test_openvino_backends_match_torch_and_cache_apart(tmp_path):
+@pytest.mark.parametrize("extra", sorted(BACKEND_FAMILIES))
+def test_backends_match_torch_and_cache_apart(tmp_path, extra):
+    modules, backends = BACKEND_FAMILIES[extra]
+    if not is_available("minilm") or not _has(*modules):
+        pytest.skip(f"needs the MiniLM package and the {extra} extra ({', '.join(modules)})")
     torch_enc = Encoder(cache_folder=tmp_path)
     ref = torch_enc.encode(TEXTS, show_progress=False)
-    for backend, min_cos in (("openvino", 0.999), ("openvino-int8", 0.95)):
+    for backend, min_cos in backends:
         enc = Encoder(cache_folder=tmp_path, backend=backend)
         assert enc.model_id == f"{torch_enc.model_id}-{backend}"
         v = enc.encode(TEXTS, show_progress=False)
@@ -104,9 +84,16 @@ def test_openvino_backends_match_torch_and_cache_apart(tmp_path):
         assert np.sum(v * ref, axis=1).min() >= min_cos, backend
         assert v[0] @ v[1] > v[0] @ v[2]
         assert encoder_for_model_id(enc.model_id).backend == backend
-        assert enc.model.path.exists() and enc.model.path.with_suffix(".bin").exists()  # converted once, cached
+        if extra == "openvino":
+            assert enc.model.path.exists() and enc.model.path.with_suffix(".bin").exists()  # converted once, cached
     assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == sorted(
-        f"{torch_enc.model_id}{s}.sqlite" for s in ("", "-openvino", "-openvino-int8"))
+        f"{torch_enc.model_id}{s}.sqlite" for s in ("", *(f"-{b}" for b, _ in backends)))
+    assert encoder_for_model_id(torch_enc.model_id).backend == "torch"
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        Encoder(backend="tensorrt")
 
 
 def test_openvino_backend_without_its_extra_names_what_to_install(monkeypatch):

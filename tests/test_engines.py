@@ -124,15 +124,22 @@ def test_unknown_engine_is_refused():
 
 
 @pytest.mark.slow
-def test_ct2_float32_answers_like_transformers(small_llm, tmp_path):
-    """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end): the same answer in float32."""
-    pytest.importorskip("ctranslate2")
+@pytest.mark.parametrize("engine", ["ct2 float32", "ortgenai fp32"])
+def test_fast_engine_in_full_precision_answers_like_transformers(small_llm, tmp_path, engine):
+    """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end): the same answer in full
+    precision (same prompt tokens, same stop)."""
     from ragft import generation, house
 
+    name, precision = engine.split()
+    for module in {"ct2": ["ctranslate2"], "ortgenai": ["onnxruntime_genai", "onnx_ir"]}[name]:
+        pytest.importorskip(module)
     model, tok = small_llm
     chats = [generation.chat_messages(q, house.SYSTEM_PROMPT) for q in ("What does `np.sort` do?", "What replaces np.float_?")]
     want = systems.generate_chats(model, tok, chats, 40)
-    fast = engines.Ct2Generator(engines.converted(model, tok, "float32", tmp_path), tok)
+    if name == "ct2":
+        fast = engines.Ct2Generator(engines.converted(model, tok, precision, tmp_path), tok)
+    else:
+        fast = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, precision, tmp_path), tok)
     got = fast.generate_chats(chats, 40)
     assert [g.text for g in got] == [g.text for g in want]
     assert [g.n_new_tokens for g in got] == [g.n_new_tokens for g in want]
@@ -162,20 +169,3 @@ def test_ortgenai_greedy_search_options_match_transformers_greedy():
     s = engines.ORTGENAI_SEARCH
     assert s["do_sample"] is False and s["num_beams"] == 1 and s["top_k"] == 1
     assert s["repetition_penalty"] == (engines.REPETITION_PENALTY or 1.0) == 1.0
-
-
-@pytest.mark.slow
-def test_ortgenai_fp32_answers_like_transformers(small_llm, tmp_path):
-    """Greedy fp32 on ONNX Runtime GenAI gives transformers' answers (same prompt tokens, same stop)."""
-    pytest.importorskip("onnxruntime_genai")
-    pytest.importorskip("onnx_ir")
-    from ragft import generation, house
-
-    model, tok = small_llm
-    chats = [generation.chat_messages(q, house.SYSTEM_PROMPT) for q in ("What does `np.sort` do?", "What replaces np.float_?")]
-    want = systems.generate_chats(model, tok, chats, 40)
-    fast = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, "fp32", tmp_path), tok)
-    got = fast.generate_chats(chats, 40)
-    assert [g.text for g in got] == [g.text for g in want]
-    assert [g.n_new_tokens for g in got] == [g.n_new_tokens for g in want]
-    assert all(g.n_prompt_tokens == w.n_prompt_tokens for g, w in zip(got, want, strict=True))
