@@ -3,7 +3,7 @@
 MiniLM runs on one of BACKENDS: "torch" (sentence-transformers, the default), ONNX Runtime ("onnx", "onnx-int8":
 the model exported offline from the same installed folder, int8 by dynamic quantization; the `onnx` extra), or OpenVINO
 ("openvino": the same ONNX export, run at the CPU's default inference precision, bf16 where the CPU has it natively;
-"openvino-int8": statically quantized to int8 by NNCF, calibrated on chunks of the shipped NumPy corpus; the `openvino`
+"openvino-int8": statically quantized to int8 by NNCF, calibrated on paragraphs of the shipped NumPy corpus; the `openvino`
 extra). Converted models are cached in the user cache, keyed by the model files' hash, backend and quantization.
 The cache (one SQLite file per model and backend under `cache_dir("embeddings")`, keyed by the model files' hash, the
 backend and the text's sha256) means a re-run, or a knowledge update that leaves most text unchanged, embeds nothing
@@ -336,14 +336,15 @@ class OnnxEmbedder:
 
 
 # -------------------------------------------------------------------------------------------------- OpenVINO backend
-CALIBRATION_TEXTS = 300  # chunks of the shipped NumPy corpus that calibrate int8 (not the questions' documents)
+CALIBRATION_TEXTS = 300  # paragraphs of the shipped NumPy corpus that calibrate int8 (not the questions' documents)
 
 
 def _calibration_texts(n: int = CALIBRATION_TEXTS) -> list[str]:
-    from .chunking import chunk_documents
+    """n paragraphs (blank-line separated, >= 40 characters) of the shipped NumPy corpus, chosen by a fixed seed: the
+    kind of text an index embeds. (Not chunks: chunking imports this module, for semantic chunking.)"""
     from .corpus import load_corpus
 
-    texts = [c.embed_text for c in chunk_documents(load_corpus(), "structure")]
+    texts = [p.strip() for d in load_corpus() for p in d.text.split("\n\n") if len(p.strip()) >= 40]
     picks = np.random.default_rng(0).choice(len(texts), size=min(n, len(texts)), replace=False)
     return [texts[i] for i in sorted(picks)]
 
@@ -351,7 +352,7 @@ def _calibration_texts(n: int = CALIBRATION_TEXTS) -> list[str]:
 def export_openvino(folder: Path, quantized: bool = False) -> Path:
     """The model in `folder` as OpenVINO IR (from the offline ONNX export, see `export_onnx`), cached in the user cache
     keyed by the model files' hash; quantized=True quantizes weights and activations to int8 (NNCF post-training
-    quantization for transformers, calibrated on CALIBRATION_TEXTS NumPy chunks: about a minute on 2 cores, once).
+    quantization for transformers, calibrated on CALIBRATION_TEXTS NumPy paragraphs: about a minute on 2 cores, once).
     Written to a temporary folder and renamed, so an interrupted conversion never leaves a half-written model."""
     import openvino as ov
 
