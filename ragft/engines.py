@@ -1,8 +1,8 @@
 """Optional fast CPU engines for batch answering: CTranslate2 (PyPI `ctranslate2`, extra `fast`), plugged in behind
 `systems.ModelPool(engine="ct2")`, and ONNX Runtime GenAI (PyPI `onnxruntime-genai` and `onnx-ir`, which its model
-builder imports; `OrtGenAIGenerator`, measured in benchmarks/generation.py, not wired into `ModelPool`). A model (the base, or an adapter merged into it with `adapters.merge_adapter`) is
-converted once and cached under `cache_dir("ct2")` (`cache_dir("ortgenai")`), keyed by the sha256 of its weights; a cached conversion that is
-half-written or whose files no longer match the hashes recorded when it was written is rebuilt.
+builder imports), behind `ModelPool(engine="ortgenai")`. A model (the base, or an adapter merged into it with
+`adapters.merge_adapter`) is converted once and cached under `cache_dir("ct2")` (`cache_dir("ortgenai")`), keyed by
+the sha256 of its weights; a cached conversion that is half-written or whose files no longer match the hashes recorded when it was written is rebuilt.
 
 It does not train and does not switch adapters live (each adapter is merged and converted once): training and the
 dashboard's adapter switch stay on transformers. It is not the default: see the README's "Generation speed" for the
@@ -111,6 +111,24 @@ def _converted(model, tok, quantization: str, root: Path, convert: Callable[[Pat
     return out
 
 
+def _prompt_ids(tok, chat: list[dict]) -> list[int]:
+    return tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+
+
+def _answer_ended(tok, ids: list[int]) -> bool:
+    """True when the last token generated ends a line that ends the answer (`generation.end_of_answer`)."""
+    return "\n" in tok.decode(ids[-1:]) and end_of_answer(tok.decode(ids, skip_special_tokens=True)) is not None
+
+
+def _generation(tok, ids: list[int], logprobs: list[float], prompt: list[int], stop_at_answer_end: bool, ttft: float,
+                total: float, batch_size: int) -> Generation:
+    """One reply of a fast engine as `generation.Generation`, cut at the answer's end as transformers' replies are."""
+    text = tok.decode(ids, skip_special_tokens=True).strip()
+    return Generation(text=generation.cut_after_answer(text) if stop_at_answer_end else text, n_prompt_tokens=len(prompt),
+                      n_new_tokens=len(ids), ttft_s=ttft, total_s=total,
+                      mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None, batch_size=batch_size)
+
+
 class Ct2Generator:
     """Greedy answers to chat prompts with a converted model: the `systems.generate_chats` contract, per-batch timings."""
 
@@ -128,8 +146,7 @@ class Ct2Generator:
 
     def _batch(self, chats: list[list[dict]], max_new_tokens: int, stop_at_answer_end: bool) -> list[Generation]:
         tok = self.tok
-        prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-                   for m in chats]
+        prompts = [_prompt_ids(tok, m) for m in chats]
         new_ids: list[list[int]] = [[] for _ in chats]
         logprobs: list[list[float]] = [[] for _ in chats]
         first: list[float] = []
@@ -140,9 +157,7 @@ class Ct2Generator:
             new_ids[r.batch_id].append(r.token_id)
             if r.log_prob is not None:
                 logprobs[r.batch_id].append(r.log_prob)
-            if stop_at_answer_end and "\n" in tok.decode([r.token_id]):
-                return end_of_answer(tok.decode(new_ids[r.batch_id], skip_special_tokens=True)) is not None
-            return False
+            return stop_at_answer_end and _answer_ended(tok, new_ids[r.batch_id])
 
         t0 = time.perf_counter()
         self.generator.generate_batch([tok.convert_ids_to_tokens(p) for p in prompts], max_length=max_new_tokens,
@@ -150,14 +165,8 @@ class Ct2Generator:
                                       include_prompt_in_result=False, end_token=tok.eos_token, callback=step)
         total = time.perf_counter() - t0
         ttft = (first[0] - t0) if first else total
-        out = []
-        for ids, lps, p in zip(new_ids, logprobs, prompts, strict=True):
-            text = tok.decode(ids, skip_special_tokens=True).strip()
-            out.append(Generation(
-                text=generation.cut_after_answer(text) if stop_at_answer_end else text, n_prompt_tokens=len(p),
-                n_new_tokens=len(ids), ttft_s=ttft, total_s=total,
-                mean_logprob=sum(lps) / len(lps) if lps else None, batch_size=len(chats)))
-        return out
+        return [_generation(tok, ids, lps, p, stop_at_answer_end, ttft, total, len(chats))
+                for ids, lps, p in zip(new_ids, logprobs, prompts, strict=True)]
 
     def generate_chats(self, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 1,
                        stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
@@ -167,8 +176,7 @@ class Ct2Generator:
         shortest one and feeds the rest one decode step at a time, so ragged RAG prompts (~600 tokens) were slower
         batched (measured: 0.12 answers/s at 8 vs 0.28 one by one, SmolLM2-135M int8, one thread).
         """
-        if any(not m or not str(m[-1].get("content", "")).strip() for m in batch):
-            raise ValueError("empty question in the batch: every chat needs a non-empty last message")
+        generation.check_chats(batch)
         out: list[Generation] = []
         for start in range(0, len(batch), batch_size):
             out += self._batch(batch[start:start + batch_size], max_new_tokens, stop_at_answer_end)
@@ -239,7 +247,7 @@ class OrtGenAIGenerator:
         import numpy as np
 
         og, tok = self.og, self.tok
-        prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        prompt = _prompt_ids(tok, chat)
         params = og.GeneratorParams(self.model)
         params.set_search_options(**ORTGENAI_SEARCH, batch_size=1, max_length=len(prompt) + max_new_tokens)
         ids: list[int] = []
@@ -257,15 +265,10 @@ class OrtGenAIGenerator:
             ids.append(token)
             top = logits.max()
             logprobs.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
-            if stop_at_answer_end and "\n" in tok.decode([token]) and \
-                    end_of_answer(tok.decode(ids, skip_special_tokens=True)) is not None:
+            if stop_at_answer_end and _answer_ended(tok, ids):
                 break
         total = time.perf_counter() - t0
-        text = tok.decode(ids, skip_special_tokens=True).strip()
-        return Generation(text=generation.cut_after_answer(text) if stop_at_answer_end else text,
-                          n_prompt_tokens=len(prompt), n_new_tokens=len(ids), ttft_s=(first or t0 + total) - t0,
-                          total_s=total, mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          batch_size=1)
+        return _generation(tok, ids, logprobs, prompt, stop_at_answer_end, (first or t0 + total) - t0, total, 1)
 
     def generate_chats(self, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 1,
                        stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
@@ -273,6 +276,5 @@ class OrtGenAIGenerator:
 
         One by one: the builder's config pads with the EOS id (2, `<|im_end|>`), which every chat prompt also contains,
         so a padded ragged batch may mask real prompt tokens (batched ONNX Runtime GenAI was not measured)."""
-        if any(not m or not str(m[-1].get("content", "")).strip() for m in batch):
-            raise ValueError("empty question in the batch: every chat needs a non-empty last message")
+        generation.check_chats(batch)
         return [self._one(m, max_new_tokens, stop_at_answer_end) for m in batch]

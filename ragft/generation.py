@@ -199,6 +199,12 @@ def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_samp
                          stop_at_answer_end)[0]
 
 
+def check_chats(batch: list[list[dict]]) -> None:
+    """Refuse a batch holding a chat whose last message is empty (every runtime's generate_chats calls this)."""
+    if any(not m or not str(m[-1].get("content", "")).strip() for m in batch):
+        raise ValueError("empty question in the batch: every chat needs a non-empty last message")
+
+
 def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80, batch_size: int = 8,
                    show_progress: bool = False, repetition_penalty: float | None = REPETITION_PENALTY,
                    stop_at_answer_end: bool = STOP_AT_ANSWER_END) -> list[Generation]:
@@ -209,8 +215,7 @@ def generate_batch(model, tok, batch: list[list[dict]], max_new_tokens: int = 80
     """
     from tqdm.auto import tqdm
 
-    if any(not m or not str(m[-1].get("content", "")).strip() for m in batch):
-        raise ValueError("empty question in the batch: every chat needs a non-empty last message")
+    check_chats(batch)
     order = sorted(range(len(batch)), key=lambda i: _n_tokens(tok, batch[i]))  # similar lengths pad less
     out: list[Generation | None] = [None] * len(batch)
     side = tok.padding_side
