@@ -1,7 +1,7 @@
 """The RAFT recipe, decided on dev: what a training pair WITHOUT its gold passage should say (the paper's real answer
 vs this project's abstention), and the learning rate, measured on the arms' own answering path.
 
-Each recipe trains the RAFT arm's adapter exactly as notebook 05 does (`systems.ArmSettings` -> `pairs.raft_training_set`
+Each recipe trains the RAFT arm's adapter exactly as notebook 05 does (`systems.ArmSettings` -> `systems.raft_data`
 on the task pairs, BM25 passages from NumPy 2.4.6, never a document the QA set asks about), then answers the same dev
 questions with the same retriever (hybrid over a 2.4.6 subset: the questions' gold documents plus distractors, top 3,
 300-character passages, no system prompt, greedy). Per recipe: accuracy with its Wilson interval, answerable accuracy,
@@ -39,7 +39,6 @@ import pandas as pd  # noqa: E402
 from ragft import evaluation, finetune, stats, systems  # noqa: E402
 from ragft.corpus import load_corpus  # noqa: E402
 from ragft.datasets import load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
-from ragft.pairs import qa_documents, raft_training_set  # noqa: E402
 from ragft.paths import CURRENT_VERSION  # noqa: E402
 from ragft.retrievers import build_retriever  # noqa: E402
 
@@ -65,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     items = sample(load_qa("dev"), args.n_dev)
     docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
     retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
-    exclude = qa_documents()
     print(f"{len(task)} task pairs; {len(items)} dev questions; hybrid index over {len(docs)} NumPy {CURRENT_VERSION} "
           f"documents; {args.steps} steps per recipe")
 
@@ -73,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     for target, lr in product(targets, lrs):
         arm = replace(base, raft_no_oracle_target=target)
         name = f"raft, no-oracle target {target}, lr {lr:g}"
-        data = raft_training_set(task, arm.train_steps * arm.raft_batch_size, arm.raft(), version=CURRENT_VERSION,
-                                 exclude_docs=exclude)
+        data = systems.raft_data(task, arm, "task")
         t0 = time.perf_counter()
         path = finetune.train_or_load_adapter(data, arm.lora(), replace(arm.raft_train(), lr=lr), show_progress=True)
         log = finetune.read_training_log(path)

@@ -33,12 +33,12 @@ from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
-from .pairs import NO_ORACLE_TARGETS, qa_documents, raft_training_set
-from .paths import CURRENT_VERSION, OLD_VERSION, task_pairs_path
+from .pairs import NO_ORACLE_TARGETS
+from .paths import task_pairs_path
 from .pipeline import RagConfig, RagPipeline
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
-from .systems import ArmSettings
+from .systems import ArmSettings, raft_data
 
 EXIT_USAGE = 2
 
@@ -417,10 +417,7 @@ def cmd_train(args) -> int:
     if args.raft:  # the RAFT arm's settings (systems.ArmSettings): one pair per example, longer prompts
         arm = ArmSettings(llm=args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps,
                           **({"raft_no_oracle_target": args.no_oracle_target} if args.no_oracle_target else {}))
-        built_in = args.pairs is None
-        pairs = raft_training_set(pairs, args.steps * arm.raft_batch_size, arm.raft(),
-                                  version=CURRENT_VERSION if built_in else OLD_VERSION, show_progress=not args.quiet,
-                                  exclude_docs=qa_documents() if built_in else ())
+        pairs = raft_data(pairs, arm, None if args.pairs else "task", show_progress=not args.quiet)
         train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr else {}))
     lora = finetune.LoraSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha)
     if args.quiet:  # transformers' "Loading weights" bar too (imported here: it takes a second, see _load_model)

@@ -569,20 +569,28 @@ class TunedAdapters:
     raft_build_s: float
 
 
+def raft_data(pairs: Sequence[dict], settings: ArmSettings, training_set: str | None,
+              show_progress: bool = False) -> list[dict]:
+    """The RAFT arm's training pairs made from `pairs`, one per training example (`steps * raft_batch_size`): BM25
+    passages from the release a built-in `training_set` was written from (for the task pairs never a document the QA
+    set asks about), or from 1.26.4 for your own pairs (training_set None)."""
+    version = TRAINING_SETS[training_set][1] if training_set else OLD_VERSION
+    return raft_training_set(pairs, settings.train_steps * settings.raft_batch_size, settings.raft(), version=version,
+                             show_progress=show_progress, exclude_docs=qa_documents() if training_set == "task" else ())
+
+
 def tuned_adapters(settings: ArmSettings, show_progress: bool = True) -> TunedAdapters:
-    """Train (or load from the adapter cache) the fine-tuned arm's adapter on the house-style pairs and the RAFT arm's
-    on RAFT pairs, one pair per training example (`steps * raft_batch_size` of them)."""
-    path, version = TRAINING_SETS[settings.pairs]
-    pairs, _ = load_train_pairs(path())
+    """Train (or load from the adapter cache) the fine-tuned arm's adapter on `settings.pairs` and the RAFT arm's on
+    RAFT pairs made from them (`raft_data`)."""
+    pairs, _ = load_train_pairs(TRAINING_SETS[settings.pairs][0]())
     sft = finetune.train_or_load_adapter(pairs, settings.lora(), settings.sft_train(), model_name=settings.llm,
                                          show_progress=show_progress)
     t0 = time.perf_counter()
-    raft_data = raft_training_set(pairs, settings.train_steps * settings.raft_batch_size, settings.raft(), version=version,
-                                  exclude_docs=qa_documents() if settings.pairs == "task" else ())
+    raft_pairs = raft_data(pairs, settings, settings.pairs)
     raft_build_s = time.perf_counter() - t0
-    raft = finetune.train_or_load_adapter(raft_data, settings.lora(), settings.raft_train(), model_name=settings.llm,
+    raft = finetune.train_or_load_adapter(raft_pairs, settings.lora(), settings.raft_train(), model_name=settings.llm,
                                           show_progress=show_progress)
-    return TunedAdapters(sft, raft, finetune.read_training_log(sft), finetune.read_training_log(raft), raft_data,
+    return TunedAdapters(sft, raft, finetune.read_training_log(sft), finetune.read_training_log(raft), raft_pairs,
                          raft_build_s)
 
 
