@@ -50,12 +50,15 @@ class PairSettings:
     """What goes into the task pairs. Nothing here is truth: the facts come from the corpora.
 
     abstain_share: share of abstention pairs in the final set (RAFT uses none, Meta's RAFT recipe 5%; a larger share
-    makes a small adapter collapse onto the fixed reply). max_per_kind caps each kind so no one shape floods the set.
+    makes a small adapter collapse onto the fixed reply). max_per_kind caps each kind so no one shape floods the set:
+    reverse lookups are the easiest facts to mine (250+), so they are capped at 130, near the share of unchanged
+    questions in the QA set, and the rarer shapes (removed, changed_param) keep a real share of the first pairs that a
+    short run trains on.
     """
 
     abstain_share: float = 0.10
     max_per_kind: dict = field(default_factory=lambda: {"removed": 200, "added": 200, "changed_param": 250,
-                                                         "unchanged": 450})
+                                                         "unchanged": 130})
     max_summary_chars: int = 300
     max_device_pairs: int = 6  # dozens of functions only gained `device`: a few teach the shape, more teach one word
     max_ma_pairs: int = 60  # numpy.ma wrappers gained many explicit parameters in 2.x: keep them from dominating
@@ -179,12 +182,19 @@ def removal_notice_pairs(apis: dict[str, dict[str, Document]], banned: set[str])
         advice = _first_sentence(d.metadata.get("advice", ""))
         if short(d.metadata["name"]) in banned or not advice or api_names(advice) & banned:
             continue
-        prompt = REMOVED_TEMPLATES[_h(old) % len(REMOVED_TEMPLATES)].format(old=f"np.{old}", current=CURRENT_VERSION)
         sentence = f"`np.{old}` was removed in NumPy 2.0: {advice}"
         facts = [t for t in re.findall(r"`+([^`]+)`+", advice)][:1]
-        out.append(_pair("removed", "removal_notice", old, prompt, sentence, _advice_code(advice, old), d,
-                         CURRENT_VERSION, facts))
+        for i, prompt in enumerate(_removed_prompts(f"np.{old}")):
+            out.append(_pair("removed", "removal_notice", f"{old}#{i}", prompt, sentence, _advice_code(advice, old), d,
+                             CURRENT_VERSION, facts))
     return out
+
+
+def _removed_prompts(old: str) -> list[str]:
+    """Every phrasing the QA set uses for a replacement question. Removals outside the QA set are few (a dozen against
+    its 47 removed items), so each fact is asked in all three shapes rather than one: the question shape is what the
+    small model learns to read (measured in benchmarks/raft_recipe.py --pairs)."""
+    return [t.format(old=old, current=CURRENT_VERSION) for t in REMOVED_TEMPLATES]
 
 
 _DEPRECATED = re.compile(
@@ -229,15 +239,16 @@ def deprecation_pairs(apis: dict[str, dict[str, Document]], banned: set[str]) ->
             gone = name not in apis[CURRENT_VERSION]
             when = "NumPy 2.0" if name not in apis[NUMPY_VERSIONS[1]] else f"NumPy {CURRENT_VERSION}"
             if gone:
-                prompt = REMOVED_TEMPLATES[_h(name) % len(REMOVED_TEMPLATES)].format(old=short(name), current=CURRENT_VERSION)
+                prompts = _removed_prompts(short(name))
                 sentence = f"`{short(name)}` was deprecated and removed by {when}; use `{rep}` instead."
             else:
-                prompt = DEPRECATED_TEMPLATE.format(old=short(name), version=v)
+                prompts = [DEPRECATED_TEMPLATE.format(old=short(name), version=v)]
                 sentence = f"`{short(name)}` is deprecated; use `{rep}` instead."
             target = apis[CURRENT_VERSION].get("numpy." + rep.removeprefix("np.").split("(")[0])
             code = _clean_code(target, banned | {short(name)}, rep if "(" in rep else f"{rep}  # replaces {short(name)}")
-            out.append(_pair("removed", "deprecation", name.removeprefix("numpy."), prompt, sentence, code, doc, v,
-                             [rep.split("(")[0]]))
+            for i, prompt in enumerate(prompts):
+                key = name.removeprefix("numpy.") + (f"#{i}" if gone else "")
+                out.append(_pair("removed", "deprecation", key, prompt, sentence, code, doc, v, [rep.split("(")[0]]))
     return out
 
 
