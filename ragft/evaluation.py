@@ -478,15 +478,15 @@ def _paired_values(results, a: str, b: str, col: str, subset: str) -> tuple[list
     return [va[i] for i in ids], [vb[i] for i in ids]
 
 
-def story(results, seed: int = 0) -> list[dict]:
-    """The project's expected story as claims, each decided by a paired comparison on the same questions of `results`
-    (the rows of `systems.compare`): claim, the two arms, n, each arm's share, the difference with its 95% interval,
-    McNemar's p, and the verdict: "supported", "contradicted", "not separable at this n", or "not tested" when an arm
-    is missing or no question is shared."""
+def story(results, seed: int = 0, claims: Sequence[tuple] = CLAIMS) -> list[dict]:
+    """The project's expected story as claims (`CLAIMS`, or others of the same shape), each decided by a paired
+    comparison on the same questions of `results` (the rows of `systems.compare`): claim, the two arms, n, each arm's
+    share, the difference with its 95% interval, McNemar's p, and the verdict: "supported", "contradicted", "not
+    separable at this n", or "not tested" when an arm is missing or no question is shared."""
     from .stats import compare
 
     out = []
-    for text, a, b, col, subset, margin in CLAIMS:
+    for text, a, b, col, subset, margin in claims:
         x, y = _paired_values(results, a, b, col, subset)
         row = {"claim": text, "a": a, "b": b, "metric": col, "questions": subset, "margin": margin, "n": len(x)}
         if not x:

@@ -67,6 +67,9 @@ def test_story_decides_claims_by_paired_comparisons():
     assert claims[evaluation.CLAIMS[2][0]]["verdict"] == "not tested"  # no fine-tuned arm in these rows
     few = pd.DataFrame([r for r in rows if r["id"] in ("removed:x0", "removed:x1")])
     assert {c["verdict"] for c in evaluation.story(few) if c["n"]} == {"not separable at this n"}
+    # a claim of the caller's own (notebook 05's systems over models): the weaker arm loses, so "contradicted"
+    own = evaluation.story(pd.DataFrame(rows), claims=[("base beats rag", "base", "rag", "correct", "all", None)])
+    assert [(c["claim"], c["verdict"], c["n"]) for c in own] == [("base beats rag", "contradicted", 30)]
 
 
 def test_arms_table_carries_intervals_and_reading_rate():
