@@ -31,6 +31,14 @@ kept out of the distractors), `--target answer --pairs <the 416 pairs before> --
 questions each) the rebalanced pairs answer removed 2 vs 1 and changed_param 2 vs 1, unchanged 6 vs 7, added 3 vs 4.
 The same recipe on the same old pairs gave 0.60 above and 0.525 here: the distractor draw alone moves 40 dev questions
 by about 3, so a difference below ~0.15 at this n is noise.
+
+The dev sweep on the rebalanced pairs, same evening (`--target answer --lr 5e-4 --lr 1e-3 --lr 2e-3`, 1,437 s; then
+`--target answer --abstain-share 0.05 --abstain-share 0.1 --abstain-share 0.2`, 1,445 s):
+lr 5e-4 0.45 [0.31, 0.60] (format 0.78, abstention recall 0.38, reading 0.50); lr 1e-3 0.525 [0.375, 0.671] (format
+0.93, abstention 1.00 / 1.00, reading 0.43); lr 2e-3 0.45 (format 0.50, abstention precision 0.89); 1e-3 - 5e-4
++0.075 [-0.075, +0.225], p = 0.55, not separable: 1e-3 kept (the only one with format >= 0.90 and abstention 1.00).
+Abstention share 0.05: 0.275 [0.16, 0.43] (never abstains); 0.10: 0.525 (format 0.93); 0.20: 0.525 (format 0.83);
+0.10 - 0.05 +0.25 [+0.075, +0.425], McNemar 12 fixed / 2 broken, p = 0.013, supported: 0.10 kept.
 """
 
 from __future__ import annotations
