@@ -43,18 +43,20 @@ def main(argv: list[str] | None = None) -> None:
     for engine in ["transformers", *args.engine]:
         pool = systems.ModelPool(engine=engine)
         t0 = time.perf_counter()
-        rows = systems.ask(questions[0], arms, pool=pool, cache=False)
+        systems.ask(questions[0], arms, pool=pool, cache=False)
         cold = time.perf_counter() - t0
-        warm, tokens = [], []
+        warm, tokens, gated = [], [], 0
         for q in questions[1:]:
             t0 = time.perf_counter()
             rows = systems.ask(q, arms, pool=pool, cache=False)
             warm.append(time.perf_counter() - t0)
-            tokens += [int(t) for t in rows["prompt_tokens"].fillna(0)]
+            tokens += [int(t) for t, g in zip(rows["prompt_tokens"], rows["gated"], strict=True) if not g]
+            gated += int(rows["gated"].sum())  # the threshold abstained: no prompt, no generation
         results[engine] = statistics.median(warm)
         print(f"[{engine}] first question (models loaded on first use) {cold:.1f} s; five arms warm: median "
               f"{results[engine]:.1f} s (min {min(warm):.1f}, max {max(warm):.1f}); mean prompt "
-              f"{statistics.mean(tokens):.0f} tokens", flush=True)
+              f"{statistics.mean(tokens) if tokens else 0:.0f} tokens over the {len(tokens)} answers generated "
+              f"({gated} abstained by the threshold)", flush=True)
     for engine, s in results.items():
         print(f"{engine}: {s:.1f} s for five arms warm ({results['transformers'] / s:.2f}x transformers)")
 

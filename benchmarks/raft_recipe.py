@@ -83,15 +83,16 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.perf_counter()
     base = systems.ArmSettings(train_steps=args.steps)
     lrs = args.lr or [base.raft_lr]
-    pair_sets = {f.name: load_train_pairs(f)[0] for f in args.pairs}  # label -> pairs
+    pair_sets = {str(f): load_train_pairs(f)[0] for f in args.pairs}  # label -> pairs (two files never share a label)
     for share in args.abstain_share:
         pair_sets[f"abstain share {share:g}"] = pair_builder.build_pairs(pair_builder.PairSettings(abstain_share=share))
     pair_sets = pair_sets or {"task pairs": load_train_pairs(systems.TRAINING_SETS["task"][0]())[0]}
     items = sample(load_qa("dev"), args.n_dev)
     docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
     retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
-    print(f"{len(pair_sets)} pair set(s) ({', '.join(f'{k}: {len(v)}' for k, v in pair_sets.items())}); {len(items)} dev questions; hybrid index over {len(docs)} NumPy {CURRENT_VERSION} "
-          f"documents; {args.steps} steps per recipe")
+    sets = ", ".join(f"{label}: {len(pairs)}" for label, pairs in pair_sets.items())
+    print(f"{len(pair_sets)} pair set(s) ({sets}); {len(items)} dev questions; hybrid index over {len(docs)} NumPy "
+          f"{CURRENT_VERSION} documents; {args.steps} steps per recipe")
 
     pool, frames, names = systems.ModelPool(), [], []
     for (label, task), target, lr in product(pair_sets.items(), targets, lrs):
