@@ -1,18 +1,23 @@
 """The RAFT recipe, decided on dev: what a training pair WITHOUT its gold passage should say (the paper's real answer
-vs this project's abstention), and the learning rate, measured on the arms' own answering path.
+vs this project's abstention), the learning rate, the pairs, quote-then-answer, and (answering only) where the best
+passage sits and how many passages, measured on the arms' own answering path.
 
 Each recipe trains the RAFT arm's adapter exactly as notebook 05 does (`systems.ArmSettings` -> `systems.raft_data`
 on the task pairs, BM25 passages from NumPy 2.4.6, never a document the QA set asks about), then answers the same dev
 questions with the same retriever (hybrid over a 2.4.6 subset: the questions' gold documents plus distractors, top 3,
 300-character passages, no system prompt, greedy). Per recipe: accuracy with its Wilson interval, answerable accuracy,
 reading rate (correct when a gold document was in the prompt), abstention recall and precision, format compliance; then
-every recipe against the first, paired on the same questions (bootstrap interval and McNemar). Asserts nothing: one
+every answering variant against its recipe's first and every recipe against the first, paired on the same questions
+(bootstrap interval and McNemar). Asserts nothing: one
 run is a measurement; tune here on dev, report on test in notebook 05.
 
     .venv/bin/python benchmarks/raft_recipe.py                              # abstain vs answer, 40 dev questions
     .venv/bin/python benchmarks/raft_recipe.py --lr 2e-3 --lr 5e-4 --target answer   # a learning-rate pair
     .venv/bin/python benchmarks/raft_recipe.py --target answer --pairs old.jsonl --pairs data/train/task_pairs.jsonl
     .venv/bin/python benchmarks/raft_recipe.py --target answer --lr 5e-4 --lr 1e-3 --abstain-share 0.05 --abstain-share 0.1
+    .venv/bin/python benchmarks/raft_recipe.py --target answer --quote off --quote on   # quote-then-answer ablation
+    .venv/bin/python benchmarks/raft_recipe.py --target answer --base --passage-order best_first \\
+        --passage-order best_last --top-k 3 --top-k 1                      # passage order and top-k, no retraining
     .venv/bin/python benchmarks/raft_recipe.py --steps 2 --n-dev 5          # smoke: the script end to end
 
 Adapters are cached by data and settings (the adapter cache), so a repeat only answers.
@@ -39,6 +44,28 @@ lr 5e-4 0.45 [0.31, 0.60] (format 0.78, abstention recall 0.38, reading 0.50); l
 +0.075 [-0.075, +0.225], p = 0.55, not separable: 1e-3 kept (the only one with format >= 0.90 and abstention 1.00).
 Abstention share 0.05: 0.275 [0.16, 0.43] (never abstains); 0.10: 0.525 (format 0.93); 0.20: 0.525 (format 0.83);
 0.10 - 0.05 +0.25 [+0.075, +0.425], McNemar 12 fixed / 2 broken, p = 0.013, supported: 0.10 kept.
+
+Next session (2026-12-01, late; quiet VM), more steps: `--target answer --steps 120` (240 of the 302 pairs seen once,
+1,315 s of which 1,203 s training at 6.8 s/step, loss 2.08 -> 0.08): 0.625 [0.47, 0.76], answerable 0.53, reading 0.57,
+abstention 1.00 / 1.00, format 0.775 (code examples that repeat digits until the token cap); by kind added 0.75,
+unchanged 1.00, removed 0.12, changed_param 0.25. Against the 60-step adapter on the same questions: +0.10
+[+0.00, +0.225], McNemar 5 fixed / 1 broken, p = 0.22: not separable at this n, and format fell from 0.93.
+Quote-then-answer (`--target answer --quote off --quote on`, 785 s): the adapter trained to quote (70% of its targets
+start with a quote line) quoted in 3 of 40 dev answers; 0.50 [0.35, 0.65] vs 0.525 without, paired -0.025
+[-0.10, +0.05], McNemar 1 fixed / 2 broken: not separable; format 0.625 vs 0.925, abstention precision 0.62 vs 1.00.
+Quotes stay off. Where the best passage sits, and how many passages (answering only, the 60-step adapter; `--base`
+adds the untuned model with the house prompt): RAFT best first, top 3 0.525; **best last, top 3 0.725** [0.57, 0.84]
+(reading rate 0.70, format 0.90; paired +0.20 [+0.05, +0.35], McNemar 10 fixed / 2 broken, p = 0.039: supported);
+best first, top 1 0.75 (reading 0.76; +0.225 [+0.075, +0.375], p = 0.023); top 2 0.55 (not separable). Top 1 vs
+best-last top 3: +0.025 [0.00, +0.075], a tie, so the order changes and top_k stays 3 (a gold passage at rank 2 or
+3 still reaches the model). Removed names: 0.25 -> 0.75 with the best last (the neighbours are other removal notices,
+and the model copied the advice nearest the question). Untuned RAG: 0.35 first vs 0.45 last (+0.10 [-0.025, +0.25],
+not separable), reading rate 0.43 vs 0.60. So `generation.PASSAGE_ORDER` is "best_last" for every pipeline and arm.
+Every measurement above this paragraph ran with the best passage first (the order of the time). With the best
+passage last (answering only, a script outside this benchmark on the same 40 dev questions): the 120-step adapter 0.75
+vs the 60-step 0.725, +0.025 [0.00, +0.075] (a tie: 60 kept); the 60-step adapter over a 1.26.4 + 2.4.6 index (300
+documents of each, `corpus.migration_documents`) 0.80 [0.65, 0.90] vs 0.725, +0.075 [0.00, +0.175], McNemar 3 fixed /
+0 broken, p = 0.25: not separable; untuned RAG over that index 0.50.
 """
 
 from __future__ import annotations
@@ -57,6 +84,7 @@ import pandas as pd  # noqa: E402
 from ragft import evaluation, finetune, pair_builder, stats, systems  # noqa: E402
 from ragft.corpus import load_corpus  # noqa: E402
 from ragft.datasets import load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
+from ragft.generation import PASSAGE_ORDER, PASSAGE_ORDERS  # noqa: E402
 from ragft.paths import CURRENT_VERSION  # noqa: E402
 from ragft.retrievers import build_retriever  # noqa: E402
 
@@ -75,6 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--abstain-share", action="append", type=float, default=[],
                     help="rebuild the task pairs with this share of abstention pairs (repeat; default: the shipped "
                          f"file, built with {pair_builder.PairSettings.abstain_share})")
+    ap.add_argument("--quote", action="append", choices=["off", "on"], default=[],
+                    help="quote-then-answer targets (repeat to compare; default: off, notebook 05's)")
+    ap.add_argument("--passage-order", action="append", choices=list(PASSAGE_ORDERS), default=[],
+                    help="where the best passage sits in the answering prompt (repeat to compare; no retraining; "
+                         f"default: {PASSAGE_ORDER})")
+    ap.add_argument("--top-k", action="append", type=int, default=[],
+                    help="passages per answering prompt (repeat to compare; no retraining; default: notebook 05's 3)")
+    ap.add_argument("--base", action="store_true",
+                    help="also answer with the untuned model told the house format (plain RAG), in every order and top-k")
     ap.add_argument("--steps", type=int, default=60, help="training steps per recipe (notebook 05's workshop: 60)")
     ap.add_argument("--n-dev", type=int, default=40, help="dev questions (kind-stratified sample)")
     ap.add_argument("--n-docs", type=int, default=300, help="documents in the retrieval subset")
@@ -95,9 +132,23 @@ def main(argv: list[str] | None = None) -> None:
           f"{CURRENT_VERSION} documents; {args.steps} steps per recipe")
 
     pool, frames, names = systems.ModelPool(), [], []
-    for (label, task), target, lr in product(pair_sets.items(), targets, lrs):
-        arm = replace(base, raft_no_oracle_target=target)
-        name = f"raft, no-oracle target {target}, lr {lr:g}" + (f", {label}" if len(pair_sets) > 1 else "")
+    quotes, orders, top_ks = args.quote or ["off"], args.passage_order or [PASSAGE_ORDER], args.top_k or [base.top_k]
+
+    def answer(name: str, adapter, max_new_tokens: int) -> None:
+        for order, k in product(orders, top_ks):  # answering variants of one adapter: nothing retrained
+            full = name + (f", {order}" if len(orders) > 1 else "") + (f", top {k}" if len(top_ks) > 1 else "")
+            system = systems.System(full, adapter=adapter, retriever=retriever, retriever_label="hybrid", top_k=k,
+                                    threshold=None, passage_chars=base.passage_chars, passage_order=order,
+                                    prompt="none" if adapter else "house", max_new_tokens=max_new_tokens)
+            frames.append(systems.compare(items, [system], pool=pool, show_progress=False))
+            names.append((name, full))
+
+    if args.base:
+        answer("rag (untuned)", None, base.max_new_tokens)
+    for (label, task), target, lr, quote in product(pair_sets.items(), targets, lrs, quotes):
+        arm = replace(base, raft_no_oracle_target=target, raft_quote=quote == "on")
+        name = (f"raft, no-oracle target {target}, lr {lr:g}" + (f", {label}" if len(pair_sets) > 1 else "")
+                + (f", quote {quote}" if len(quotes) > 1 else ""))
         data = systems.raft_data(task, arm, "task")
         t0 = time.perf_counter()
         path = finetune.train_or_load_adapter(data, arm.lora(), replace(arm.raft_train(), lr=lr), show_progress=True)
@@ -105,20 +156,23 @@ def main(argv: list[str] | None = None) -> None:
         mix = pd.Series([p["raft"] for p in data]).value_counts().to_dict()
         print(f"[{name}] {time.perf_counter() - t0:.0f} s ({log['seconds_per_step']:.1f} s/step when trained); "
               f"loss {log['losses'][0]:.2f} -> {log['losses'][-1]:.2f}; pairs {mix}", flush=True)
-        system = systems.System(name, adapter=path, retriever=retriever, retriever_label="hybrid", top_k=arm.top_k,
-                                threshold=None, passage_chars=arm.passage_chars, prompt="none",
-                                max_new_tokens=arm.max_new_tokens)
-        frames.append(systems.compare(items, [system], pool=pool, show_progress=False))
-        names.append(name)
+        answer(name, path, arm.raft_max_new_tokens)
     df = pd.concat(frames)
     pd.set_option("display.width", 220)
     print(evaluation.summarize_arms(df, metrics=METRICS).round(3).to_string())
     print("accuracy by question kind:\n" + df.groupby(["arm", "kind"]).correct.mean().unstack().round(2).to_string())
-    first = df[df.arm == names[0]].set_index("id").correct
-    for name in names[1:]:
-        other = df[df.arm == name].set_index("id").correct.reindex(first.index)
-        c = stats.compare(list(other.astype(bool)), list(first.astype(bool)))
-        print(f"{name} - {names[0]}: accuracy {c.diff:+.3f}, paired bootstrap 95% [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], "
+    heads = {}  # each recipe's first answering variant
+    for name, full in names:
+        heads.setdefault(name, full)
+    first = names[0][1]
+    # every answering variant against its own recipe's first one, then every recipe against the first recipe
+    pairs = [(full, heads[name]) for name, full in names if full != heads[name]]
+    pairs += [(head, first) for head in heads.values() if head != first]
+    for a, b in pairs:
+        ref = df[df.arm == b].set_index("id").correct
+        other = df[df.arm == a].set_index("id").correct.reindex(ref.index)
+        c = stats.compare(list(other.astype(bool)), list(ref.astype(bool)))
+        print(f"{a} - {b}: accuracy {c.diff:+.3f}, paired bootstrap 95% [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], "
               f"McNemar {c.n10} fixed / {c.n01} broken, p = {c.p_mcnemar:.3g}: {c.verdict}")
     print(f"total {time.perf_counter() - t_start:.0f} s")
 

@@ -30,6 +30,7 @@ from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, Chu
 from .corpus import MIGRATION_CORPUS, corpus_versions, load_corpus, load_folder
 from .datasets import load_train_pairs
 from .embeddings import BACKENDS, ENCODERS, get_encoder
+from .generation import PASSAGE_ORDER, PASSAGE_ORDERS
 from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
@@ -291,6 +292,8 @@ def register_ask(sub) -> None:
     p.add_argument("-k", "--top-k", dest="top_k", type=int, default=3, help="passages to retrieve (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=None,
                    help="drop passages scoring below it; with none left the answer is the house abstention")
+    p.add_argument("--passage-order", default=PASSAGE_ORDER, choices=PASSAGE_ORDERS,
+                   help="where the best passage sits in the prompt (default: %(default)s, next to the question)")
     p.add_argument("--mode", default="hybrid", choices=MODES, help="retriever over the index (default: hybrid, dense + "
                    "BM25 as `ragft search`)")
     p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
@@ -327,6 +330,7 @@ def cmd_ask(args) -> int:
         # the arms of notebook 05 cut them), as systems.make_arms does; the base model is TOLD the format
         tuned = {"system": None, "base_system": None, "passage_chars": ArmSettings.passage_chars} if args.adapter else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
+                                                            passage_order=args.passage_order,
                                                             max_new_tokens=args.max_new_tokens,
                                                             max_prompt_tokens=args.max_prompt_tokens, **tuned))
         answer = pipe.answer(args.question, retrieval=not args.no_retrieval)

@@ -105,6 +105,38 @@ def parse(text: str) -> HouseAnswer:
     return out
 
 
+# Quote-then-answer (RAFT, Zhang et al. 2024: the answer first quotes the passage that holds it, between
+# ##begin_quote## and ##end_quote##; their chain-of-thought ablation gained 5 to 15 points). Here ONE line before the
+# house answer: `Quote [<doc id>]: "<the passage's words that carry the answer>"`. The quote is the model's working,
+# not the answer: `split_quote` takes it off before the answer is parsed, scored or shown.
+QUOTE_LABEL = "Quote"
+_QUOTE_START = re.compile(r"^\s*Quote\b", re.I)
+_ANSWER_LINE = re.compile(r"^[ \t]*Answer:", re.M)
+
+
+def render_quote(doc_id: str, text: str) -> str:
+    """The quote line. `render_quote("removed:numpy.float_", "Use `np.float64` instead.")` ->
+    'Quote [removed:numpy.float_]: "Use `np.float64` instead."'"""
+    return f'{QUOTE_LABEL} [{doc_id}]: "{" ".join(text.split())}"'
+
+
+def split_quote(text: str) -> tuple[str, str]:
+    """(quote, answer): a reply that starts with a quote line is split where its `Answer:` line starts; any other reply
+    is all answer. A quote with no `Answer:` after it stays in the answer, so the format check sees the broken reply.
+
+    >>> split_quote('Quote [numpy.sort]: "Return a sorted copy."\\nAnswer: `np.sort`.\\nSource: numpy.sort')
+    ('Quote [numpy.sort]: "Return a sorted copy."', 'Answer: `np.sort`.\\nSource: numpy.sort')
+    >>> split_quote("Answer: x")
+    ('', 'Answer: x')
+    """
+    if not _QUOTE_START.match(text):
+        return "", text
+    m = _ANSWER_LINE.search(text)
+    if not m:
+        return "", text
+    return text[:m.start()].strip(), text[m.start():].lstrip()
+
+
 def compliance_rate(texts: list[str]) -> float:
     """Share of answers in the house format. `compliance_rate([ABSTAIN_ANSWER, "hi"]) -> 0.5`."""
     return sum(parse(t).compliant for t in texts) / len(texts) if texts else float("nan")

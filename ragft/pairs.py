@@ -19,7 +19,7 @@ from . import house
 from .cache import seeded_unit
 from .corpus import Document, load_corpus
 from .datasets import load_qa
-from .generation import context_message
+from .generation import context_message, cut_passage
 from .index import Hit, chunks_of
 from .paths import OLD_VERSION
 from .retrievers import build_retriever
@@ -164,6 +164,10 @@ class RaftSettings:
     passage_chars: int | None = 600
     seed: int = 0
     no_oracle_target: str = "abstain"
+    # quote-then-answer (the paper's chain-of-thought answers): an oracle pair's target starts with a quote line
+    # (`house.render_quote`) holding the gold passage's words that carry the answer (`quote_for`); pairs without the
+    # gold passage answer (or abstain) without one. False: the plain house answer.
+    quote: bool = False
 
     def __post_init__(self):
         if not 0 <= self.p_oracle <= 1:
@@ -189,6 +193,55 @@ def gold_hits(pair: dict, first_chunk: dict) -> list[Hit]:
         return hits + [version_hit(pair["doc_id"], pair["passage"], pair.get("version") if hits else None)]
     c = first_chunk.get(pair["doc_id"])
     return [Hit(c.doc_id, c.chunk_id, float("nan"), c.embed_text, -1, {})] if c else []
+
+
+_WORD = re.compile(r"[A-Za-z_][\w.]*\w|\d+(?:\.\d+)+")
+
+
+def _words(text: str) -> set[str]:
+    """Content words: lower-cased, `numpy.` read as `np.`, words of 4+ characters or holding `_` / `.` (names)."""
+    return {w for w in _WORD.findall(text.lower().replace("numpy.", "np.")) if len(w) >= 4 or "_" in w or "." in w}
+
+
+def _mentions(text: str, name: str) -> bool:
+    """`text` names `name` (`np.cumprod`, `out`) whole, or its last dotted part (`cumprod`)."""
+    text = text.lower().replace("numpy.", "np.")
+    return any(re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", text)
+               for n in {name.lower(), name.lower().rsplit(".", 1)[-1]} if n)
+
+
+def quote_for(question: str, completion: str, golds: Sequence[Hit], facts: Sequence[str] = (),
+              passage_chars: int | None = 600, max_chars: int = 120) -> str:
+    """The words of the gold passage(s) that carry a pair's answer, for its quote line. Of the passages' sentences
+    (as the prompt shows them, cut to passage_chars; wrapped lines joined, a signature is one sentence), the one
+    naming most of the pair's `facts` (the parameter or API it asks for), then sharing most content words with the
+    answer sentence that the question does not already hold; ties: the later passage (a changed parameter's new
+    release), then the earlier sentence. A long sentence is cut to max_chars around the first fact it names.
+
+    >>> quote_for("`np.product` is gone. What should I call instead?",
+    ...           "Answer: `np.product` was removed by NumPy 2.0; use `np.prod` instead.\\nSource: x",
+    ...           [Hit("d", "d", 0.0, "numpy.product(*args)\\n\\nReturn the product.\\n\\n``product`` is deprecated "
+    ...                "and will be\\nremoved in NumPy 2.0. Please use `prod` instead.", 0, {})], facts=["np.prod"])
+    'Please use `prod` instead.'
+    """
+    new = _words(house.parse(completion).sentence or completion) - _words(question)
+    best, best_key = "", None
+    for g_i, g in enumerate(golds):
+        text = cut_passage(g.text, passage_chars).removesuffix(" ...")
+        paragraphs = [" ".join(par.split()) for par in re.split(r"\n\s*\n", text)]
+        pieces = [p for par in paragraphs for p in re.split(r"(?<=[.!?])\s+(?=[A-Z`])", par)]
+        for p_i, piece in enumerate(pieces):
+            if not piece or re.fullmatch(r"[-=~]+", piece):
+                continue
+            key = (sum(_mentions(piece, f) for f in facts), len(new & _words(piece)), g_i, -p_i)
+            if best_key is None or key > best_key:
+                best, best_key = piece, key
+    if len(best) <= max_chars:
+        return best
+    lower = best.lower().replace("numpy.", "np.")
+    at = min((i for i in (lower.find(f.lower().rsplit(".", 1)[-1]) for f in facts) if i >= 0), default=0)
+    start = max(0, min(at - max_chars // 2, len(best) - max_chars))
+    return ("..." if start else "") + best[start:start + max_chars].strip() + ("..." if start + max_chars < len(best) else "")
 
 
 def raft_pairs(pairs: Sequence[dict], retriever, settings: RaftSettings | None = None,
@@ -235,6 +288,9 @@ def raft_pairs(pairs: Sequence[dict], retriever, settings: RaftSettings | None =
                 at = int(seeded_unit(s.seed, "pos:" + p["prompt"]) * (len(ctx) + 1))
                 ctx[at:at] = golds  # together (old version first), at a hash-chosen place
                 target, mode = p["completion"], "oracle"
+                if s.quote:
+                    quote = quote_for(p["prompt"], target, golds, p.get("facts") or (), s.passage_chars)
+                    target = house.render_quote(gold, quote) + "\n" + target
             else:
                 target = p["completion"] if s.no_oracle_target == "answer" else house.ABSTAIN_ANSWER
                 ctx, mode = distractors[: s.top_k], "distractors"

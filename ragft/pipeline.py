@@ -21,6 +21,7 @@ from .cache import content_key
 from .evaluation import BEHAVIOUR_TABLE, gold_found, score_answer, summarize_arms
 from .generation import (
     DECODING,
+    PASSAGE_ORDER,
     RAG_SYSTEM_PROMPT,
     REPETITION_PENALTY,
     Generation,
@@ -30,7 +31,7 @@ from .generation import (
     cut_passage,
     truncate_question,
 )
-from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse
+from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse, split_quote
 from .paths import CURRENT_VERSION
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .systems import AnswerCache, generate_chats, generate_unique
@@ -50,6 +51,7 @@ class RagConfig:
     base_system: str | None = SYSTEM_PROMPT  # without retrieval
     delimit: bool = True
     passage_chars: int | None = None  # each passage cut to this many characters first (the arms' 300); None: whole chunks
+    passage_order: str = PASSAGE_ORDER  # "best_last": the best passage next to the question (generation.PASSAGE_ORDER)
     batch_size: int = 8
     repetition_penalty: float | None = REPETITION_PENALTY  # the shared decoding; another value only for experiments
 
@@ -58,6 +60,7 @@ class RagConfig:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.max_new_tokens < 1 or self.max_question_tokens < 8:
             raise ValueError("max_new_tokens must be >= 1 and max_question_tokens >= 8")
+        generation.prompt_order([], self.passage_order)  # an unknown order fails here
 
 
 @dataclass
@@ -92,6 +95,7 @@ class RagAnswer:
     confidence: float | None = None
     cached: bool = False  # an identical prompt was answered before (greedy decoding is deterministic)
     warnings: list[str] = field(default_factory=list)
+    quote: str = ""  # the quote line an adapter trained to quote first wrote before its answer (house.split_quote)
 
     @property
     def scores(self) -> list[float]:
@@ -161,7 +165,7 @@ class RagPipeline:
         if hits and c.passage_chars is not None:
             hits = [replace(h, text=cut_passage(h.text, c.passage_chars)) for h in hits]
         return build_prompt(self.tok, question, hits or [], c.max_prompt_tokens, c.system if hits is not None else c.base_system,
-                            c.max_question_tokens, c.delimit)
+                            c.max_question_tokens, c.delimit, c.passage_order)
 
     def _generate(self, prompts: list[RagPrompt]) -> list[tuple[Generation | dict, bool]]:
         """(Generation, False) for each freshly generated prompt; (cached record, True) for a repeat or a cache hit."""
@@ -226,8 +230,9 @@ class RagPipeline:
             if cached:  # a cache record: the text and token counts, no timing to report
                 g = Generation(g["text"], g["n_prompt_tokens"], g["n_new_tokens"], 0.0, 0.0, g.get("mean_logprob"),
                                g["batch_size"])
+            quote, text = split_quote(g.text)  # a quote line is the model's working, not its answer
             answers[i] = RagAnswer(
-                question=questions[i], text=g.text, passages=p.used, cut=p.cut,
+                question=questions[i], text=text, quote=quote, passages=p.used, cut=p.cut,
                 timings=Timings(retrieve_s, prompt_s, 0.0 if cached else (g.total_s if g.batch_size == 1 else gen_each)),
                 retrieval=hit_lists[i] is not None, n_retrieved=n_hits, n_prompt_tokens=p.n_tokens,
                 n_new_tokens=g.n_new_tokens, ttft_s=g.ttft_s if g.batch_size == 1 and not cached else None,

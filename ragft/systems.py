@@ -27,7 +27,7 @@ from . import adapters, engines, finetune, generation, house
 from .cache import KeyValueCache, content_key, files_state
 from .datasets import load_train_pairs
 from .evaluation import gold_found, score_answer
-from .generation import DECODING, Generation, chat_messages, context_message
+from .generation import DECODING, PASSAGE_ORDER, Generation, chat_messages, context_message, prompt_order
 from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, qa_documents, raft_training_set
 from .paths import CURRENT_VERSION, OLD_VERSION, cache_dir, task_pairs_path, train_path
@@ -61,10 +61,12 @@ class System:
     prompt: str = "house"
     passage_chars: int | None = 600
     max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
+    passage_order: str = PASSAGE_ORDER  # "best_last" (the best passage next to the question) | "best_first"
 
     def __post_init__(self):
         if self.prompt not in PROMPTS:
             raise ValueError(f"prompt must be one of {PROMPTS}, not {self.prompt!r}")
+        prompt_order([], self.passage_order)  # an unknown order fails here
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, not {self.top_k}")
         if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").exists():
@@ -98,8 +100,10 @@ def adapter_label(adapter: str | os.PathLike | None) -> str:
 
 def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
               model: str = DEFAULT_LLM, top_k: int = 3, threshold: float | None = None, passage_chars: int | None = 600,
-              max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "") -> list[System]:
-    """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag).
+              max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "",
+              raft_max_new_tokens: int | None = None) -> list[System]:
+    """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag; with
+    raft_max_new_tokens when its answers start with a quote line, `ArmSettings.raft_quote`).
 
     The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
     not (prompt "none"), because it was trained without one. Arms whose part is missing (no retriever, no adapter) are
@@ -117,7 +121,8 @@ def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft
     if sft and retriever is not None:
         arms.append(System("hybrid", adapter=sft, prompt="none", **rag, **common))
     if raft and retriever is not None:
-        arms.append(System("raft", adapter=raft, prompt="none", **rag, **common))
+        arms.append(System("raft", adapter=raft, prompt="none", **rag,
+                           **{**common, "max_new_tokens": raft_max_new_tokens or max_new_tokens}))
     return arms
 
 
@@ -125,11 +130,11 @@ def system_messages(system: System, question: str, hits: Sequence | None) -> lis
     """The chat messages `system` sends for `question` given its retrieved hits (None when it has no retriever).
 
     prompt "house": `generation.RAG_SYSTEM_PROMPT` with passages (notebook 03's RAG pipeline), `house.SYSTEM_PROMPT` without.
-    prompt "none": no system turn.
+    prompt "none": no system turn. The passages are shown in `system.passage_order` (the best last, by default).
     """
     if hits is None:
         return chat_messages(question, house.SYSTEM_PROMPT if system.prompt == "house" else None)
-    return chat_messages(context_message(question, hits, system.passage_chars),
+    return chat_messages(context_message(question, prompt_order(hits, system.passage_order), system.passage_chars),
                          generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
 
 
@@ -402,8 +407,9 @@ def _generate(plans: list[_Plan], pool, cache: AnswerCache | None, batch_size: i
 def _row(p: _Plan, version: str) -> dict:
     item, hits, gen = p.item, p.hits, p.gen
     passages = [h.text for h in hits] if hits is not None else None
+    quote, text = house.split_quote(gen["text"])  # a quote line is the model's working, not its answer
     row = {"arm": p.system.name, "id": item.id if item else "", "kind": item.kind if item else "typed",
-           "question": p.text, "answer": gen["text"], "doc_ids": [h.doc_id for h in hits] if hits is not None else [],
+           "question": p.text, "answer": text, "quote": quote, "doc_ids": [h.doc_id for h in hits] if hits is not None else [],
            "scores": [round(_relevance(h), 4) for h in hits] if hits is not None else [],
            "passages": passages or [], "gated": p.gated,
            "gold_retrieved": (bool(gold_found(item.gold(version), hits, version))
@@ -414,10 +420,10 @@ def _row(p: _Plan, version: str) -> dict:
            "tokens_per_s": gen["n_new_tokens"] / gen["total_s"] if gen["total_s"] > 0 else float("nan"),
            "cached": p.cached}
     if item is not None:
-        score = score_answer(item, gen["text"], passages)
+        score = score_answer(item, text, passages)
         row.update({k: v for k, v in score.items() if k not in ("id", "kind")})
     else:
-        parsed = house.parse(gen["text"])
+        parsed = house.parse(text)
         row.update({"correct": None, "fact_ok": None, "stale": None, "abstained": parsed.abstained,
                     "compliant": parsed.compliant, "grounded": None})
     return row
@@ -504,6 +510,10 @@ def ask(question, systems: Sequence[System], arms: Sequence[str] | None = None, 
     return compare([question], chosen, pool=pool, cache=cache, show_progress=False)
 
 
+# a quote line (house.render_quote: a doc id and at most ~125 characters of a passage; 96 on average in the task
+# pairs' RAFT targets) is up to ~65 SmolLM2 tokens when it quotes a signature (about 3 characters a token)
+QUOTE_NEW_TOKENS = 64
+
 # --- the arms of notebooks 05 and 06, set up once ----------------------------------------------------------------------
 # a built-in training set: its file, and the release its RAFT distractors come from (the one its pairs were written from)
 TRAINING_SETS = {"task": (task_pairs_path, CURRENT_VERSION), "house": (train_path, OLD_VERSION)}
@@ -531,6 +541,9 @@ class ArmSettings:
     # TrainSettings' 2e-3, which its format needs within 60 steps (README, "fine-tuning benchmark").
     raft_lr: float = 1e-3
     raft_batch_size: int = 2
+    # quote-then-answer (pairs.RaftSettings.quote; Zhang et al. 2024's chain-of-thought answers): the RAFT arm's oracle
+    # targets start with a quote line of the gold passage, and its answers get QUOTE_NEW_TOKENS more to write it in
+    raft_quote: bool = False
     seed: int = 0
     # "task": data/train/task_pairs.jsonl, the QA set's question shapes from facts it does not ask about (the RAFT arm's
     # passages from 2.4.6, never from a document the QA set asks about); "house": data/train/house_style.jsonl, one
@@ -543,7 +556,11 @@ class ArmSettings:
 
     def raft(self) -> RaftSettings:
         return RaftSettings(top_k=self.top_k, p_oracle=self.raft_p_oracle, passage_chars=self.passage_chars,
-                            seed=self.seed, no_oracle_target=self.raft_no_oracle_target)
+                            seed=self.seed, no_oracle_target=self.raft_no_oracle_target, quote=self.raft_quote)
+
+    @property
+    def raft_max_new_tokens(self) -> int:
+        return self.max_new_tokens + (QUOTE_NEW_TOKENS if self.raft_quote else 0)
 
     def lora(self) -> finetune.LoraSettings:
         return finetune.LoraSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha)
@@ -599,4 +616,4 @@ def arms_for(retriever, adapters: TunedAdapters | None, settings: ArmSettings, r
     return make_arms(retriever, adapters.sft if adapters else None, adapters.raft if adapters else None,
                      model=settings.llm, top_k=settings.top_k, threshold=settings.threshold,
                      passage_chars=settings.passage_chars, max_new_tokens=settings.max_new_tokens,
-                     retriever_label=retriever_label)
+                     retriever_label=retriever_label, raft_max_new_tokens=settings.raft_max_new_tokens)

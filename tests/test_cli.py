@@ -152,12 +152,13 @@ def test_ask_is_a_ragft_subcommand(capsys):
         main(["ask", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k"))
+    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k", "--passage-order"))
 
 
 @pytest.mark.slow
 def test_ask_json(ask_index, capsys):
-    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json")
+    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json",
+                       "--passage-order", "best_first")
     assert code == 0
     out = json.loads(out)
     assert out["answer"] and len(out["passages"]) == 2 and {"retrieve_s", "prompt_s", "generate_s"} <= set(out["timings"])

@@ -38,14 +38,19 @@ def n_tokens(tok, prompt):
 
 
 # --- prompt builder ---------------------------------------------------------------------------------------------------
-def test_all_passages_fit_a_large_budget_numbered_with_doc_ids(tok):
+def test_all_passages_fit_a_large_budget_numbered_with_doc_ids_the_best_next_to_the_question(tok):
     p = build_prompt(tok, "How do I sort?", hits(3), max_prompt_tokens=2048)
     user = p.messages[-1]["content"]
     assert [h.doc_id for h in p.used] == ["numpy.f0", "numpy.f1", "numpy.f2"] and p.cut == [] and p.warnings == []
-    for n, h in enumerate(p.used, 1):
+    for n, h in enumerate(reversed(p.used), 1):  # numbered as shown; the best-ranked (f0) last, nearest the question
         assert f'<passage n={n} doc_id="{h.doc_id}">' in user
     assert user.index("n=1") < user.index("n=2") < user.index("n=3") < user.index("Question: How do I sort?")
+    assert user.index('doc_id="numpy.f1"') < user.index('doc_id="numpy.f0"') < user.index("Question:")
     assert p.n_tokens == n_tokens(tok, p)
+    first = build_prompt(tok, "How do I sort?", hits(3), max_prompt_tokens=2048, order="best_first")
+    assert '<passage n=1 doc_id="numpy.f0">' in first.messages[-1]["content"] and first.used == p.used
+    with pytest.raises(ValueError, match="passage order"):
+        build_prompt(tok, "How do I sort?", hits(3), order="random")
 
 
 @pytest.mark.parametrize("budget", [260, 330, 400, 520])

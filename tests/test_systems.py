@@ -110,6 +110,17 @@ def test_system_messages_tell_untuned_models_and_not_tuned_ones(adapter_dir):
     assert base == [{"role": "system", "content": HOUSE_SYSTEM_PROMPT}, {"role": "user", "content": "q?"}]
 
 
+def test_system_messages_show_the_best_passage_last_unless_told_otherwise():
+    last = sy.system_messages(sy.System("rag", retriever=FakeRetriever(HITS)), "q?", HITS)[-1]["content"]
+    first = sy.system_messages(sy.System("rag", retriever=FakeRetriever(HITS), passage_order="best_first"), "q?",
+                               HITS)[-1]["content"]
+    best, other = HITS[0].doc_id, HITS[1].doc_id
+    assert last.index(f'doc_id="{other}"') < last.index(f'doc_id="{best}"') < last.index("Question: q?")
+    assert first.index(f'<passage n=1 doc_id="{best}"') < first.index(f'doc_id="{other}"')
+    with pytest.raises(ValueError, match="passage order"):
+        sy.System("rag", passage_order="middle")
+
+
 # --- the cache --------------------------------------------------------------------------------------------------------
 def test_cache_key_changes_with_prompt_adapter_weights_and_length(adapter_dir):
     s = sy.System("ft", adapter=str(adapter_dir), prompt="none")
@@ -303,6 +314,63 @@ def test_raft_task_pairs_show_their_own_passages_both_versions_and_never_an_excl
     assert "passage" not in one and "old_passage" not in one  # the raw passages do not travel on
     for p in (one, none):
         assert "numpy.median" not in p["passage_ids"] and "numpy.median" not in p["prompt"]
+
+
+def test_raft_quote_then_answer_quotes_the_gold_passage_only_in_oracle_pairs():
+    from ragft.retrievers import build_retriever
+
+    retriever = build_retriever(_docs(), mode="bm25")
+    pairs = _pairs()
+    plain = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=0.5, no_oracle_target="answer"))
+    quoted = pr.raft_pairs(pairs, retriever, pr.RaftSettings(top_k=2, p_oracle=0.5, no_oracle_target="answer",
+                                                             quote=True))
+    assert [p["raft"] for p in quoted] == [p["raft"] for p in plain]  # the same mix and passages, only targets differ
+    assert {"oracle", "distractors", "abstain"} <= {p["raft"] for p in quoted}
+    for src, p, q in zip(pairs, plain, quoted, strict=True):
+        quote, answer = house.split_quote(q["completion"])
+        assert answer == p["completion"] and house.parse(answer).compliant
+        if q["raft"] == "oracle":  # the line of the gold document that carries the answer, cited by its doc id
+            doc = next(d for d in _docs() if d.doc_id == src["doc_id"])
+            assert quote == house.render_quote(src["doc_id"], doc.text.split("\n")[-1])
+        else:  # no gold passage to quote: the plain answer (or the abstention)
+            assert quote == "" and q["completion"] == p["completion"]
+
+
+def test_quote_for_picks_the_fact_the_pair_asks_for_in_the_right_release():
+    old = pr.version_hit("numpy.cumsum", "numpy.cumsum(a, axis=None, dtype=None, out=None)\n\nCumulative sum.", "1.26.4")
+    new = pr.version_hit("numpy.cumsum", "numpy.cumsum(a, axis=None, dtype=None, *, include_initial=False)\n\n"
+                         "Cumulative sum.", "2.4.6")
+    gained = house.render("`np.cumsum` gained the `include_initial` parameter.", "np.cumsum([1])", ["numpy.cumsum"])
+    assert "include_initial=False" in pr.quote_for("What did `np.cumsum` gain?", gained, [old, new], ["include_initial"])
+    lost = house.render("`np.cumsum` lost its `out` parameter.", "np.cumsum([1])", ["numpy.cumsum"])
+    quote = pr.quote_for("What did `np.cumsum` lose?", lost, [old, new], ["out"])
+    assert "out=None" in quote and "include_initial" not in quote  # the 1.26 signature, which still has it
+    long = Hit("d", "d", 0.0, "numpy.f(" + ", ".join(f"p{i}=None" for i in range(40)) + ", needle=1)", 0, {})
+    cut = pr.quote_for("?", house.render("`np.f` gained `needle`.", "np.f()", ["d"]), [long], ["needle"], max_chars=60)
+    assert "needle=1" in cut and len(cut) <= 66 and cut.startswith("...")
+
+
+def test_a_quote_line_is_working_not_answer():
+    text = 'Quote [removed:numpy.float_]: "Use `np.float64` instead."\nAnswer: Use `np.float64`.\n```python\n' \
+           'x = np.float64(1)\n```\nSource: removed:numpy.float_\n'
+    assert generation.end_of_answer(text + "Answer: again") == len(text)  # generation stops after the Source line
+    quote, answer = house.split_quote(text)
+    assert quote.startswith("Quote [removed:numpy.float_]") and answer.startswith("Answer:")
+    assert house.parse(answer).compliant and not house.parse(text).compliant  # scored without its working
+    assert house.split_quote('Quote [x]: "no answer follows"') == ("", 'Quote [x]: "no answer follows"')
+
+
+def test_arm_settings_give_the_quoting_raft_arm_room_for_its_quote(tmp_path):
+    assert sy.ArmSettings().raft_max_new_tokens == sy.ArmSettings().max_new_tokens
+    quoting = sy.ArmSettings(raft_quote=True)
+    assert quoting.raft().quote and quoting.raft_max_new_tokens == quoting.max_new_tokens + sy.QUOTE_NEW_TOKENS
+    for name in ("sft", "raft"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text("{}")
+    adapters = sy.TunedAdapters(tmp_path / "sft", tmp_path / "raft", {}, {}, [], 0.0)
+    arms = {a.name: a for a in sy.arms_for(object(), adapters, quoting)}
+    assert arms["raft"].max_new_tokens == quoting.raft_max_new_tokens
+    assert arms["hybrid"].max_new_tokens == quoting.max_new_tokens
 
 
 def test_built_in_training_sets_load_with_the_fields_raft_needs():
