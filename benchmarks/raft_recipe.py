@@ -65,7 +65,10 @@ Every measurement above this paragraph ran with the best passage first (the orde
 passage last (answering only, a script outside this benchmark on the same 40 dev questions): the 120-step adapter 0.75
 vs the 60-step 0.725, +0.025 [0.00, +0.075] (a tie: 60 kept); the 60-step adapter over a 1.26.4 + 2.4.6 index (300
 documents of each, `corpus.migration_documents`) 0.80 [0.65, 0.90] vs 0.725, +0.075 [0.00, +0.175], McNemar 3 fixed /
-0 broken, p = 0.25: not separable; untuned RAG over that index 0.50.
+0 broken, p = 0.25: not separable; untuned RAG over that index 0.50. Two more phrasings of each removal in the pairs
+(`--pairs data/train/task_pairs.jsonl --pairs <pairs built with REMOVED_TEMPLATES + "In NumPy 2, what should I use
+instead of `{old}`?" and "What replaces `{old}` in NumPy 2?">`, 324 pairs, removed 51; 769 s): 0.475 [0.33, 0.63] vs
+0.725, paired -0.25 [-0.40, -0.125], McNemar 0 fixed / 10 broken, p = 0.002: contradicted; the pairs stay.
 """
 
 from __future__ import annotations
