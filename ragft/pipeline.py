@@ -110,7 +110,7 @@ class RagAnswer:
         return [h.text for h in self.passages]
 
     def to_json(self) -> dict:
-        return {"question": self.question, "answer": self.text, "retrieval": self.retrieval,
+        return {"question": self.question, "answer": self.text, "quote": self.quote, "retrieval": self.retrieval,
                 "abstained_no_context": self.abstained_no_context,
                 "passages": [{"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": round(float(h.score), 4)}
                              for h in self.passages],

@@ -162,6 +162,7 @@ def test_ask_json(ask_index, capsys):
     assert code == 0
     out = json.loads(out)
     assert out["answer"] and len(out["passages"]) == 2 and {"retrieve_s", "prompt_s", "generate_s"} <= set(out["timings"])
+    assert out["quote"] == ""  # the base model writes no quote line
 
 
 @pytest.mark.slow
