@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [(full, heads[name]) for name, full in names if full != heads[name]]
     pairs += [(head, first) for head in heads.values() if head != first]
     for a, b in pairs:
-        ref = df[df.arm == b].set_index("id").correct
-        other = df[df.arm == a].set_index("id").correct.reindex(ref.index)
-        c = stats.compare(list(other.astype(bool)), list(ref.astype(bool)))
+        c = stats.compare(*evaluation.paired_values(df, a, b))
         print(f"{a} - {b}: accuracy {c.diff:+.3f}, paired bootstrap 95% [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], "
               f"McNemar {c.n10} fixed / {c.n01} broken, p = {c.p_mcnemar:.3g}: {c.verdict}")
     print(f"total {time.perf_counter() - t_start:.0f} s")

@@ -466,7 +466,9 @@ CLAIMS = (  # (claim, arm a, arm b, per-question column, questions, margin or No
 )
 
 
-def _paired_values(results, a: str, b: str, col: str, subset: str) -> tuple[list[float], list[float]]:
+def paired_values(results, a: str, b: str, col: str = "correct", subset: str = "all") -> tuple[list[float], list[float]]:
+    """Arm a's and arm b's `col` on the questions both answered (of `subset`: "all", "changed", ...), in one order:
+    the inputs of `stats.compare`. A question one arm lacks is left out, never counted."""
     keep = _SUBSETS[subset]
 
     def values(arm):
@@ -487,7 +489,7 @@ def story(results, seed: int = 0, claims: Sequence[tuple] = CLAIMS) -> list[dict
 
     out = []
     for text, a, b, col, subset, margin in claims:
-        x, y = _paired_values(results, a, b, col, subset)
+        x, y = paired_values(results, a, b, col, subset)
         row = {"claim": text, "a": a, "b": b, "metric": col, "questions": subset, "margin": margin, "n": len(x)}
         if not x:
             out.append({**row, "verdict": "not tested", "numbers": f"{a} or {b} not run on these questions"})

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .house import QUOTE_LABEL, SYSTEM_PROMPT
+from .house import SYSTEM_PROMPT, starts_with_quote
 
 # torch is imported inside the functions that run a model, so that importing ragft (the CLI, the data tools) stays fast.
 
@@ -96,7 +96,7 @@ def end_of_answer(text: str) -> int | None:
     'The replacement is `np.inf`.\\n'
     """
     body = text.lstrip()
-    if body.startswith(("Answer:", QUOTE_LABEL)):  # a house answer, or one that quotes its passage first (house.split_quote)
+    if body.startswith("Answer:") or starts_with_quote(body):  # a house answer, or one that quotes its passage first
         return end_of_source_line(text)
     blank = text.find("\n\n", len(text) - len(body))
     return blank + 1 if body and blank >= 0 else None
@@ -273,14 +273,20 @@ PASSAGE_ORDERS = ("best_last", "best_first")
 PASSAGE_ORDER = "best_last"
 
 
+def check_passage_order(order: str) -> str:
+    """`order` if it is one of PASSAGE_ORDERS; a ValueError naming them otherwise."""
+    if order not in PASSAGE_ORDERS:
+        raise ValueError(f"passage order must be one of {PASSAGE_ORDERS}, not {order!r}")
+    return order
+
+
 def prompt_order(hits: Sequence, order: str = PASSAGE_ORDER) -> list:
     """Ranked hits (best first) in the order the prompt shows them.
 
     >>> prompt_order(["best", "second", "third"])
     ['third', 'second', 'best']
     """
-    if order not in PASSAGE_ORDERS:
-        raise ValueError(f"passage order must be one of {PASSAGE_ORDERS}, not {order!r}")
+    check_passage_order(order)
     return list(reversed(hits)) if order == "best_last" else list(hits)
 
 
@@ -346,7 +352,7 @@ def build_prompt(tok, question: str, hits: list, max_prompt_tokens: int = 1024, 
     question, truncated = truncate_question(tok, question.strip(), max_question_tokens)
     warnings = [f"question truncated to {max_question_tokens} tokens (head and tail kept)"] if truncated else []
 
-    prompt_order(hits, order)  # a wrong order fails here, before any tokenizing
+    check_passage_order(order)  # a wrong order fails here, before any tokenizing
 
     def msgs(blocks):
         return chat_messages(user_message(question, blocks, delimit), system)

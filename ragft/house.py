@@ -110,7 +110,7 @@ def parse(text: str) -> HouseAnswer:
 # house answer: `Quote [<doc id>]: "<the passage's words that carry the answer>"`. The quote is the model's working,
 # not the answer: `split_quote` takes it off before the answer is parsed, scored or shown.
 QUOTE_LABEL = "Quote"
-_QUOTE_START = re.compile(r"^\s*Quote\b", re.I)
+_QUOTE_START = re.compile(rf"^\s*{QUOTE_LABEL}\b")
 _ANSWER_LINE = re.compile(r"^[ \t]*Answer:", re.M)
 
 
@@ -118,6 +118,11 @@ def render_quote(doc_id: str, text: str) -> str:
     """The quote line. `render_quote("removed:numpy.float_", "Use `np.float64` instead.")` ->
     'Quote [removed:numpy.float_]: "Use `np.float64` instead."'"""
     return f'{QUOTE_LABEL} [{doc_id}]: "{" ".join(text.split())}"'
+
+
+def starts_with_quote(text: str) -> bool:
+    """The reply opens with a quote line (`render_quote`), so its house answer follows it."""
+    return bool(_QUOTE_START.match(text))
 
 
 def split_quote(text: str) -> tuple[str, str]:
@@ -129,7 +134,7 @@ def split_quote(text: str) -> tuple[str, str]:
     >>> split_quote("Answer: x")
     ('', 'Answer: x')
     """
-    if not _QUOTE_START.match(text):
+    if not starts_with_quote(text):
         return "", text
     m = _ANSWER_LINE.search(text)
     if not m:

@@ -60,7 +60,7 @@ class RagConfig:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.max_new_tokens < 1 or self.max_question_tokens < 8:
             raise ValueError("max_new_tokens must be >= 1 and max_question_tokens >= 8")
-        generation.prompt_order([], self.passage_order)  # an unknown order fails here
+        generation.check_passage_order(self.passage_order)  # an unknown order fails here
 
 
 @dataclass

@@ -66,7 +66,7 @@ class System:
     def __post_init__(self):
         if self.prompt not in PROMPTS:
             raise ValueError(f"prompt must be one of {PROMPTS}, not {self.prompt!r}")
-        prompt_order([], self.passage_order)  # an unknown order fails here
+        generation.check_passage_order(self.passage_order)  # an unknown order fails here
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, not {self.top_k}")
         if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").exists():
