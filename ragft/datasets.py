@@ -18,6 +18,9 @@ from .paths import CURRENT_VERSION, qa_path, train_path
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
 CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth moved between 1.26 and 2.x
+# answerable questions that one release's document answers (a removal notice, a new API, an unchanged one); a
+# changed_param question also needs the other release's signature, which a single-version index never holds
+ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
 
 
 @dataclass

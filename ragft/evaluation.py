@@ -18,7 +18,7 @@ import numpy as np
 
 from . import house
 from .corpus import MIGRATION_VERSIONS, split_doc_id
-from .datasets import CHANGED_KINDS
+from .datasets import CHANGED_KINDS, KINDS, ONE_RELEASE_KINDS
 from .paths import CURRENT_VERSION
 from .stats import proportion_ci
 
@@ -348,7 +348,7 @@ ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_preci
                "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
 BEHAVIOUR_TABLE = ("n", "format_compliance", "answered_in_format", "abstained", "abstention_recall",
                    "abstention_precision", "stale_rate", "fact_accuracy", "latency_s")
-ARMS_TABLE = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
+ARMS_TABLE = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "one_release_accuracy", "reading_rate", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
               "abstention_precision", "abstention_recall", "groundedness", "gold_retrieved", "latency_s", "cached")
 
 
@@ -357,7 +357,8 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
     context_recall (a gold doc was in the prompt), confidence (mean, generated answers only), changed_accuracy
     (accuracy on questions whose truth moved from 1.26 to 2.x), gold_retrieved (a gold doc among the passages),
     cached (share read from the answer cache), abstained (share of abstentions, asked for or not) and
-    answered_in_format (compliant and not an abstention), answerable_accuracy, reading_rate (correct when a gold
+    answered_in_format (compliant and not an abstention), answerable_accuracy, one_release_accuracy (accuracy on
+    the answerable kinds one release's document answers: removed, added, unchanged), reading_rate (correct when a gold
     document was in the prompt) and accuracy_low / accuracy_high (its 95% Wilson interval). The one summarizer of per-arm metrics; `metrics` picks the
     columns: ARM_METRICS (notebook 03), BEHAVIOUR_TABLE (04), ARMS_TABLE (05)."""
     import pandas as pd
@@ -374,11 +375,28 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
         m["cached"] = float(g["cached"].mean()) if "cached" in g and len(g) else float("nan")
         m["abstained"] = _share(rows, "abstained")
         m["answerable_accuracy"] = _share(rows, "correct", lambda r: r["kind"] != "unanswerable")
+        m["one_release_accuracy"] = _share(rows, "correct", lambda r: r["kind"] in ONE_RELEASE_KINDS)
         m["reading_rate"] = _share(rows, "correct", lambda r: r.get("gold_retrieved") or r.get("gold_in_context"))
         m["accuracy_low"], m["accuracy_high"] = proportion_ci([r["correct"] for r in rows])[1:]
         m["answered_in_format"] = _share([{"x": bool(r["compliant"]) and not r["abstained"]} for r in rows], "x")
         out[arm] = {k: m[k] for k in metrics}
     return pd.DataFrame(out).T
+
+
+def accuracy_by_kind(df, by: str = "arm", order: Sequence[str] | None = None):
+    """Accuracy per arm (rows, in `order` or as they first appear) and question kind (columns, in `KINDS` order), with
+    the number of questions of each kind in the column name ("removed (n=16)"): the table that shows which kind of
+    question an arm fails, e.g. changed_param, which a single-version index cannot answer."""
+    import pandas as pd
+
+    rows = order or list(dict.fromkeys(df[by]))
+    kinds = [k for k in KINDS if k in set(df["kind"])] + sorted(set(df["kind"]) - set(KINDS))
+    table = df.pivot_table(index=by, columns="kind", values="correct", aggfunc="mean").reindex(index=rows, columns=kinds)
+    first = df[df[by] == rows[0]] if rows else df
+    counts = first["kind"].value_counts()
+    table.columns = [f"{k} (n={int(counts.get(k, 0))})" for k in kinds]
+    table.index.name, table.columns.name = by, None
+    return table.astype(float)
 
 
 def records(table, digits: int = 3, index_name: str = "arm") -> list[dict]:

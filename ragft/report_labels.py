@@ -38,6 +38,10 @@ LABELS: dict[str, Label] = {
     "context_recall": Label("Context recall", SHARE), "confidence": Label("Mean token probability", SHARE),
     "correct": Label("Correct", BOOL), "compliant": Label("House format", BOOL), "abstained": Label("Abstained", SHARE),
     "answered_in_format": Label("Answered in the house format", SHARE),
+    "answerable_accuracy": Label("Accuracy on answerable questions", SHARE),
+    "one_release_accuracy": Label("Accuracy on removed / added / unchanged APIs", SHARE),
+    "reading_rate": Label("Correct when the gold passage was in the prompt", SHARE),
+    "kind_accuracy": Label("Accuracy per question kind", TEXT),
     # retrieval (01, 02)
     "mrr": Label("MRR", SHARE), "recall@1": Label("Recall@1", SHARE), "recall@5": Label("Recall@5", SHARE),
     "recall@10": Label("Recall@10", SHARE), "ndcg@10": Label("nDCG@10", SHARE), "chunks": Label("Chunks", COUNT),

@@ -83,3 +83,24 @@ def test_arms_table_carries_intervals_and_reading_rate():
     m = evaluation.summarize_arms(pd.DataFrame(rows), metrics=evaluation.ARMS_TABLE).loc["rag"]
     assert m["accuracy"] == 0.6 and m["reading_rate"] == 0.75  # 6 right of the 8 with the gold passage in the prompt
     assert round(m["accuracy_low"], 3) == 0.313 and round(m["accuracy_high"], 3) == 0.832  # Wilson, 6 of 10
+
+
+def test_one_release_accuracy_and_accuracy_by_kind():
+    """The RAFT goal's denominator: answerable kinds one release's document answers (not changed_param, not unanswerable)."""
+    import pandas as pd
+
+    from ragft import evaluation
+
+    kinds = ["removed", "added", "unchanged", "changed_param", "changed_param", "unanswerable"]
+    right = [True, True, False, False, False, True]
+    rows = [{"arm": arm, "id": f"{k}:{i}", "kind": k, "correct": c if arm == "raft" else not c, "fact_ok": c,
+             "stale": False, "abstained": k == "unanswerable", "compliant": True, "grounded": None,
+             "gold_retrieved": True, "latency_s": 1.0, "cached": False}
+            for arm in ("rag", "raft") for i, (k, c) in enumerate(zip(kinds, right))]
+    m = evaluation.summarize_arms(pd.DataFrame(rows), metrics=evaluation.ARMS_TABLE).loc["raft"]
+    assert m["one_release_accuracy"] == 2 / 3 and m["answerable_accuracy"] == 2 / 5 and m["accuracy"] == 0.5
+    table = evaluation.accuracy_by_kind(pd.DataFrame(rows), order=["raft", "rag"])
+    assert list(table.index) == ["raft", "rag"]
+    assert list(table.columns) == ["removed (n=1)", "added (n=1)", "changed_param (n=2)", "unchanged (n=1)",
+                                   "unanswerable (n=1)"]
+    assert table.loc["raft"].tolist() == [1.0, 1.0, 0.0, 0.0, 1.0] and table.loc["rag", "changed_param (n=2)"] == 1.0

@@ -56,6 +56,10 @@ def test_hybrid_notebook_smoke(smoke_figures):
     for a in arms:  # every accuracy with its 95% interval, and the reading rate the thesis is about
         assert a["accuracy_ci"][0] <= a["accuracy"] <= a["accuracy_ci"][1]
         assert a["reading_rate"] is None or 0.0 <= a["reading_rate"] <= 1.0
+    by_kind = figs["kind_accuracy"]  # every arm's accuracy per question kind, each kind with its count
+    assert [r["arm"] for r in by_kind] == list(systems.ARMS)
+    assert all(v is None or 0.0 <= v <= 1.0 for r in by_kind for k, v in r.items() if k != "arm")
+    assert all(a["one_release_accuracy"] is None or 0.0 <= a["one_release_accuracy"] <= 1.0 for a in arms)
     assert figs["decoding"] == generation.DECODING and figs["decoding"]["repetition_penalty"] == 1.0  # one decoding
 
 
