@@ -22,6 +22,11 @@ run is a measurement; tune here on dev, report on test in notebook 05.
 
 Adapters are cached by data and settings (the adapter cache), so a repeat only answers.
 
+Every measurement below predates the changed-parameter fix of 2026-12-02 (`qa_builder.changed_params`): 14 of the
+then 15 dev changed-parameter questions and 37 of the 88 changed-parameter pairs were `np.ma` wrapper artifacts
+("gained `keepdims`" where 1.26 forwarded it through `**params`). Today's QA set and pairs differ (dev changed
+parameters 5, pairs 209): the recipe's choices stand as measured then, not re-measured.
+
 Measured once (2026-12-01, the quiet 2-core VM, `--target answer --target abstain`, 60 steps, 40 dev questions, 749 s):
 no-oracle target "answer" (the paper's): accuracy 0.60 [0.45, 0.74], answerable 0.50, reading rate 0.53, abstention
 recall 1.00 at precision 1.00, format 0.88, abstained on 20%; "abstain" (the earlier recipe): accuracy 0.25

@@ -387,8 +387,6 @@ def accuracy_by_kind(df, by: str = "arm", order: Sequence[str] | None = None):
     """Accuracy per arm (rows, in `order` or as they first appear) and question kind (columns, in `KINDS` order), with
     the number of questions of each kind in the column name ("removed (n=16)"): the table that shows which kind of
     question an arm fails, e.g. changed_param, which a single-version index cannot answer."""
-    import pandas as pd
-
     rows = order or list(dict.fromkeys(df[by]))
     kinds = [k for k in KINDS if k in set(df["kind"])] + sorted(set(df["kind"]) - set(KINDS))
     table = df.pivot_table(index=by, columns="kind", values="correct", aggfunc="mean").reindex(index=rows, columns=kinds)

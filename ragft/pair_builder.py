@@ -24,7 +24,7 @@ from .corpus import Document
 from .io import write_jsonl
 from .pairs import examples, public_callable, short
 from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path, task_pairs_path
-from .qa_builder import _api, _h, _unique_summaries, fabricated_names, param_names, which_function_question
+from .qa_builder import _api, _h, _unique_summaries, changed_params, fabricated_names, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
 REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (qa_builder.removed_items)
@@ -51,14 +51,13 @@ class PairSettings:
 
     abstain_share: share of abstention pairs in the final set (RAFT uses none, Meta's RAFT recipe 5%; a larger share
     makes a small adapter collapse onto the fixed reply). max_per_kind caps each kind so no one shape floods the set:
-    reverse lookups are the easiest facts to mine (250+), so they are capped at 130, near the share of unchanged
-    questions in the QA set, and the rarer shapes (removed, changed_param) keep a real share of the first pairs that a
-    short run trains on.
+    reverse lookups are the easiest facts to mine (250+), so they are capped at 100, under half of the set, and the
+    rarer shapes (removed, changed_param) keep a real share of the first pairs that a short run trains on.
     """
 
     abstain_share: float = 0.10
     max_per_kind: dict = field(default_factory=lambda: {"removed": 200, "added": 200, "changed_param": 250,
-                                                         "unchanged": 130})
+                                                         "unchanged": 100})
     max_summary_chars: int = 300
     max_device_pairs: int = 6  # dozens of functions only gained `device`: a few teach the shape, more teach one word
     max_ma_pairs: int = 60  # numpy.ma wrappers gained many explicit parameters in 2.x: keep them from dominating
@@ -284,11 +283,6 @@ def alias_pairs(apis: dict[str, dict[str, Document]], banned: set[str]) -> list[
     return out
 
 
-def _var_names(signature: str) -> set[str]:
-    m = re.findall(r"\*{1,2}(\w+)", signature)
-    return set(m)
-
-
 def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], s: PairSettings) -> list[dict]:
     """changed_param: parameters a function gained or lost between two releases (1.26.4 -> 2.4.6, and 2.0.2 -> 2.4.6
     for changes made within 2.x), for functions the QA set never names. Gold passage: the newer docstring; the
@@ -303,12 +297,10 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
             old_doc, new_doc = apis[old_v][name], current[name]
             if old_doc.metadata.get("kind") != "function" or not public_callable(new_doc) or short(name) in banned:
                 continue
-            old_p, new_p = param_names(old_doc.metadata["signature"]), param_names(new_doc.metadata["signature"])
-            if not old_p or not new_p:
+            changed = changed_params(old_doc.metadata["signature"], new_doc.metadata["signature"])
+            if changed is None:
                 continue
-            var = _var_names(old_doc.metadata["signature"]) | _var_names(new_doc.metadata["signature"])
-            gained = [p for p in new_p if p not in old_p and p not in var]
-            lost = [p for p in old_p if p not in new_p and p not in var]
+            gained, lost = changed  # as a caller sees them: nothing a `**kwargs` took already, never `*args` itself
             path = name.removeprefix("numpy.")
             for p, sign in [(p, "+") for p in gained] + [(p, "-") for p in lost]:
                 if (path, p, sign) in seen:

@@ -1,6 +1,7 @@
 """The committed data: corpora, QA set and training set are present, consistent, and their truth is re-checkable."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -69,12 +70,37 @@ def test_training_pairs_are_in_house_format_with_abstentions():
 def test_truth_is_rechecked_under_real_numpy_and_false_items_dropped(tmp_path):
     """Downloads the three NumPy wheels (cached) and re-runs proofs; a deliberately false claim must be dropped."""
     rows = [json.loads(line) for line in qa_path().read_text().splitlines()]
-    sample = [r for r in rows if r["id"] in ("removed:float_", "changed_param:argsort+stable")]
+    sample = [r for r in rows if r["id"] in ("removed:float_", "changed_param:sort+stable")]
     sample += [dict(r, id=r["id"] + "-unverified") for r in rows if r["kind"] == "unanswerable"][:1]
-    false_claim = json.loads(json.dumps(sample[0]))
+    assert len(sample) == 3
+    false_claim = json.loads(json.dumps(next(r for r in sample if r["id"] == "removed:float_")))
     false_claim["id"] = "removed:float_-false"
     false_claim["verify"]["expect"]["2.4.6"] = [True, True]  # claims np.float_ still exists in 2.4.6
-    kept, dropped = qa_builder.verify_items(sample + [false_claim], tmp_path)
+    # the old proof's mistake: 1.26's np.ma.prod is `(a, *args, **params)` and took keepdims= already
+    wrapper = {"id": "changed_param:ma.prod+keepdims", "kind": "changed_param",
+               "verify": {"code": "result = [_accepts('ma.prod', 'keepdims')]",
+                          "expect": {"1.26.4": [False], "2.0.2": [None], "2.4.6": [True]}}}
+    kept, dropped = qa_builder.verify_items(sample + [false_claim, wrapper], tmp_path)
     assert {k["id"] for k in kept} == {s["id"] for s in sample}
-    assert dropped == Counter({"removed": 1})
-    assert kept[0]["verify"]["observed"]["2.4.6"] == [False, True]
+    assert dropped == Counter({"removed": 1, "changed_param": 1})
+    observed = {k["id"]: k["verify"]["observed"] for k in kept}
+    assert observed["removed:float_"]["2.4.6"] == [False, True]
+    assert [observed["changed_param:sort+stable"][v] for v in NUMPY_VERSIONS] == [[False], [True], [True]]
+
+
+def test_changed_parameters_are_changes_a_caller_sees():
+    """A parameter "gained" in 2.x was not taken by a `**kwargs` of 1.26 (the `np.ma` wrappers of 1.26 are
+    `(a, *args, **params)` and forward every keyword), a "lost" one is not taken by one in 2.x, and `*args` is never one."""
+    from ragft.paths import CURRENT_VERSION, OLD_VERSION
+
+    sigs = {v: {d.doc_id: d.metadata.get("signature", "") for d in corpus.load_corpus(v)} for v in (OLD_VERSION, CURRENT_VERSION)}
+    items = datasets.load_qa(None, kinds=("changed_param",))
+    assert len(items) >= 30
+    for it in items:
+        path, sign, p = re.fullmatch(r"changed_param:(.+)([+-])(\w+)", it.id).groups()
+        old, new = sigs[OLD_VERSION]["numpy." + path], sigs[CURRENT_VERSION]["numpy." + path]
+        assert qa_builder.accepts_keyword(old, p) is (sign == "-") and qa_builder.accepts_keyword(new, p) is (sign == "+"), it.id
+    # the rule itself: what 1.26's np.ma.prod forwarded is not new, and a wrapper's *args is not a lost parameter
+    assert qa_builder.changed_params("(a, *args, **params)", "(a, axis=None, dtype=None, keepdims=<no value>)") == ([], [])
+    assert qa_builder.changed_params("(x, *args, **params)", "(ary, indices_or_sections)") == ([], ["x"])
+    assert qa_builder.changed_params("(a, axis=-1)", "(a, axis=-1, *, stable=None)") == (["stable"], [])

@@ -96,7 +96,7 @@ def test_one_release_accuracy_and_accuracy_by_kind():
     rows = [{"arm": arm, "id": f"{k}:{i}", "kind": k, "correct": c if arm == "raft" else not c, "fact_ok": c,
              "stale": False, "abstained": k == "unanswerable", "compliant": True, "grounded": None,
              "gold_retrieved": True, "latency_s": 1.0, "cached": False}
-            for arm in ("rag", "raft") for i, (k, c) in enumerate(zip(kinds, right))]
+            for arm in ("rag", "raft") for i, (k, c) in enumerate(zip(kinds, right, strict=True))]
     m = evaluation.summarize_arms(pd.DataFrame(rows), metrics=evaluation.ARMS_TABLE).loc["raft"]
     assert m["one_release_accuracy"] == 2 / 3 and m["answerable_accuracy"] == 2 / 5 and m["accuracy"] == 0.5
     table = evaluation.accuracy_by_kind(pd.DataFrame(rows), order=["raft", "rag"])

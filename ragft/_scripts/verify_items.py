@@ -1,6 +1,6 @@
 """Run each item's verification code under the NumPy on PYTHONPATH; print {"version": ..., "results": {id: result}}.
 
-Reads a JSON list of {"id", "code"} on stdin. Each code runs in a fresh namespace with `np` and three helpers, and must
+Reads a JSON list of {"id", "code"} on stdin. Each code runs in a fresh namespace with `np` and four helpers, and must
 set `result` to a list. An exception becomes the string "error: ...". Free of ragft imports on purpose.
 """
 
@@ -32,11 +32,18 @@ def _params(path):
     return sorted(inspect.signature(_get(path)).parameters)
 
 
+def _accepts(path, name):
+    """Does a call with `name=` get past the signature: a named parameter (not positional-only) or a `**kwargs`."""
+    params = inspect.signature(_get(path)).parameters.values()
+    named = any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
+    return named or any(p.kind == p.VAR_KEYWORD for p in params)
+
+
 def main():
     items = json.load(sys.stdin)
     results = {}
     for item in items:
-        ns = {"np": np, "_get": _get, "_has": _has, "_params": _params}
+        ns = {"np": np, "_get": _get, "_has": _has, "_params": _params, "_accepts": _accepts}
         try:
             exec(item["code"], ns)
             results[item["id"]] = ns["result"]
