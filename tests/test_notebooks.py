@@ -81,7 +81,7 @@ def test_rag_notebook_smoke(smoke_figures):
     assert order["best passage first"]["context_recall"] == order["best passage last (the default)"]["context_recall"]
     mig = figs["migration"]  # the 2.4.6 index against the 1.26.4 + 2.4.6 index on the changed-parameter questions
     both = {(r["index"], r["k"]): r["both versions"] for r in mig["retrieval"]}
-    assert mig["n_questions"] >= 10 and len(both) == 4
+    assert mig["n_questions"] >= 5 and len(both) == 4  # every dev changed-parameter question (5 since the fix)
     assert all(v == 0 for (index, _), v in both.items() if index == "2.4.6 index")  # one version cannot show both
     assert max(v for (index, _), v in both.items() if index != "2.4.6 index") > 0
     assert mig["retrieval_compare"]["n"] == mig["n_questions"] and mig["answers_compare"]["n"] == max(2, figs["n_lab"] // 2)
