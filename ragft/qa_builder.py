@@ -37,21 +37,6 @@ def split_of(item_id: str) -> str:
     return "dev" if _h("split:" + item_id) % 1000 < DEV_SHARE * 1000 else "test"
 
 
-def param_names(signature: str) -> list[str] | None:
-    """Parameter names of a signature string; None if it cannot be parsed. `"(a, *, stable=None)" -> ['a', 'stable']`."""
-    if not signature.startswith("("):
-        return None
-    src = re.sub(r"<[^<>]*>", "None", signature)
-    try:
-        fn = ast.parse(f"def f{src}: pass").body[0]
-    except SyntaxError:
-        return None
-    a = fn.args
-    names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
-    names += [x.arg for x in (a.vararg, a.kwarg) if x is not None]
-    return names
-
-
 def keyword_params(signature: str) -> tuple[list[str], bool] | None:
     """(names a caller can pass by keyword, takes any keyword) of a signature string; None if it cannot be parsed.
     The names leave out positional-only parameters and `*args` / `**kwargs`; "takes any keyword" = it has a
@@ -203,26 +188,23 @@ def changed_param_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
         gained, lost = changed
         path = name.removeprefix("numpy.")
         gold = {v: [name] if name in apis[v] else [] for v in NUMPY_VERSIONS}
-        for p in gained:
-            if p == "device":
+        for p, sign in [(p, "+") for p in gained] + [(p, "-") for p in lost]:
+            if sign == "+" and p == "device":
                 device_only += 1
                 if device_only > 8:  # 30-odd functions only gained `device`: keep a few, not a flood of one fact
                     continue
+            if sign == "+":
+                q = f"Which keyword argument did `{short(name)}` gain in NumPy 2.x that it did not have in NumPy 1.26?"
+                if len(gained) > 1:
+                    q = f"Name a parameter that `{short(name)}` accepts in NumPy 2.x but not in NumPy 1.26."
+                sentence = f"`{short(name)}` gained the `{p}` parameter in NumPy 2.x."
+            else:
+                q = f"Which parameter of `{short(name)}` from NumPy 1.26 no longer exists in NumPy 2.x?"
+                sentence = f"`{short(name)}` lost its `{p}` parameter in NumPy 2.x."
             expect = {v: [accepts_keyword(apis[v][name].metadata["signature"], p)] if name in apis[v] else [None]
                       for v in NUMPY_VERSIONS}
-            q = f"Which keyword argument did `{short(name)}` gain in NumPy 2.x that it did not have in NumPy 1.26?"
-            if len(gained) > 1:
-                q = f"Name a parameter that `{short(name)}` accepts in NumPy 2.x but not in NumPy 1.26."
-            items.append(_item("changed_param", f"{path}+{p}", q, [p], [], gold,
-                               f"result = [_accepts({path!r}, {p!r})]", expect,
-                               f"`{short(name)}` gained the `{p}` parameter in NumPy 2.x."))
-        for p in lost:
-            expect = {v: [accepts_keyword(apis[v][name].metadata["signature"], p)] if name in apis[v] else [None]
-                      for v in NUMPY_VERSIONS}
-            q = f"Which parameter of `{short(name)}` from NumPy 1.26 no longer exists in NumPy 2.x?"
-            items.append(_item("changed_param", f"{path}-{p}", q, [p], [], gold,
-                               f"result = [_accepts({path!r}, {p!r})]", expect,
-                               f"`{short(name)}` lost its `{p}` parameter in NumPy 2.x."))
+            items.append(_item("changed_param", f"{path}{sign}{p}", q, [p], [], gold,
+                               f"result = [_accepts({path!r}, {p!r})]", expect, sentence))
     return items
 
 

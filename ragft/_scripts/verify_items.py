@@ -1,6 +1,6 @@
 """Run each item's verification code under the NumPy on PYTHONPATH; print {"version": ..., "results": {id: result}}.
 
-Reads a JSON list of {"id", "code"} on stdin. Each code runs in a fresh namespace with `np` and four helpers, and must
+Reads a JSON list of {"id", "code"} on stdin. Each code runs in a fresh namespace with `np` and three helpers, and must
 set `result` to a list. An exception becomes the string "error: ...". Free of ragft imports on purpose.
 """
 
@@ -28,10 +28,6 @@ def _has(path):
         return False
 
 
-def _params(path):
-    return sorted(inspect.signature(_get(path)).parameters)
-
-
 def _accepts(path, name):
     """Does a call with `name=` get past the signature: a named parameter (not positional-only) or a `**kwargs`."""
     params = inspect.signature(_get(path)).parameters.values()
@@ -43,7 +39,7 @@ def main():
     items = json.load(sys.stdin)
     results = {}
     for item in items:
-        ns = {"np": np, "_get": _get, "_has": _has, "_params": _params, "_accepts": _accepts}
+        ns = {"np": np, "_get": _get, "_has": _has, "_accepts": _accepts}
         try:
             exec(item["code"], ns)
             results[item["id"]] = ns["result"]
