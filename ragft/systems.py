@@ -547,7 +547,7 @@ class ArmSettings:
     seed: int = 0
     # "task": data/train/task_pairs.jsonl, the QA set's question shapes from facts it does not ask about (the RAFT arm's
     # passages from 2.4.6, never from a document the QA set asks about); "house": data/train/house_style.jsonl, one
-    # question shape, and 200 of its 772 pairs name an API the QA set asks about (tests/test_pair_builder.py)
+    # question shape ("What does `np.X` do?"), none about an API the QA set asks about (tests/test_pair_builder.py)
     pairs: str = "task"
 
     def __post_init__(self):
