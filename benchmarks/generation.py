@@ -10,8 +10,9 @@ subset, house system prompt), greedy, no repetition penalty, SmolLM2-135M fp32 t
 
 Per setting it prints: mean prompt tokens, new tokens, prefill and decode tokens/s, answers/s at batch 1 (on the first
 --n-batch1 questions) and at batch 8 (all questions), the process's peak RSS so far, and the answer metrics
-(`evaluation.summarize_arms`) of the batch-8 answers. The last line is the new-default-to-today answers/s ratio at
-batch 8. Asserts nothing: one run on a shared CPU is a measurement.
+(`evaluation.summarize_arms`) of the batch-8 answers. Then what 4x today's answers/s would leave for a prompt at the
+speeds just measured (`ceiling`), and as the last line the new-default-to-today answers/s ratio at batch 8. Asserts
+nothing: one run on a shared CPU is a measurement.
 
     .venv/bin/python benchmarks/generation.py            # 40 dev questions, batch 1 on 8 of them
     .venv/bin/python benchmarks/generation.py --quick    # 8 questions, batch 1 on 2 (under 3 minutes on 2 idle cores)
@@ -59,25 +60,44 @@ def peak_rss_mb() -> float:
 
 
 def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, fast=None):
-    """Answer every chat in batches of batch_size; (generations, wall seconds, prefill tok/s, decode tok/s)."""
-    gens, prefill_tokens, prefill_s, decode_tokens, decode_s = [], 0, 0.0, 0, 0.0
+    """Answer every chat in batches of batch_size; (generations, wall seconds, prefill tok/s, decode tok/s, seconds per
+    decode step). A batch takes as many decode steps as its longest answer: rows that have stopped are still computed."""
+    gens, prefill_tokens, prefill_s, decode_tokens, decode_s, steps = [], 0, 0.0, 0, 0.0, 0
     t0 = time.perf_counter()
     for start in range(0, len(chats), batch_size):
         if setting.engine != "transformers":  # 8 chats handed over at once, answered one by one (generate_chats)
             part = fast.generate_chats(chats[start:start + batch_size], setting.max_new_tokens,
                                        stop_at_answer_end=setting.stop_at_answer_end)
+            calls = [[g] for g in part]
         else:
             part = systems.generate_chats(model, tok, chats[start:start + batch_size], setting.max_new_tokens,
                                           batch_size, stop_at_answer_end=setting.stop_at_answer_end)
+            calls = [part]
         gens += part
         # each generation call's rows carry that call's timings: count every call once
-        calls = {id(g): g for g in part} if setting.engine != "transformers" else {0: part[0]}
         prefill_tokens += sum(g.n_prompt_tokens for g in part)
-        prefill_s += sum(g.ttft_s for g in calls.values())
+        prefill_s += sum(c[0].ttft_s for c in calls)
         decode_tokens += sum(max(g.n_new_tokens - 1, 0) for g in part)
-        decode_s += sum(g.total_s - g.ttft_s for g in calls.values())
+        decode_s += sum(c[0].total_s - c[0].ttft_s for c in calls)
+        steps += sum(max(max(g.n_new_tokens for g in c) - 1, 0) for c in calls)
     wall = time.perf_counter() - t0
-    return gens, wall, prefill_tokens / prefill_s, decode_tokens / decode_s if decode_s > 0 else float("nan")
+    return (gens, wall, prefill_tokens / prefill_s, decode_tokens / decode_s if decode_s > 0 else float("nan"),
+            decode_s / steps if steps else float("nan"))
+
+
+def ceiling(today_aps: float, prefill_tok_s: float, step_s: float, steps_per_batch: float, batch: int = 8,
+            goal: float = 4.0) -> tuple[float, float, float]:
+    """What `goal` x today's answers/s leaves for a prompt at this machine's measured speeds: (seconds per batch of
+    `batch` answers, of which decoding takes, the prompt tokens per question the prefill rate then allows).
+
+    Prefill is compute-bound (its rate barely changes with the prompt), one decode step costs about the same at batch 1
+    and 8 (it reads every weight once), so a batch costs batch x prompt / prefill rate + steps x step time.
+    >>> ceiling(0.5, 500.0, 0.1, 40)  # 4 s per batch, 4 s of decoding: no room left for a prompt
+    (4.0, 4.0, 0.0)
+    """
+    per_batch = batch / (goal * today_aps)
+    decode = steps_per_batch * step_s
+    return per_batch, decode, max(per_batch - decode, 0.0) * prefill_tok_s / batch
 
 
 def main() -> None:
@@ -110,6 +130,7 @@ def main() -> None:
     print(f"{len(items)} dev questions ({', '.join(sorted({i.kind for i in items}))}), BM25 top 3 over {len(docs)} "
           f"NumPy {CURRENT_VERSION} documents; model loaded in {pool.load_s:.1f} s")
     chats = chats_of(NEW)
+    n_system = len(tok(generation.RAG_SYSTEM_PROMPT)["input_ids"])
     systems.generate_chats(model, tok, chats[:1], 4)  # warm-up: first-call allocations out of the timings
 
     settings, fast = ([] if args.skip_today else [TODAY]) + [NEW], {}
@@ -129,12 +150,14 @@ def main() -> None:
     results, rows = {}, []
     for s in settings:
         chats = chats_of(s)
-        gens1, wall1, _, _ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
-        gens8, wall8, prefill, decode = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
+        gens1, wall1, _, _, _ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
+        gens8, wall8, prefill, decode, step_s = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
         results[s.name] = {
             "prompt tokens": sum(g.n_prompt_tokens for g in gens8) / len(gens8),
             "new tokens": sum(g.n_new_tokens for g in gens8) / len(gens8),
-            "prefill tok/s (b8)": prefill, "decode tok/s (b8)": decode,
+            "prefill tok/s (b8)": prefill, "decode tok/s (b8)": decode, "ms per decode step (b8)": 1000 * step_s,
+            "decode steps per batch": sum(max(g.n_new_tokens for g in gens8[i:i + 8]) - 1
+                                          for i in range(0, len(gens8), 8)) / -(-len(gens8) // 8),
             "answers/s b1": len(gens1) / wall1, "answers/s b8": len(gens8) / wall8,
             "peak RSS MB": peak_rss_mb()}
         for item, h, g in zip(items, hits, gens8, strict=True):
@@ -158,6 +181,14 @@ def main() -> None:
         for s in settings[2:]:  # the whole new default on a fast engine, against today's pipeline on transformers
             print(f"{s.name} to today answers/s (batch 8, {len(items)} questions): "
                   f"{results[s.name]['answers/s b8'] / results[TODAY.name]['answers/s b8']:.2f}")
+        new, today = results[NEW.name], results[TODAY.name]
+        per_batch, decode_s, room = ceiling(today["answers/s b8"], new["prefill tok/s (b8)"],
+                                            new["ms per decode step (b8)"] / 1000, new["decode steps per batch"])
+        print(f"4x today's answers/s at batch 8 on transformers leaves {per_batch:.1f} s per batch of 8; its "
+              f"{new['decode steps per batch']:.0f} decode steps at {new['ms per decode step (b8)']:.0f} ms take "
+              f"{decode_s:.1f} s, so at {new['prefill tok/s (b8)']:.0f} prefill tokens/s a prompt could hold "
+              f"{room:.0f} tokens (the new default's: {new['prompt tokens']:.0f}; the house system prompt's alone: "
+              f"{n_system} tokens)")
         ratio = results[NEW.name]["answers/s b8"] / results[TODAY.name]["answers/s b8"]
         print(f"new-default-to-today answers/s ratio (batch 8, {len(items)} questions): {ratio:.2f}")
 
