@@ -100,6 +100,8 @@ LABELS: dict[str, Label] = {
     "adapter_mb": Label("Adapter size on disk", "MB"), "loss_before": Label("Held-out loss before", ""),
     "loss_after": Label("Held-out loss after", ""), "compliance_base": Label("House format kept, base model", SHARE),
     "compliance_tuned": Label("House format kept, tuned model", SHARE),
+    "format_claim": Label("House format, tuned vs base (paired)", TEXT),
+    "tuned_cut_at_cap": Label("Tuned answers cut at the token cap", COUNT),
     "stale_rate_changed": Label("Stale answers on changed APIs", SHARE), "retrain_s": Label("Retraining time", "s"),
     "reindex_s": Label("Re-indexing time", "s"), "merge_max_logit_diff": Label("Largest logit change after merging", ""),
     "rss_before_mb": Label("Memory before training", "MB"), "peak_gpu_mb": Label("Peak GPU memory", "MB"),

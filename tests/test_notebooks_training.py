@@ -7,7 +7,7 @@ in the cache, as a reader running the notebooks in order would (06 on a cold cac
 
 import pytest
 
-from ragft import evaluation, generation, paths, profiles, systems
+from ragft import evaluation, generation, paths, profiles, stats, systems
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
@@ -22,6 +22,9 @@ def test_qlora_notebook_smoke(smoke_figures):
     assert figs["loss_after"] < figs["loss_before"]
     assert figs["n_questions"] == 8
     assert figs["compliance_tuned"] >= figs["compliance_base"]
+    claim = figs["format_claim"]  # decided by a paired comparison; "supported" is required in the workshop profile only
+    assert claim["verdict"] in stats.VERDICTS and claim["diff_ci"][0] <= claim["diff"] <= claim["diff_ci"][1]
+    assert 0 <= figs["tuned_cut_at_cap"] <= figs["n_questions"]
     assert set(figs["answered_in_format"]) == set(figs["abstained"]) == {"base", "tuned"}
     assert figs["chunks_to_embed"] > 100 and 0 < figs["pairs_to_regenerate"] < n_house_pairs
     assert figs["retrain_s"] > 0 and figs["reindex_s"] > 0
