@@ -61,8 +61,9 @@ def peak_rss_mb() -> float:
 
 def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, fast=None):
     """Answer every chat in batches of batch_size; (generations, wall seconds, prefill tok/s, decode tok/s, seconds per
-    decode step). A batch takes as many decode steps as its longest answer: rows that have stopped are still computed."""
-    gens, prefill_tokens, prefill_s, decode_tokens, decode_s, steps = [], 0, 0.0, 0, 0.0, 0
+    decode step, decode steps per generation call). A batch takes as many decode steps as its longest answer: rows that
+    have stopped are still computed."""
+    gens, prefill_tokens, prefill_s, decode_tokens, decode_s, steps, n_calls = [], 0, 0.0, 0, 0.0, 0, 0
     t0 = time.perf_counter()
     for start in range(0, len(chats), batch_size):
         if setting.engine != "transformers":  # 8 chats handed over at once, answered one by one (generate_chats)
@@ -80,9 +81,10 @@ def run(setting: Setting, chats: list[list[dict]], model, tok, batch_size: int, 
         decode_tokens += sum(max(g.n_new_tokens - 1, 0) for g in part)
         decode_s += sum(c[0].total_s - c[0].ttft_s for c in calls)
         steps += sum(max(max(g.n_new_tokens for g in c) - 1, 0) for c in calls)
+        n_calls += len(calls)
     wall = time.perf_counter() - t0
     return (gens, wall, prefill_tokens / prefill_s, decode_tokens / decode_s if decode_s > 0 else float("nan"),
-            decode_s / steps if steps else float("nan"))
+            decode_s / steps if steps else float("nan"), steps / n_calls)
 
 
 def ceiling(today_aps: float, prefill_tok_s: float, step_s: float, steps_per_batch: float, batch: int = 8,
@@ -150,14 +152,13 @@ def main() -> None:
     results, rows = {}, []
     for s in settings:
         chats = chats_of(s)
-        gens1, wall1, _, _, _ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
-        gens8, wall8, prefill, decode, step_s = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
+        gens1, wall1, *_ = run(s, chats[:args.n_batch1], model, tok, batch_size=1, fast=engine_of[s.name])
+        gens8, wall8, prefill, decode, step_s, steps = run(s, chats, model, tok, batch_size=8, fast=engine_of[s.name])
         results[s.name] = {
             "prompt tokens": sum(g.n_prompt_tokens for g in gens8) / len(gens8),
             "new tokens": sum(g.n_new_tokens for g in gens8) / len(gens8),
             "prefill tok/s (b8)": prefill, "decode tok/s (b8)": decode, "ms per decode step (b8)": 1000 * step_s,
-            "decode steps per batch": sum(max(g.n_new_tokens for g in gens8[i:i + 8]) - 1
-                                          for i in range(0, len(gens8), 8)) / -(-len(gens8) // 8),
+            "decode steps per call": steps,  # per batch of 8 on transformers, per answer on the one-by-one engines
             "answers/s b1": len(gens1) / wall1, "answers/s b8": len(gens8) / wall8,
             "peak RSS MB": peak_rss_mb()}
         for item, h, g in zip(items, hits, gens8, strict=True):
@@ -183,9 +184,9 @@ def main() -> None:
                   f"{results[s.name]['answers/s b8'] / results[TODAY.name]['answers/s b8']:.2f}")
         new, today = results[NEW.name], results[TODAY.name]
         per_batch, decode_s, room = ceiling(today["answers/s b8"], new["prefill tok/s (b8)"],
-                                            new["ms per decode step (b8)"] / 1000, new["decode steps per batch"])
+                                            new["ms per decode step (b8)"] / 1000, new["decode steps per call"])
         print(f"4x today's answers/s at batch 8 on transformers leaves {per_batch:.1f} s per batch of 8; its "
-              f"{new['decode steps per batch']:.0f} decode steps at {new['ms per decode step (b8)']:.0f} ms take "
+              f"{new['decode steps per call']:.0f} decode steps at {new['ms per decode step (b8)']:.0f} ms take "
               f"{decode_s:.1f} s, so at {new['prefill tok/s (b8)']:.0f} prefill tokens/s a prompt could hold "
               f"{room:.0f} tokens (the new default's: {new['prompt tokens']:.0f}; the house system prompt's alone: "
               f"{n_system} tokens)")
