@@ -326,8 +326,8 @@ def build_train(out: Path | None = None, abstain_share: float = 0.15) -> list[di
 
     No pair names an API that a QA item asks about (`pair_builder.qa_asked_names`: its gold documents in every version
     and the names in its question), so the fine-tuned arm cannot have learned a test answer by heart; the check is
-    tests/test_pair_builder.py's. The fabricated names use a different salt than the QA set's, and any that the QA set
-    uses are excluded. Abstentions are `abstain_share` of the pairs kept.
+    tests/test_pair_builder.py's. The fabricated names use a different salt than the QA set's, and any that a QA item
+    names is excluded by the same list. Abstentions are `abstain_share` of the pairs kept.
     """
     from .pair_builder import load_qa_rows, pair_names, qa_asked_names  # pair_builder imports this module
 
@@ -335,17 +335,15 @@ def build_train(out: Path | None = None, abstain_share: float = 0.15) -> list[di
     pairs = [p for _, doc in sorted(apis[OLD_VERSION].items()) if (p := house_pair(doc))]
     qa_rows = load_qa_rows() if qa_path().exists() else []
     banned = qa_asked_names(qa_rows)
-    n_all = len(pairs)
-    pairs = [p for p in pairs if not pair_names(p) & banned]
-    qa_names = {row["id"].split(":", 1)[1] for row in qa_rows}
+    kept = [p for p in pairs if not pair_names(p) & banned]
+    print(f"train: {len(pairs) - len(kept)} of {len(pairs)} documents left out: a QA item asks about their API")
+    pairs = kept
     n_abstain = int(len(pairs) * abstain_share / (1 - abstain_share))
-    fakes = [x for x in fabricated_names(apis, n_abstain * 3, salt="train:")
-             if x not in qa_names and f"np.{x}" not in banned][:n_abstain]
+    fakes = [x for x in fabricated_names(apis, n_abstain * 3, salt="train:") if f"np.{x}" not in banned][:n_abstain]
     for x in fakes:
         pairs.append({"prompt": ABSTAIN_TEMPLATES[_h(x) % 3].format(x=x), "completion": ABSTAIN_ANSWER,
                       "kind": "abstain", "doc_id": None})
     pairs.sort(key=lambda p: _h("train:" + p["prompt"]))
-    print(f"train: {n_all - (len(pairs) - len(fakes))} of {n_all} documents left out: a QA item asks about their API")
     write_jsonl(out or train_path(), pairs)
     print(f"train: {len(pairs)} pairs ({sum(p['kind'] == 'abstain' for p in pairs)} abstentions) from numpy {OLD_VERSION}")
     return pairs
