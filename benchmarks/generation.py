@@ -6,7 +6,8 @@ one retrieved chunk; 300 characters keep its signature and summary line), genera
 (`generation.STOP_AT_ANSWER_END`: after a house answer's `Source:` line, or at the first blank line of a reply in
 another form) and max_new_tokens is sized from the measured length of house answers (`profiles.ANSWER_MAX_NEW_TOKENS`,
 see benchmarks/answer_lengths.py). Both run `systems.System("rag")` prompts (BM25 top 3 over a NumPy 2.4.6 corpus
-subset, house system prompt), greedy, no repetition penalty, SmolLM2-135M fp32 through `systems.generate_chats`.
+subset, house system prompt), the shared decoding (`generation.DECODING`: greedy, no repetition penalty, no 16-gram twice
+in one answer), SmolLM2-135M fp32 through `systems.generate_chats`.
 
 Per setting it prints: mean prompt tokens, new tokens, prefill and decode tokens/s, answers/s at batch 1 (on the first
 --n-batch1 questions) and at batch 8 (all questions), the process's peak RSS so far, and the answer metrics
@@ -139,10 +140,15 @@ def main() -> None:
     for name in args.engine:
         runtime, quantization = name.split("-")
         t0 = time.perf_counter()
-        if runtime == "ct2":
-            fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
-        else:
-            fast[name] = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, quantization), tok)
+        try:
+            engines.check_decoding(runtime)
+            if runtime == "ct2":
+                fast[name] = engines.Ct2Generator(engines.converted(model, tok, quantization), tok)
+            else:
+                fast[name] = engines.OrtGenAIGenerator(engines.ortgenai_converted(model, tok, quantization), tok)
+        except engines.EngineUnavailable as e:
+            print(f"{name}: skipped: {e}")
+            continue
         print(f"{name}: converted (or found in the cache) and loaded in {time.perf_counter() - t0:.1f} s")
         fast[name].generate_chats(chats[:1], 4)
         settings.append(Setting(f"{NEW.name}, {name}", NEW.max_new_tokens, NEW.stop_at_answer_end, NEW.passage_chars,

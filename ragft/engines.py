@@ -7,7 +7,9 @@ the sha256 of its weights; a cached conversion that is half-written or whose fil
 It does not train and does not switch adapters live (each adapter is merged and converted once): training and the
 dashboard's adapter switch stay on transformers. It is not the default: see the README's "Generation speed" for the
 measurement that decided it. Decoding is `generation.DECODING`'s (greedy, the same repetition penalty, the same stop
-at the end of the answer), so only the runtime differs. When the engine is not installed or a model cannot be converted,
+at the end of the answer, the same ban on an n-gram repeated within the answer), so only the runtime differs. CTranslate2
+cannot restrict its n-gram ban to the answer's tokens, so while `generation.ANSWER_NO_REPEAT_NGRAM` is on it refuses
+(`EngineUnavailable`) rather than write other text. When the engine is not installed or a model cannot be converted,
 `EngineUnavailable` says why and the caller answers with transformers.
 Introduced in benchmarks/generation.py.
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from . import generation
 from .cache import locked
-from .generation import REPETITION_PENALTY, STOP_AT_ANSWER_END, Generation, end_of_answer
+from .generation import REPETITION_PENALTY, STOP_AT_ANSWER_END, Generation, banned_next, end_of_answer
 from .io import atomic_path
 from .paths import cache_dir
 
@@ -111,6 +113,23 @@ def _converted(model, tok, quantization: str, root: Path, convert: Callable[[Pat
     return out
 
 
+def check_decoding(engine: str) -> None:
+    """Raise EngineUnavailable when `engine` cannot decode as `generation.DECODING` does: CTranslate2's
+    no_repeat_ngram_size counts the prompt's tokens too (copying a passage would be banned), so it cannot apply the
+    shared ban on an n-gram repeated within the answer (`generation.ANSWER_NO_REPEAT_NGRAM`)."""
+    if engine != "ct2":
+        return
+    try:
+        import ctranslate2  # noqa: F401  not installed: that is the message to give first
+    except ImportError as e:
+        raise EngineUnavailable(f"ctranslate2 is not installed ({e}); pip install 'ragft[fast]'") from e
+    if generation.ANSWER_NO_REPEAT_NGRAM:
+        raise EngineUnavailable(
+            f"CTranslate2 cannot ban a repeated {generation.ANSWER_NO_REPEAT_NGRAM}-gram within the answer only "
+            "(its no_repeat_ngram_size counts the prompt too), which the shared decoding does "
+            "(generation.ANSWER_NO_REPEAT_NGRAM)")
+
+
 def _prompt_ids(tok, chat: list[dict]) -> list[int]:
     return tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
 
@@ -134,10 +153,8 @@ class Ct2Generator:
 
     def __init__(self, folder: str | Path, tok, threads: int | None = None):
         """threads: CPU threads (None: as many as torch uses, so that both runtimes are compared on equal terms)."""
-        try:
-            import ctranslate2
-        except ImportError as e:
-            raise EngineUnavailable(f"ctranslate2 is not installed ({e}); pip install 'ragft[fast]'") from e
+        check_decoding("ct2")  # installed, and able to decode as the shared setting does
+        import ctranslate2
         import torch
 
         self.tok = tok
@@ -256,17 +273,20 @@ class OrtGenAIGenerator:
         first = None
         gen = og.Generator(self.model, params)
         gen.append_tokens(np.asarray([prompt], dtype=np.int32))
-        while not gen.is_done():
+        eos = {int(t) for t in np.atleast_1d(tok.eos_token_id)}
+        while len(ids) < max_new_tokens:
             logits = gen.get_logits()[0, -1].astype(np.float64)  # the scores the next token is chosen from
-            gen.generate_next_token()
-            token = int(gen.get_next_tokens()[0])
+            scores = logits.copy()
+            scores[sorted(banned_next(ids, generation.ANSWER_NO_REPEAT_NGRAM))] = -np.inf  # as transformers' processor
+            token = int(scores.argmax())  # greedy, chosen here so that the ban applies as on transformers
             if first is None:
                 first = time.perf_counter()
             ids.append(token)
             top = logits.max()
             logprobs.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
-            if stop_at_answer_end and _answer_ended(tok, ids):
+            if token in eos or (stop_at_answer_end and _answer_ended(tok, ids)):
                 break
+            gen.append_tokens(np.asarray([[token]], dtype=np.int32))
         total = time.perf_counter() - t0
         return _generation(tok, ids, logprobs, prompt, stop_at_answer_end, (first or t0 + total) - t0, total, 1)
 

@@ -216,6 +216,7 @@ class ModelPool:
         if key not in self._fast:
             t0 = time.perf_counter()
             try:
+                engines.check_decoding(self.engine)  # before loading and converting anything
                 if adapter is None:
                     model, tok = load_llm(model_name)
                 else:

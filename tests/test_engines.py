@@ -125,15 +125,21 @@ def test_unknown_engine_is_refused():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["ct2 float32", "ortgenai fp32"])
-def test_fast_engine_in_full_precision_answers_like_transformers(small_llm, tmp_path, engine):
-    """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end): the same answer in full
-    precision (same prompt tokens, same stop)."""
+def test_fast_engine_in_full_precision_answers_like_transformers(small_llm, tmp_path, engine, monkeypatch):
+    """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end, the answer-only n-gram ban):
+    the same answer in full precision (same prompt tokens, same stop). CTranslate2 cannot ban within the answer only,
+    so it refuses while the ban is on and is compared with the ban off on both runtimes."""
     from ragft import generation, house
 
     name, precision = engine.split()
     for module in {"ct2": ["ctranslate2"], "ortgenai": ["onnxruntime_genai", "onnx_ir"]}[name]:
         pytest.importorskip(module)
     model, tok = small_llm
+    if name == "ct2":
+        assert engines.generation.ANSWER_NO_REPEAT_NGRAM
+        with pytest.raises(engines.EngineUnavailable, match="within the answer only"):
+            engines.Ct2Generator(tmp_path, tok)
+        monkeypatch.setattr(engines.generation, "ANSWER_NO_REPEAT_NGRAM", 0)
     chats = [generation.chat_messages(q, house.SYSTEM_PROMPT) for q in ("What does `np.sort` do?", "What replaces np.float_?")]
     want = systems.generate_chats(model, tok, chats, 40)
     if name == "ct2":

@@ -227,9 +227,46 @@ def test_compare_answers_and_widget_callbacks(tok, fake_generation):
 
 # --- decoding: the model must be free to copy its passages ------------------------------------------------------------
 def test_one_decoding_setting_without_a_repetition_penalty():
-    assert generation.REPETITION_PENALTY == 1.0 and generation.DECODING == {"do_sample": False, "repetition_penalty": 1.0,
-                                                                      "stop_at_answer_end": True}
+    assert generation.REPETITION_PENALTY == 1.0 and generation.DECODING == {
+        "do_sample": False, "repetition_penalty": 1.0, "stop_at_answer_end": True, "answer_no_repeat_ngram": 16}
     assert RagConfig().repetition_penalty == generation.REPETITION_PENALTY
+
+
+def test_the_ngram_ban_counts_the_answer_only_so_copying_a_passage_stays_free():
+    import torch
+
+    prompt = [7, 8, 9, 7, 8]  # the prompt holds "7 8 9" and ends in "7 8": copying 9 again is allowed
+    ban = generation.answer_no_repeat_ngram(3, len(prompt))
+    scores = ban(torch.tensor([prompt]), torch.zeros(1, 12))
+    assert not torch.isinf(scores).any()
+    # the answer says "4 5 6 4 5": 6 may not follow "4 5" again; every other token may
+    scores = ban(torch.tensor([prompt + [4, 5, 6, 4, 5]]), torch.zeros(1, 12))
+    assert torch.isinf(scores[0]).nonzero().flatten().tolist() == [6]
+    # rows are independent, and a row whose answer repeats nothing is untouched
+    scores = ban(torch.tensor([prompt + [4, 5, 6, 4, 5], prompt + [4, 5, 6, 1, 2]]), torch.zeros(2, 12))
+    assert torch.isinf(scores[0, 6]) and not torch.isinf(scores[1]).any()
+    assert generation.banned_next([1, 1, 1], 16) == set() and generation.banned_next([1, 2, 1], 0) == set()
+
+
+@pytest.mark.slow
+def test_the_ngram_ban_ends_a_loop_and_leaves_a_short_answer_alone(small_llm):
+    """A prompt that invites a loop: without the ban greedy SmolLM2 repeats a 16-token run; with it no 16-gram of the
+    reply occurs twice. A reply that repeats nothing is the same with and without the ban."""
+    model, tok = small_llm
+    loop = generation.chat_messages("Print the numbers 1 to 3 again and again: 1, 2, 3, 1, 2, 3, 1, 2, 3,")
+    free = generation.generate(model, tok, loop, max_new_tokens=90, stop_at_answer_end=False, no_repeat_ngram=0)
+    banned = generation.generate(model, tok, loop, max_new_tokens=90, stop_at_answer_end=False)
+
+    def repeats(text):
+        ids = tok(text)["input_ids"]
+        grams = [tuple(ids[i:i + 16]) for i in range(len(ids) - 15)]
+        return len(grams) - len(set(grams))
+
+    assert repeats(free.text) > 0, "the prompt no longer makes the model loop: pick another"
+    assert repeats(banned.text) == 0
+    short = generation.chat_messages("What is 2 + 2?")
+    assert (generation.generate(model, tok, short, max_new_tokens=20).text
+            == generation.generate(model, tok, short, max_new_tokens=20, no_repeat_ngram=0).text)
 
 
 @pytest.mark.slow
