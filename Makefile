@@ -15,7 +15,7 @@ report: models  ## run every notebook (PROFILE=workshop) into reports/ with an H
 	@$(PY) scripts/build_report.py --profile $(PROFILE)
 
 # Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores).
-# Measured on the 2-core VM with empty caches: 357 passed, pytest 12 min 0 s (14 min 26 s with the fresh venv).
+# Measured on the 2-core VM with empty caches: 359 passed, pytest 13 min 34 s (15 min 47 s with the fresh venv; 12-14 min before).
 test: models  ## the whole test suite: unit tests + every notebook in the smoke profile (+ browser test)
 	@bash scripts/install_browser.sh
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -v -n 2 --dist loadfile --durations=15
