@@ -14,11 +14,11 @@ models: setup  ## verify the model files and convert SmolLM2 once into the user 
 report: models  ## run every notebook (PROFILE=workshop) into reports/ with an HTML index
 	@$(PY) scripts/build_report.py --profile $(PROFILE)
 
-# Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores).
-# Measured on the 2-core VM with empty caches: 359 passed, pytest 13 min 34 s (15 min 47 s with the fresh venv; 12-14 min before).
+# Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores);
+# the two notebook files first, in the order tests/conftest.py collects them (--no-loadscope-reorder).
 test: models  ## the whole test suite: unit tests + every notebook in the smoke profile (+ browser test)
 	@bash scripts/install_browser.sh
-	@OMP_NUM_THREADS=1 $(PY) -m pytest -v -n 2 --dist loadfile --durations=15
+	@OMP_NUM_THREADS=1 $(PY) -m pytest -v -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: setup  ## unit tests only (no notebooks, no model-heavy tests)
 	@$(PY) -m pytest -q -m "not notebooks and not slow and not browser"
