@@ -16,6 +16,8 @@ report: models  ## run every notebook (PROFILE=workshop) into reports/ with an H
 
 # Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores);
 # the two notebook files first, in the order tests/conftest.py collects them (--no-loadscope-reorder).
+# Clean clone, empty caches, 2-core VM, 2026-12-02: 359 passed, pytest 9 min 46 s (11 min 55 s with the fresh venv);
+# xdist's own order the same hour: 11 min 25 s (14 min 7 s).
 test: models  ## the whole test suite: unit tests + every notebook in the smoke profile (+ browser test)
 	@bash scripts/install_browser.sh
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -v -n 2 --dist loadfile --no-loadscope-reorder --durations=15
