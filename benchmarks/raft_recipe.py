@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                          f"default: {PASSAGE_ORDER})")
     ap.add_argument("--top-k", action="append", type=int, default=[],
                     help="passages per answering prompt (repeat to compare; no retraining; default: notebook 05's 3)")
+    ap.add_argument("--contrast", action="append", type=float, default=[],
+                    help="context-aware decoding alpha (repeat to compare; no retraining; 0 = off, the default)")
     ap.add_argument("--base", action="store_true",
                     help="also answer with the untuned model told the house format (plain RAG), in every order and top-k")
     ap.add_argument("--steps", type=int, default=60, help="training steps per recipe (notebook 05's workshop: 60)")
@@ -141,13 +143,16 @@ def main(argv: list[str] | None = None) -> None:
 
     pool, frames, names = systems.ModelPool(), [], []
     quotes, orders, top_ks = args.quote or ["off"], args.passage_order or [PASSAGE_ORDER], args.top_k or [base.top_k]
+    contrasts = args.contrast or [0.0]
 
     def answer(name: str, adapter, max_new_tokens: int) -> None:
-        for order, k in product(orders, top_ks):  # answering variants of one adapter: nothing retrained
-            full = name + (f", {order}" if len(orders) > 1 else "") + (f", top {k}" if len(top_ks) > 1 else "")
+        for order, k, alpha in product(orders, top_ks, contrasts):  # answering variants of one adapter: nothing retrained
+            full = (name + (f", {order}" if len(orders) > 1 else "") + (f", top {k}" if len(top_ks) > 1 else "")
+                    + (f", contrast {alpha:g}" if len(contrasts) > 1 else ""))
             system = systems.System(full, adapter=adapter, retriever=retriever, retriever_label="hybrid", top_k=k,
                                     threshold=None, passage_chars=base.passage_chars, passage_order=order,
-                                    prompt="none" if adapter else "house", max_new_tokens=max_new_tokens)
+                                    prompt="none" if adapter else "house", max_new_tokens=max_new_tokens,
+                                    contrast=alpha)
             frames.append(systems.compare(items, [system], pool=pool, show_progress=False))
             names.append((name, full))
 

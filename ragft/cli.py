@@ -298,6 +298,10 @@ def register_ask(sub) -> None:
                    "BM25 as `ragft search`)")
     p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
                    "another one is refused")
+    p.add_argument("--contrast", type=float, default=None, metavar="ALPHA",
+                   help="context-aware decoding: contrast each step of the answer's first line with the question "
+                        f"asked without its passages (0 = off; default: {ArmSettings.raft_contrast}, the RAFT arm's, "
+                        "with --adapter, else 0)")
     p.add_argument("--model", default=DEFAULT_LLM, help="LLM by registry name (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=ANSWER_MAX_NEW_TOKENS,
                    help="cap on the answer's length; generation stops at the answer's end (default: %(default)s)")
@@ -315,6 +319,10 @@ def cmd_ask(args) -> int:
         raise CliError(f"-k must be at least 1, got {args.top_k}")
     if args.max_new_tokens < 1:
         raise CliError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.contrast is None:  # a tuned adapter answers as notebook 05's RAFT arm does; the untuned model lost with it
+        args.contrast = ArmSettings.raft_contrast if args.adapter else 0.0
+    if args.contrast < 0:
+        raise CliError(f"--contrast must be >= 0 (0 = off), got {args.contrast}")
     retriever = None
     if not args.no_retrieval:
         encoder = get_encoder(args.embedder) if args.embedder else None
@@ -331,6 +339,7 @@ def cmd_ask(args) -> int:
         tuned = {"system": None, "base_system": None, "passage_chars": ArmSettings.passage_chars} if args.adapter else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
                                                             passage_order=args.passage_order,
+                                                            contrast=args.contrast,
                                                             max_new_tokens=args.max_new_tokens,
                                                             max_prompt_tokens=args.max_prompt_tokens, **tuned))
         answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
@@ -340,7 +349,8 @@ def cmd_ask(args) -> int:
     for w in answer.warnings:
         print(f"ragft: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**answer.to_json(), "model": args.model, "adapter": args.adapter}, ensure_ascii=False))
+        print(json.dumps({**answer.to_json(), "model": args.model, "adapter": args.adapter, "contrast": args.contrast},
+                         ensure_ascii=False))
         return 0
     print(answer.text)
     print()

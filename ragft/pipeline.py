@@ -54,10 +54,13 @@ class RagConfig:
     passage_order: str = PASSAGE_ORDER  # "best_last": the best passage next to the question (generation.PASSAGE_ORDER)
     batch_size: int = 8
     repetition_penalty: float | None = REPETITION_PENALTY  # the shared decoding; another value only for experiments
+    contrast: float = 0.0  # context-aware decoding alpha for prompts with passages (`generation.context_contrast`); 0: off
 
     def __post_init__(self):
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.contrast < 0:
+            raise ValueError(f"contrast must be >= 0 (0 = off), got {self.contrast}")
         if self.max_new_tokens < 1 or self.max_question_tokens < 8:
             raise ValueError("max_new_tokens must be >= 1 and max_question_tokens >= 8")
         generation.check_passage_order(self.passage_order)  # an unknown order fails here
@@ -171,11 +174,30 @@ class RagPipeline:
         """(Generation, False) for each freshly generated prompt; (cached record, True) for a repeat or a cache hit."""
         mnt, c = self.config.max_new_tokens, self.config
         decoding = {**DECODING, "repetition_penalty": c.repetition_penalty}
-        done = generate_unique([(content_key(p.messages, mnt, decoding), p.messages) for p in prompts],
-                               lambda batch: generate_chats(self.model, self.tok, batch, mnt, c.batch_size,
-                                                            c.repetition_penalty),
-                               self._cache if self.cache_answers else None, c.batch_size)
-        return [(gen, False) if gen is not None else (record, True) for record, gen, _ in done]
+        if not c.contrast:
+            done = generate_unique([(content_key(p.messages, mnt, decoding), p.messages) for p in prompts],
+                                   lambda batch: generate_chats(self.model, self.tok, batch, mnt, c.batch_size,
+                                                                c.repetition_penalty),
+                                   self._cache if self.cache_answers else None, c.batch_size)
+            return [(gen, False) if gen is not None else (record, True) for record, gen, _ in done]
+        # context-aware decoding: a prompt with passages goes with its passage-free twin (same system turn)
+        decoding = {**decoding, "contrast": c.contrast, "contrast_plausibility": generation.CONTRAST_PLAUSIBILITY,
+                    "contrast_scope": generation.CONTRAST_SCOPE}
+        keyed = [(content_key(p.messages, mnt, decoding),
+                  (p.messages, chat_messages(p.question, c.system) if p.used else None)) for p in prompts]
+        out: dict[int, tuple] = {}
+        for with_passages in (True, False):  # one generate call per kind: a batch either contrasts or does not
+            idx = [i for i, (_, (_, plain)) in enumerate(keyed) if (plain is not None) == with_passages]
+            if not idx:
+                continue
+            done = generate_unique(
+                [keyed[i] for i in idx],
+                lambda batch, w=with_passages: generate_chats(
+                    self.model, self.tok, [m for m, _ in batch], mnt, c.batch_size, c.repetition_penalty,
+                    contrast=[p for _, p in batch] if w else None, contrast_alpha=c.contrast if w else 0.0),
+                self._cache if self.cache_answers else None, c.batch_size)
+            out.update(zip(idx, done, strict=True))
+        return [(gen, False) if gen is not None else (record, True) for record, gen, _ in (out[i] for i in range(len(prompts)))]
 
     # -- answering
     def answer(self, question: str, retrieval: bool = True, top_k: int | None = None, threshold: float | None = None,

@@ -62,6 +62,9 @@ class System:
     passage_chars: int | None = 600
     max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
     passage_order: str = PASSAGE_ORDER  # "best_last" (the best passage next to the question) | "best_first"
+    # context-aware decoding (`generation.context_contrast`): alpha > 0 contrasts each step with the same prompt without
+    # its passages; 0 = off. Only for a system that retrieves; transformers only (a fast engine cannot run it).
+    contrast: float = 0.0
 
     def __post_init__(self):
         if self.prompt not in PROMPTS:
@@ -69,6 +72,8 @@ class System:
         generation.check_passage_order(self.passage_order)  # an unknown order fails here
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, not {self.top_k}")
+        if self.contrast < 0:
+            raise ValueError(f"contrast must be >= 0 (0 = off), not {self.contrast}")
         if self.adapter is not None and not (Path(self.adapter) / "adapter_config.json").exists():
             raise FileNotFoundError(f"system {self.name!r}: no adapter at {self.adapter} (no adapter_config.json); "
                                     "train one with ragft.finetune.train_or_load_adapter")
@@ -83,7 +88,8 @@ class System:
         return {"arm": self.name, "model": self.model, "adapter": adapter_label(self.adapter),
                 "retrieval": (self.retriever_label or retriever_kind(self.retriever)) if self.retriever is not None else "none",
                 "top_k": self.top_k if self.retriever is not None else None,
-                "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt}
+                "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt,
+                "contrast": self.contrast if self.retriever is not None else None}
 
 
 def retriever_kind(retriever) -> str:
@@ -101,13 +107,13 @@ def adapter_label(adapter: str | os.PathLike | None) -> str:
 def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
               model: str = DEFAULT_LLM, top_k: int = 3, threshold: float | None = None, passage_chars: int | None = 600,
               max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "",
-              raft_max_new_tokens: int | None = None) -> list[System]:
+              raft_max_new_tokens: int | None = None, raft_contrast: float = 0.0) -> list[System]:
     """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag; with
     raft_max_new_tokens when its answers start with a quote line, `ArmSettings.raft_quote`).
 
     The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
     not (prompt "none"), because it was trained without one. Arms whose part is missing (no retriever, no adapter) are
-    left out.
+    left out. raft_contrast: the RAFT arm's context-aware decoding (`System.contrast`).
     """
     common = dict(model=model, top_k=top_k, passage_chars=passage_chars, max_new_tokens=max_new_tokens)
     rag = dict(retriever=retriever, retriever_label=retriever_label, threshold=threshold)
@@ -121,7 +127,7 @@ def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft
     if sft and retriever is not None:
         arms.append(System("hybrid", adapter=sft, prompt="none", **rag, **common))
     if raft and retriever is not None:
-        arms.append(System("raft", adapter=raft, prompt="none", **rag,
+        arms.append(System("raft", adapter=raft, prompt="none", **rag, contrast=raft_contrast,
                            **{**common, "max_new_tokens": raft_max_new_tokens or max_new_tokens}))
     return arms
 
@@ -136,6 +142,12 @@ def system_messages(system: System, question: str, hits: Sequence | None) -> lis
         return chat_messages(question, house.SYSTEM_PROMPT if system.prompt == "house" else None)
     return chat_messages(context_message(question, prompt_order(hits, system.passage_order), system.passage_chars),
                          generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
+
+
+def contrast_messages(system: System, question: str) -> list[dict]:
+    """The chat `system` would send without its passages (same system turn, the bare question): the other half of
+    context-aware decoding (`System.contrast`)."""
+    return chat_messages(question, generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
 
 
 # --- loaded models ----------------------------------------------------------------------------------------------------
@@ -234,27 +246,34 @@ class ModelPool:
                 self.load_s += time.perf_counter() - t0
         return self._fast[key]
 
-    def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8) -> list[Generation]:
-        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`, or the fast engine)."""
-        if (fast := self.fast(system.model, system.adapter)) is not None:
+    def generate_batch(self, system: System, batch: list[list[dict]], batch_size: int = 8,
+                       contrast: list[list[dict]] | None = None) -> list[Generation]:
+        """Greedy answers to several chats with `system`'s model and adapter (`generate_chats`, or the fast engine).
+        contrast: the chats without their passages, when `system.contrast` > 0 (always answered by transformers)."""
+        if not system.contrast and (fast := self.fast(system.model, system.adapter)) is not None:
             return fast.generate_chats(batch, system.max_new_tokens)  # one by one: see Ct2Generator.generate_chats
         model, tok, ctx = self.get(system.model, system.adapter)
         with ctx:
-            return generate_chats(model, tok, batch, system.max_new_tokens, batch_size)
+            return generate_chats(model, tok, batch, system.max_new_tokens, batch_size,
+                                  contrast=contrast if system.contrast else None, contrast_alpha=system.contrast)
 
 
 def generate_chats(model, tok, batch: list[list[dict]], max_new_tokens: int, batch_size: int = 8,
                    repetition_penalty: float | None = generation.REPETITION_PENALTY,
-                   stop_at_answer_end: bool = generation.STOP_AT_ANSWER_END) -> list[Generation]:
+                   stop_at_answer_end: bool = generation.STOP_AT_ANSWER_END,
+                   contrast: list[list[dict]] | None = None, contrast_alpha: float = 0.0) -> list[Generation]:
     """Greedy replies to chats with a loaded model: one chat through `generation.generate`, several through
     `generation.generate_batch` (left-padded batches). Timings of a batched answer are its batch's.
     repetition_penalty other than `generation.REPETITION_PENALTY`, or stop_at_answer_end other than
-    `generation.STOP_AT_ANSWER_END`, is for experiments (notebook 03's failure lab, benchmarks/generation.py)."""
+    `generation.STOP_AT_ANSWER_END`, is for experiments (notebook 03's failure lab, benchmarks/generation.py).
+    contrast: each chat without its passages, for context-aware decoding at contrast_alpha (0: off)."""
     if len(batch) == 1:
         return [generation.generate(model, tok, batch[0], max_new_tokens=max_new_tokens,
-                                    repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)]
+                                    repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end,
+                                    contrast=contrast[0] if contrast else None, contrast_alpha=contrast_alpha)]
     return generation.generate_batch(model, tok, batch, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                     repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end)
+                                     repetition_penalty=repetition_penalty, stop_at_answer_end=stop_at_answer_end,
+                                     contrast=contrast, contrast_alpha=contrast_alpha)
 
 
 # --- the answer cache and the one generation loop ---------------------------------------------------------------------
@@ -277,6 +296,9 @@ class AnswerCache:
         parts = {"v": CACHE_VERSION, "model": system.model, "model_sha256": spec(system.model).sha256,
                  "adapter": adapter_hash(system.adapter), "messages": messages,
                  "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()}
+        if system.contrast:  # context-aware decoding: the passage-free chat follows from the messages and the system
+            parts["contrast"] = {"alpha": system.contrast, "system_prompt": system.prompt,
+                                 "plausibility": generation.CONTRAST_PLAUSIBILITY, "scope": generation.CONTRAST_SCOPE}
         if engine != "transformers":  # another runtime (int8 weights) writes other text: never mixed with these
             parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION if engine == "ct2"
                                else engines.ORTGENAI_POOL_PRECISION}
@@ -370,6 +392,7 @@ class _Plan:
     retrieval_s: float
     gated: bool
     messages: list | None = None
+    contrast: list | None = None  # the messages without passages, for context-aware decoding (System.contrast)
     key: str | None = None
     gen: dict | None = None
     cached: bool = False
@@ -387,6 +410,8 @@ def _plan(system: System, question, cache: AnswerCache | None, engine: str = "tr
         plan.gen = {"text": house.ABSTAIN_ANSWER, "n_new_tokens": 0, "ttft_s": 0.0, "total_s": 0.0, "batch_size": 0}
         return plan
     plan.messages = system_messages(system, text, hits)
+    if system.contrast and hits:
+        plan.contrast = contrast_messages(system, text)
     plan.key = AnswerCache.key(system, plan.messages, engine) if cache is not None else content_key(plan.messages)
     return plan
 
@@ -396,11 +421,18 @@ def _generate(plans: list[_Plan], pool, cache: AnswerCache | None, batch_size: i
     groups: dict[tuple, list[_Plan]] = {}
     for p in plans:
         if p.gen is None:
-            groups.setdefault((p.system.model, p.system.adapter, p.system.max_new_tokens), []).append(p)
+            groups.setdefault((p.system.model, p.system.adapter, p.system.max_new_tokens, p.system.contrast,
+                               p.contrast is not None), []).append(p)
     for group in groups.values():
         system = group[0].system
-        done = generate_unique([(p.key, p.messages) for p in group],
-                               lambda batch, s=system: pool.generate_batch(s, batch, batch_size), cache, batch_size, bar)
+
+        def gen(batch, s=system):  # batch: (messages, passage-free messages or None) per answer
+            chats = [m for m, _ in batch]
+            if batch[0][1] is None:
+                return pool.generate_batch(s, chats, batch_size)
+            return pool.generate_batch(s, chats, batch_size, contrast=[c for _, c in batch])
+
+        done = generate_unique([(p.key, (p.messages, p.contrast)) for p in group], gen, cache, batch_size, bar)
         for p, (record, _, from_cache) in zip(group, done, strict=True):
             p.gen, p.cached = record, from_cache
 
@@ -550,6 +582,12 @@ class ArmSettings:
     # passages from 2.4.6, never from a document the QA set asks about); "house": data/train/house_style.jsonl, one
     # question shape ("What does `np.X` do?"), none about an API the QA set asks about (tests/test_pair_builder.py)
     pairs: str = "task"
+    # The RAFT arm's context-aware decoding (System.contrast; Shi et al. 2023's alpha 0.5; 0 = off), on the first line
+    # of each answer. Chosen on dev (benchmarks/raft_recipe.py --contrast, 80 questions, 2026-12-02): RAFT 0.900
+    # [0.815, 0.948] against 0.862 without, McNemar 3 fixed / 0 broken (p = 0.25, not separable), reading rate 0.857
+    # against 0.796, format 0.938 against 0.925; alpha 1: 0.888. The untuned RAG arm lost with it (0.375 against 0.40,
+    # 6 fixed / 8 broken), and the hybrid arm was not measured: both decode without it.
+    raft_contrast: float = 0.5
 
     def __post_init__(self):
         if self.pairs not in TRAINING_SETS:
@@ -617,4 +655,5 @@ def arms_for(retriever, adapters: TunedAdapters | None, settings: ArmSettings, r
     return make_arms(retriever, adapters.sft if adapters else None, adapters.raft if adapters else None,
                      model=settings.llm, top_k=settings.top_k, threshold=settings.threshold,
                      passage_chars=settings.passage_chars, max_new_tokens=settings.max_new_tokens,
-                     retriever_label=retriever_label, raft_max_new_tokens=settings.raft_max_new_tokens)
+                     retriever_label=retriever_label, raft_max_new_tokens=settings.raft_max_new_tokens,
+                     raft_contrast=settings.raft_contrast)

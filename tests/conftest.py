@@ -85,7 +85,8 @@ class FakeRetriever:
 
 
 class FakePool:
-    """Stands in for `systems.ModelPool`: no model. Each chat is recorded in `calls` as {"arm", "adapter", "user"} and
+    """Stands in for `systems.ModelPool`: no model. Each chat is recorded in `calls` as {"arm", "adapter", "user",
+    "contrast" (its passage-free chat, for context-aware decoding)} and
     answered with `reply(system)` (default: a canned house answer citing the float_ removal notice)."""
 
     def __init__(self, reply=None):
@@ -93,10 +94,11 @@ class FakePool:
         self.reply = reply or (lambda system: house.render("Use `np.float64` instead.", "x = np.float64(1)",
                                                            ["removed:numpy.float_"]))
 
-    def generate_batch(self, system, batch, batch_size=8):
+    def generate_batch(self, system, batch, batch_size=8, contrast=None):
         out = []
-        for messages in batch:
-            self.calls.append({"arm": system.name, "adapter": system.adapter, "user": messages[-1]["content"]})
+        for i, messages in enumerate(batch):
+            self.calls.append({"arm": system.name, "adapter": system.adapter, "user": messages[-1]["content"],
+                               "contrast": contrast[i] if contrast is not None else None})
             out.append(Generation(text=self.reply(system), n_prompt_tokens=10, n_new_tokens=12, ttft_s=0.1,
                                   total_s=0.5 * len(batch), batch_size=len(batch)))
         return out

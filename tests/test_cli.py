@@ -152,7 +152,8 @@ def test_ask_is_a_ragft_subcommand(capsys):
         main(["ask", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k", "--passage-order"))
+    assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k", "--passage-order",
+                                             "--contrast"))
 
 
 @pytest.mark.slow
@@ -176,6 +177,7 @@ def test_ask_text_and_threshold_abstains(ask_index, capsys):
     (["ask", "{index}", "   "], "empty question"),
     (["ask", "{tmp}/nowhere", "q?"], "no index at"),
     (["ask", "{index}", "q?", "-k", "0"], "-k must be at least 1"),
+    (["ask", "{index}", "q?", "--contrast", "-1"], "--contrast must be >= 0"),
     (["ask", "{index}", "q?", "--embedder", "hashing-128"], "was built with"),
     (["ask", "{index}", "q?", "--adapter", "{adapter}"], "trained on base model"),
     (["ask", "{index}", "q?", "--adapter", "{tmp}"], "holds no adapter"),

@@ -113,10 +113,14 @@ def fake_generation(monkeypatch):
 
     def fake_generate(model, tok, messages, max_new_tokens=80, **kw):
         calls.append(messages)
+        if kw.get("contrast_alpha"):
+            calls.append(("contrast", kw["contrast_alpha"], kw["contrast"]))
         return Generation("Answer: use np.f0.\n```python\nnp.f0(1)\n```\nSource: numpy.f0", 100, 20, 0.1, 1.0, -0.5)
 
     def fake_batch(model, tok, batch, max_new_tokens=80, batch_size=8, show_progress=False, **kw):
         calls.extend(batch)
+        if kw.get("contrast_alpha"):
+            calls.extend(("contrast", kw["contrast_alpha"], c) for c in kw["contrast"])
         return [Generation(f"Answer: n{i}.", 100, 5, 0.2, 2.0, -1.0, len(batch)) for i in range(len(batch))]
 
     monkeypatch.setattr(generation, "generate", fake_generate)
@@ -282,3 +286,87 @@ def test_the_small_model_copies_the_replacement_from_a_removal_notice(small_llm)
     messages = generation.chat_messages(generation.context_message(q, [hit]), RAG_SYSTEM_PROMPT)
     assert "np.float64" in generation.generate(model, tok, messages, max_new_tokens=40).text
     assert "np.float64" not in generation.generate(model, tok, messages, max_new_tokens=40, repetition_penalty=1.1).text
+
+
+def test_the_pipeline_contrasts_only_prompts_with_passages(tok, fake_generation):
+    """RagConfig.contrast > 0: a prompt with passages is generated with its passage-free twin (the same system turn
+    and question); a question answered without retrieval has nothing to contrast; contrast < 0 is refused."""
+    rag = RagPipeline(FakeRetriever(hits(2)), FakeModel(), tok, RagConfig(top_k=2, contrast=0.5))
+    rag.answer_batch(["How do I sort?", "How do I search?"])
+    twins = [c for c in fake_generation if c[0] == "contrast"]
+    assert [t[1] for t in twins] == [0.5, 0.5]
+    assert sorted(t[2][-1]["content"] for t in twins) == ["How do I search?", "How do I sort?"]
+    assert all(t[2][0]["content"] == RAG_SYSTEM_PROMPT for t in twins)
+    fake_generation.clear()
+    rag.answer("How do I sort?", retrieval=False)
+    assert not any(c[0] == "contrast" for c in fake_generation)
+    with pytest.raises(ValueError, match="contrast must be >= 0"):
+        RagConfig(contrast=-0.5)
+
+
+# --- context-aware decoding (Shi et al. 2023) -------------------------------------------------------------------------
+@pytest.mark.slow
+def test_context_contrast_runs_the_passage_free_prompts_like_an_uncached_forward(small_llm):
+    """The contrast half is the model on the passage-free prompts, left-padded in a batch and then fed one token a step
+    from its own cache: its logits must equal a plain forward of each unpadded prompt (positions and padding right)."""
+    import torch
+
+    model, tok = small_llm
+    chats = [generation.chat_messages("What replaces np.float_?"),
+             generation.chat_messages("In NumPy 2, what should I write instead of np.float_ in an old script?")]
+    tok.padding_side = "left"
+    enc = tok.apply_chat_template(chats, add_generation_prompt=True, return_tensors="pt", return_dict=True, padding=True)
+    alpha = 0.5
+    proc = generation.context_contrast(model, enc["input_ids"], enc["attention_mask"], alpha)
+    vocab = model.config.vocab_size
+    # scores of zeros: every token equally plausible, so the processor returns -alpha * (passage-free logits)
+    step1 = proc(torch.zeros(2, 50, dtype=torch.long), torch.zeros(2, vocab))
+    nxt = torch.tensor([[tok.encode("The")[0]], [tok.encode("Use")[0]]])
+    step2 = proc(torch.cat([torch.zeros(2, 50, dtype=torch.long), nxt], dim=1), torch.zeros(2, vocab))
+    with torch.no_grad():
+        for row, chat in enumerate(chats):
+            ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True)["input_ids"]
+            first = model(input_ids=ids).logits[0, -1]
+            second = model(input_ids=torch.cat([ids, nxt[row:row + 1]], dim=1)).logits[0, -1]
+            assert torch.allclose(step1[row], -alpha * first, atol=1e-3)
+            assert torch.allclose(step2[row], -alpha * second, atol=1e-3)
+
+
+def test_context_contrast_amplifies_what_the_passages_change_among_plausible_tokens():
+    """(1 + alpha) * with - alpha * without on the tokens the passage-conditioned model finds plausible; -inf elsewhere."""
+    import torch
+
+    class Fixed(torch.nn.Module):  # a "model" whose passage-free prediction is always the same logits
+        def forward(self, input_ids, **kwargs):
+            return type("Out", (), {"logits": torch.tensor([[[2.0, 0.0, 0.0, 0.0]]]), "cache": None})()
+
+    ids, mask = torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long)
+    proc = generation.context_contrast(Fixed(), ids, mask, alpha=1.0)
+    # token 0: the prior; 1: what the passage adds; 2: plausible (e^-2 > 0.1 of the top); 3: implausible (e^-3 < 0.1)
+    scores = torch.tensor([[2.0, 1.9, 0.0, -1.0]])
+    out = proc(ids, scores.clone())
+    assert out[0, :3].tolist() == pytest.approx([2.0, 3.8, 0.0])
+    assert torch.isinf(out[0, 3]) and int(out.argmax()) == 1  # greedy now takes the passage's token
+
+
+@pytest.mark.slow
+def test_context_aware_decoding_copies_the_passage_where_greedy_invents(small_llm):
+    """A terse question with NumPy's removal notice in the prompt: plain greedy SmolLM2 describes np.float_ from its own
+    weights; with the passage-free prompt contrasted (alpha 0.5) it answers with the notice's replacement. Batched and
+    one-by-one contrast answers agree."""
+    model, tok = small_llm
+    notice = "<passage n=1>\nnumpy.float_ (removed in 2.0): Use `np.float64` instead.\n</passage>\n\n"
+    q = "np.float_?"
+    chat, plain = generation.chat_messages(notice + q), generation.chat_messages(q)
+    greedy = generation.generate(model, tok, chat, max_new_tokens=24)
+    cad = generation.generate(model, tok, chat, max_new_tokens=24, contrast=plain, contrast_alpha=0.5)
+    assert "np.float64" not in greedy.text, "greedy copies here already: pick a prompt where it does not"
+    assert "np.float64" in cad.text
+    other = generation.chat_messages(notice + "What replaces np.float_?")
+    batched = generation.generate_batch(model, tok, [chat, other], max_new_tokens=24,
+                                        contrast=[plain, generation.chat_messages("What replaces np.float_?")],
+                                        contrast_alpha=0.5)
+    assert batched[0].text == cad.text
+    with pytest.raises(ValueError, match="one passage-free chat per chat"):
+        generation.generate_batch(model, tok, [chat, other], contrast=[plain], contrast_alpha=0.5)

@@ -512,3 +512,23 @@ def test_house_pair_is_the_one_template_and_filters_what_cannot_teach_the_format
     # update_pairs uses the same filter: a changed constant teaches nothing, a changed function does
     new = [ok, Document("numpy.pi", ok.text, metadata={"kind": "constant"})]
     assert [p["doc_id"] for p in pr.update_pairs([], new)] == ["numpy.sortx"]
+
+
+def test_a_contrast_system_sends_its_passage_free_chat_and_keys_apart():
+    """System.contrast > 0: every retrieved prompt goes out with the same chat minus its passages (same system turn),
+    the cache keys it apart from plain decoding, and a system without retrieval has nothing to contrast."""
+    pool = FakePool()
+    plain = sy.System("rag", retriever=FakeRetriever(HITS), top_k=2)
+    cad = plain.replace(name="rag cad", contrast=0.5)
+    df = sy.compare([item()], [plain, cad, sy.System("base", contrast=0.5)], pool=pool, cache=False,
+                    show_progress=False)
+    assert len(df) == 3
+    by_arm = {c["arm"]: c for c in pool.calls}
+    assert by_arm["rag"]["contrast"] is None and by_arm["base"]["contrast"] is None
+    assert by_arm["rag cad"]["contrast"] == sy.contrast_messages(cad, "question about removed:float_?")
+    assert by_arm["rag cad"]["contrast"][0]["content"] == generation.RAG_SYSTEM_PROMPT
+    assert by_arm["rag cad"]["contrast"][-1]["content"] == "question about removed:float_?"
+    msgs = sy.system_messages(plain, "q?", HITS)
+    assert sy.AnswerCache.key(plain, msgs) != sy.AnswerCache.key(cad, msgs)
+    with pytest.raises(ValueError, match="contrast must be >= 0"):
+        sy.System("rag", contrast=-1.0)
