@@ -412,6 +412,7 @@ def _plan(system: System, question, cache: AnswerCache | None, engine: str = "tr
     plan.messages = system_messages(system, text, hits)
     if system.contrast and hits:
         plan.contrast = contrast_messages(system, text)
+    engine = "transformers" if system.contrast else engine  # a fast engine cannot contrast (ModelPool.generate_batch)
     plan.key = AnswerCache.key(system, plan.messages, engine) if cache is not None else content_key(plan.messages)
     return plan
 
@@ -467,7 +468,8 @@ def _engine(pool, systems: Sequence[System]) -> str:
     engine = getattr(pool, "engine", "transformers")
     if engine != "transformers":
         for s in systems:
-            pool.fast(s.model, s.adapter)
+            if not s.contrast:  # a contrasting system always answers with transformers
+                pool.fast(s.model, s.adapter)
     return getattr(pool, "engine", "transformers")
 
 

@@ -59,6 +59,13 @@ def test_every_arm_is_constructible_and_follows_the_prompt_rule(adapter_dir):
     assert by["raft"].threshold == 0.5 and by["raft"].top_k == 2
     assert [d["retrieval"] for d in map(sy.System.describe, arms)] == ["none", "FakeRetriever", "none",
                                                                            "FakeRetriever", "FakeRetriever"]
+    assert all(a.contrast == 0 for a in arms)  # off unless asked for
+    tuned = sy.TunedAdapters(adapter_dir, adapter_dir, {}, {}, [], 0.0)
+    arms = {a.name: a for a in sy.arms_for(FakeRetriever(HITS), tuned, sy.ArmSettings())}
+    # the settings of notebooks 05 and 06: only the RAFT arm contrasts (chosen on dev; RAG lost with it)
+    assert arms["raft"].contrast == sy.ArmSettings.raft_contrast > 0
+    assert all(a.contrast == 0 for n, a in arms.items() if n != "raft")
+    assert arms["raft"].describe()["contrast"] == sy.ArmSettings.raft_contrast and arms["base"].describe()["contrast"] is None
 
 
 def test_arms_whose_parts_are_missing_are_left_out():
