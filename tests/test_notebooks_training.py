@@ -50,9 +50,14 @@ def test_hybrid_notebook_smoke(smoke_figures):
     # small model + good retrieval (plain and RAFT), + poor, + none; the larger model + poor, + none when installed
     assert len(figs["systems_over_models"]) == (6 if figs["large_available"] else 4)
     claims = {c["claim"]: c for c in figs["claims"]}
-    story = [c[0] for c in evaluation.CLAIMS]  # in the story's order, then systems over models when it was measured
-    assert list(claims)[:len(story)] == story and len(claims) == len(story) + (2 if figs["large_available"] else 0)
-    assert all(c.startswith("systems over models") for c in list(claims)[len(story):])
+    story = [c[0] for c in evaluation.CLAIMS]  # in the story's order, then systems over models when it was measured,
+    # then the RAFT arm with against without its context-aware decoding
+    assert list(claims)[:len(story)] == story and len(claims) == len(story) + (2 if figs["large_available"] else 0) + 1
+    assert all(c.startswith("systems over models") for c in list(claims)[len(story):-1])
+    contrast = list(claims.values())[-1]
+    assert contrast["claim"].startswith("context-aware decoding") and (contrast["a"], contrast["b"]) == (
+        "raft", "raft, no contrast") and contrast["n"] == figs["n_questions"]
+    assert figs["raft_contrast"] == systems.ArmSettings.raft_contrast
     for c in claims.values():
         assert c["verdict"] in ("supported", "contradicted", "not separable at this n", "not tested")
         if c["verdict"] != "not tested":
