@@ -190,6 +190,11 @@ def answer_no_repeat_ngram(n: int, prompt_len: int):
     return _AnswerNoRepeatNGram()
 
 
+def contrast_decoding(alpha: float) -> dict:
+    """What decides an answer decoded with `context_contrast` at alpha, beyond `DECODING` (for answer-cache keys)."""
+    return {"alpha": alpha, "plausibility": CONTRAST_PLAUSIBILITY, "scope": CONTRAST_SCOPE}
+
+
 def context_contrast(model, ids, attention_mask, alpha: float, tok=None, prompt_len: int | None = None):
     """A transformers LogitsProcessor for context-aware decoding (Shi et al. 2023, "Trusting Your Evidence: Hallucinate
     Less with Context-aware Decoding"): each step's logits become (1 + alpha) * logits(answer | passages, question)
@@ -216,11 +221,13 @@ def context_contrast(model, ids, attention_mask, alpha: float, tok=None, prompt_
             self.past, self.mask, self.done = None, attention_mask, False
 
         def __call__(self, input_ids, scores):
+            if self.done:  # every row past its first line: plain decoding from here on
+                return scores
             live = torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
             if tok is not None and prompt_len is not None and input_ids.shape[1] > prompt_len:
                 live = torch.tensor(["\n" not in tok.decode(row[prompt_len:]) for row in input_ids],
                                     device=scores.device)
-            if self.done or not live.any():  # every row past its first line: plain decoding from here on
+            if not live.any():
                 self.done = True
                 return scores
             if self.past is None:  # first step: the passage-free prompts

@@ -174,17 +174,10 @@ class RagPipeline:
         """(Generation, False) for each freshly generated prompt; (cached record, True) for a repeat or a cache hit."""
         mnt, c = self.config.max_new_tokens, self.config
         decoding = {**DECODING, "repetition_penalty": c.repetition_penalty}
-        if not c.contrast:
-            done = generate_unique([(content_key(p.messages, mnt, decoding), p.messages) for p in prompts],
-                                   lambda batch: generate_chats(self.model, self.tok, batch, mnt, c.batch_size,
-                                                                c.repetition_penalty),
-                                   self._cache if self.cache_answers else None, c.batch_size)
-            return [(gen, False) if gen is not None else (record, True) for record, gen, _ in done]
-        # context-aware decoding: a prompt with passages goes with its passage-free twin (same system turn)
-        decoding = {**decoding, "contrast": c.contrast, "contrast_plausibility": generation.CONTRAST_PLAUSIBILITY,
-                    "contrast_scope": generation.CONTRAST_SCOPE}
+        if c.contrast:  # context-aware decoding: a prompt with passages goes with its passage-free twin (same system turn)
+            decoding["contrast"] = generation.contrast_decoding(c.contrast)
         keyed = [(content_key(p.messages, mnt, decoding),
-                  (p.messages, chat_messages(p.question, c.system) if p.used else None)) for p in prompts]
+                  (p.messages, chat_messages(p.question, c.system) if c.contrast and p.used else None)) for p in prompts]
         out: dict[int, tuple] = {}
         for with_passages in (True, False):  # one generate call per kind: a batch either contrasts or does not
             idx = [i for i, (_, (_, plain)) in enumerate(keyed) if (plain is not None) == with_passages]

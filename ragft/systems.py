@@ -297,8 +297,7 @@ class AnswerCache:
                  "adapter": adapter_hash(system.adapter), "messages": messages,
                  "max_new_tokens": system.max_new_tokens, "decoding": DECODING, "device": device()}
         if system.contrast:  # context-aware decoding: the passage-free chat follows from the messages and the system
-            parts["contrast"] = {"alpha": system.contrast, "system_prompt": system.prompt,
-                                 "plausibility": generation.CONTRAST_PLAUSIBILITY, "scope": generation.CONTRAST_SCOPE}
+            parts["contrast"] = {**generation.contrast_decoding(system.contrast), "system_prompt": system.prompt}
         if engine != "transformers":  # another runtime (int8 weights) writes other text: never mixed with these
             parts["engine"] = {"name": engine, "quantization": engines.CT2_QUANTIZATION if engine == "ct2"
                                else engines.ORTGENAI_POOL_PRECISION}
