@@ -25,7 +25,12 @@ ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
 
 @dataclass
 class QAItem:
-    """One question. `required_facts` must appear in a correct answer, `stale_facts` must not; `gold_doc_ids` per version."""
+    """One question. `required_facts` must appear in a correct answer, `stale_facts` must not; `gold_doc_ids` per version.
+
+    `accepted_facts`, when set, replaces the all-of rule: any one of them makes the answer right. A question that asks
+    for "a parameter" a function gained, where it gained several, is asked once per parameter (each item verifies its
+    own) and each of those items accepts every one of them.
+    """
 
     id: str
     kind: str
@@ -36,6 +41,7 @@ class QAItem:
     split: str
     reference: str = ""
     verify: dict = field(default_factory=dict)
+    accepted_facts: list[str] = field(default_factory=list)
 
     @property
     def answerable(self) -> bool:

@@ -85,11 +85,20 @@ def groundedness(answer: str, passages: Sequence[str]) -> float | None:
     return sum(1 for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", context)) / len(names)
 
 
+def facts_present(item, answer: str) -> bool:
+    """Every required fact in the answer, or, for an item with `accepted_facts` (one of several right answers), any one
+    of those."""
+    accepted = getattr(item, "accepted_facts", None)
+    if accepted:
+        return any(fact_present(answer, f) for f in accepted)
+    return all(fact_present(answer, f) for f in item.required_facts)
+
+
 def score_answer(item, answer: str, passages: Sequence[str] | None = None) -> dict:
     """Every per-answer metric for one QA item (an object with kind, required_facts, stale_facts, answerable)."""
     parsed = house.parse(answer)
     answerable = item.kind != "unanswerable"
-    facts_ok = answerable and not parsed.abstained and all(fact_present(answer, f) for f in item.required_facts)
+    facts_ok = answerable and not parsed.abstained and facts_present(item, answer)
     return {
         "id": item.id, "kind": item.kind,
         "correct": facts_ok if answerable else parsed.abstained,  # for unanswerable items the correct answer IS abstaining

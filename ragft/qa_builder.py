@@ -203,8 +203,12 @@ def changed_param_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
                 sentence = f"`{short(name)}` lost its `{p}` parameter in NumPy 2.x."
             expect = {v: [accepts_keyword(apis[v][name].metadata["signature"], p)] if name in apis[v] else [None]
                       for v in NUMPY_VERSIONS}
-            items.append(_item("changed_param", f"{path}{sign}{p}", q, [p], [], gold,
-                               f"result = [_accepts({path!r}, {p!r})]", expect, sentence))
+            item = _item("changed_param", f"{path}{sign}{p}", q, [p], [], gold,
+                         f"result = [_accepts({path!r}, {p!r})]", expect, sentence)
+            several = gained if sign == "+" else lost
+            if len(several) > 1:  # "Name a parameter ..." / "Which parameter ...": any one of them is a right answer
+                item["accepted_facts"] = sorted(several)
+            items.append(item)
     return items
 
 

@@ -30,6 +30,10 @@ def test_qa_set_kinds_splits_and_gold_ids_exist():
     for it in items:
         for v in NUMPY_VERSIONS:
             assert set(it.gold_doc_ids[v]) <= ids[v], (it.id, v)
+        if it.accepted_facts:  # one of several right answers: each of them verified by its own sibling item
+            assert set(it.required_facts) <= set(it.accepted_facts) and len(it.accepted_facts) > 1, it.id
+            siblings = {f for o in items if o.question == it.question for f in o.required_facts}
+            assert siblings <= set(it.accepted_facts), it.id
         if it.answerable:
             assert it.required_facts and it.gold_doc_ids[NUMPY_VERSIONS[-1]], it.id
         else:

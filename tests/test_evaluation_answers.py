@@ -104,3 +104,14 @@ def test_one_release_accuracy_and_accuracy_by_kind():
     assert list(table.columns) == ["removed (n=1)", "added (n=1)", "changed_param (n=2)", "unchanged (n=1)",
                                    "unanswerable (n=1)"]
     assert table.loc["raft"].tolist() == [1.0, 1.0, 0.0, 0.0, 1.0] and table.loc["rag", "changed_param (n=2)"] == 1.0
+
+
+def test_accepted_facts_take_any_one_of_several_right_answers():
+    gained = QAItem(id="changed_param:var+mean", kind="changed_param", split="dev", gold_doc_ids={},
+                    question="Name a parameter that `np.var` accepts in NumPy 2.x but not in NumPy 1.26.",
+                    required_facts=["mean"], stale_facts=[], accepted_facts=["correction", "mean"])
+    assert ev.score_answer(gained, render("`np.var` accepts `correction`.", "", ["numpy.var"]))["correct"]
+    assert ev.score_answer(gained, render("`np.var` accepts `mean`.", "", ["numpy.var"]))["correct"]
+    assert not ev.score_answer(gained, render("`np.var` accepts `axis`.", "", ["numpy.var"]))["correct"]
+    plain = item(kind="changed_param", required=("mean",), stale=())
+    assert not ev.score_answer(plain, render("`np.var` accepts `correction`.", "", ["numpy.var"]))["correct"]
