@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
                          f"file, built with {pair_builder.PairSettings.abstain_share})")
     ap.add_argument("--quote", action="append", choices=["off", "on"], default=[],
                     help="quote-then-answer targets (repeat to compare; default: off, notebook 05's)")
+    ap.add_argument("--entry-gold", action="append", choices=["off", "on"], default=[],
+                    help="a changed-parameter pair's oracle: its version-noted entry chunk (on, notebook 05's) or "
+                         "both releases' signatures (off) (repeat to compare)")
     ap.add_argument("--passage-order", action="append", choices=list(PASSAGE_ORDERS), default=[],
                     help="where the best passage sits in the answering prompt (repeat to compare; no retraining; "
                          f"default: {PASSAGE_ORDER})")
@@ -158,10 +161,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.base:
         answer("rag (untuned)", None, base.max_new_tokens)
-    for (label, task), target, lr, quote in product(pair_sets.items(), targets, lrs, quotes):
-        arm = replace(base, raft_no_oracle_target=target, raft_quote=quote == "on")
+    entry_golds = args.entry_gold or ["on" if base.raft_entry_gold else "off"]
+    for (label, task), target, lr, quote, entry in product(pair_sets.items(), targets, lrs, quotes, entry_golds):
+        arm = replace(base, raft_no_oracle_target=target, raft_quote=quote == "on", raft_entry_gold=entry == "on")
         name = (f"raft, no-oracle target {target}, lr {lr:g}" + (f", {label}" if len(pair_sets) > 1 else "")
-                + (f", quote {quote}" if len(quotes) > 1 else ""))
+                + (f", quote {quote}" if len(quotes) > 1 else "") + (f", entry gold {entry}" if len(entry_golds) > 1 else ""))
         data = systems.raft_data(task, arm, "task")
         t0 = time.perf_counter()
         path = finetune.train_or_load_adapter(data, arm.lora(), replace(arm.raft_train(), lr=lr), show_progress=True)

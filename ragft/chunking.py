@@ -32,6 +32,9 @@ DEFAULT_CHUNK_OVERLAP = 32
 class ChunkConfig:
     """How to cut documents. chunk_size and chunk_overlap count tokens of the embedding model.
 
+    entry_notes (structure chunker, numpydoc sections): see `ENTRY_SECTIONS`. Indexes saved before it existed load
+    with it off, so a sync cuts their documents as their first build did.
+
     breakpoint_percentile (semantic only): cut where the distance between neighbouring sentences is above this
     percentile of all such distances in the documents being chunked. breakpoint_distance, once set (an index sets it
     at its first build), is used instead, so documents re-chunked by a later sync are cut exactly as a fresh build would.
@@ -42,6 +45,7 @@ class ChunkConfig:
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     breakpoint_percentile: float = 90.0
     breakpoint_distance: float | None = None
+    entry_notes: bool = True  # structure, numpydoc: one unit per parameter entry, a version-noted entry a chunk of its own
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -301,11 +305,62 @@ def chunk_structure(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chu
     out = []
     for title, a, b in sections(doc.text):
         header = f"{name} | {title}"
+        if cfg.entry_notes and title in ENTRY_SECTIONS:
+            out += _entry_chunks(doc.text, tokens, tok, cfg, a, b, title, header)
+            continue
         budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
         units = _units(doc.text, tokens, a, b, budget, [
             lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
         out += [(x, y, title, header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
     return _make(doc, out)
+
+
+# numpydoc sections made of "name : type" entries. Each entry is a unit of its own (never cut between a parameter
+# and the `.. versionadded::` note at its end), and an entry carrying a version note is a chunk of its own whose header
+# says so, the way the rendered docs do ("Added in version 2.0.0"): a question about what a release added or changed
+# then finds that entry, and the model reads its name next to its release.
+ENTRY_SECTIONS = ("Parameters", "Other Parameters")
+_VERSION_NOTE = re.compile(r"^[ \t]*\.\. (versionadded|versionchanged|deprecated)::[ \t]*(\S+)", re.M)
+_ENTRY_NAME = re.compile(r"\**([A-Za-z_]\w*)\s*(?::|,|$)")
+_NOTE_WORDS = {"versionadded": "added in NumPy", "versionchanged": "changed in NumPy", "deprecated": "deprecated in NumPy"}
+
+
+def version_note(entry: str) -> str:
+    """'<name>: added in NumPy <version>' for a numpydoc entry carrying a version directive, else ''.
+
+    >>> version_note("device : str, optional\\n    The device.\\n\\n    .. versionadded:: 2.0.0")
+    'device: added in NumPy 2.0.0'
+    """
+    notes = _VERSION_NOTE.findall(entry)
+    name = _ENTRY_NAME.match(entry)
+    if not notes or not name:
+        return ""
+    said = dict.fromkeys(f"{_NOTE_WORDS[kind]} {version}" for kind, version in notes)  # once each, in order
+    return f"{name.group(1)}: " + ", ".join(said)
+
+
+def _entry_chunks(text: str, tokens: _Tokens, tok: Tokenizer, cfg: ChunkConfig, a: int, b: int, title: str,
+                  header: str) -> list[tuple[int, int, str, str]]:
+    """A parameter section's chunks: plain entries packed together, each version-noted entry alone under its note."""
+    out, plain = [], []
+    budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+
+    def flush():
+        out.extend((x, y, title, header) for x, y in _pack(plain, tokens, budget, cfg.chunk_overlap))
+        plain.clear()
+
+    for x, y in _line_blocks(text, a, b):
+        note = version_note(text[x:y])
+        if not note:
+            plain.extend(_units(text, tokens, x, y, budget, [lambda t, s, e: _split(t, s, e, _BLANK), sentence_spans]))
+            continue
+        flush()
+        noted = f"{header} | {note}"
+        own = max(cfg.chunk_size - tok.count(noted), cfg.chunk_size // 2)
+        pieces = _units(text, tokens, x, y, own, [lambda t, s, e: _split(t, s, e, _BLANK), sentence_spans])
+        out.extend((p, q, title, noted) for p, q in _pack(pieces, tokens, own, 0))
+    flush()
+    return out
 
 
 # ------------------------------------------------------------------------------------------- heading hierarchy

@@ -96,7 +96,7 @@ def subset_corpus(docs: list[Document], items: list[QAItem], version: str, n_doc
 PROMPT_KEYS = ("prompt", "question", "instruction")
 COMPLETION_KEYS = ("completion", "answer", "output", "response")
 # kept from a pair's row besides its prompt and completion: what RAFT needs to put the gold passage(s) in the prompt
-PAIR_KEYS = ("kind", "doc_id", "passage", "old_passage", "version", "old_version")
+PAIR_KEYS = ("kind", "doc_id", "passage", "old_passage", "version", "old_version", "facts")
 
 
 def load_train_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], ReadReport]:

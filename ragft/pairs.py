@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import house
 from .cache import seeded_unit
+from .chunking import ENTRY_SECTIONS
 from .corpus import Document, load_corpus
 from .datasets import load_qa
 from .generation import context_message, cut_passage
@@ -168,6 +169,11 @@ class RaftSettings:
     # (`house.render_quote`) holding the gold passage's words that carry the answer (`quote_for`); pairs without the
     # gold passage answer (or abstain) without one. False: the plain house answer.
     quote: bool = False
+    # A changed-parameter pair's gold passage: True, the chunk the index holds for that parameter when the structure
+    # chunker made it a version-noted entry of its own (`chunking.ENTRY_SECTIONS`: "numpy.eye | Parameters | device:
+    # added in NumPy 2.0.0"), as RAFT's oracle is the document retrieval would return; False (or no such chunk): the
+    # pair's own passages, both releases' signatures, which a one-release index never shows at answer time.
+    entry_gold: bool = True
 
     def __post_init__(self):
         if not 0 <= self.p_oracle <= 1:
@@ -185,9 +191,25 @@ def version_hit(doc_id: str, text: str, version: str | None) -> Hit:
                {"version": version} if version else {})
 
 
-def gold_hits(pair: dict, first_chunk: dict) -> list[Hit]:
-    """The passages that hold a pair's answer: the pair's own passage(s) when it carries them (task pairs; both
-    versions for a changed parameter), else the gold document's first chunk in the retriever (house-style pairs)."""
+def noted_entries(chunks: Sequence) -> dict[tuple[str, str], object]:
+    """(doc_id, parameter) -> the chunk holding that parameter's version-noted entry (header "... | Parameters |
+    <name>: added in NumPy <version>"), for every such chunk the structure chunker made."""
+    out = {}
+    for c in chunks:
+        parts = c.header.split(" | ")
+        if len(parts) == 3 and c.section in ENTRY_SECTIONS and ": " in parts[2]:
+            out.setdefault((c.doc_id, parts[2].split(": ", 1)[0]), c)
+    return out
+
+
+def gold_hits(pair: dict, first_chunk: dict, noted: dict | None = None) -> list[Hit]:
+    """The passages that hold a pair's answer: for a changed parameter, its version-noted entry chunk when `noted`
+    (`noted_entries`) has one; else the pair's own passage(s) when it carries them (task pairs; both versions for a
+    changed parameter), else the gold document's first chunk in the retriever (house-style pairs)."""
+    if noted and pair.get("kind") == "changed_param":
+        c = next((noted[(pair["doc_id"], f)] for f in pair.get("facts") or () if (pair["doc_id"], f) in noted), None)
+        if c is not None:
+            return [Hit(c.doc_id, c.chunk_id, float("nan"), c.embed_text, -1, {})]
     if pair.get("passage"):
         hits = [version_hit(pair["doc_id"], pair["old_passage"], pair.get("old_version"))] if pair.get("old_passage") else []
         return hits + [version_hit(pair["doc_id"], pair["passage"], pair.get("version") if hits else None)]
@@ -263,6 +285,7 @@ def raft_pairs(pairs: Sequence[dict], retriever, settings: RaftSettings | None =
     first_chunk = {}
     for c in chunks:
         first_chunk.setdefault(c.doc_id, c)
+    noted = noted_entries(chunks) if s.entry_gold else None
     out = []
     for p in tqdm(pairs, desc="RAFT pairs", disable=not show_progress):
         gold = p.get("doc_id")
@@ -279,7 +302,7 @@ def raft_pairs(pairs: Sequence[dict], retriever, settings: RaftSettings | None =
         else:
             found = any(h.doc_id == gold for h in hits[: s.top_k])
             distractors = [h for h in hits if h.doc_id != gold]
-            golds = gold_hits(p, first_chunk)
+            golds = gold_hits(p, first_chunk, noted)
             if golds and seeded_unit(s.seed, "oracle:" + p["prompt"]) < s.p_oracle:
                 retrieved = next((h for h in hits[: s.top_k] if h.doc_id == gold), None)
                 if retrieved is not None and not p.get("passage"):

@@ -578,6 +578,8 @@ class ArmSettings:
     # quote-then-answer (pairs.RaftSettings.quote; Zhang et al. 2024's chain-of-thought answers): the RAFT arm's oracle
     # targets start with a quote line of the gold passage, and its answers get QUOTE_NEW_TOKENS more to write it in
     raft_quote: bool = False
+    # pairs.RaftSettings.entry_gold: a changed-parameter pair's oracle is the version-noted entry chunk of its parameter
+    raft_entry_gold: bool = True
     seed: int = 0
     # "task": data/train/task_pairs.jsonl, the QA set's question shapes from facts it does not ask about (the RAFT arm's
     # passages from 2.4.6, never from a document the QA set asks about); "house": data/train/house_style.jsonl, one
@@ -587,7 +589,8 @@ class ArmSettings:
     # of each answer. Chosen on dev (benchmarks/raft_recipe.py --contrast, 80 questions, 2026-12-02): RAFT 0.900
     # [0.815, 0.948] against 0.862 without, McNemar 3 fixed / 0 broken (p = 0.25, not separable), reading rate 0.857
     # against 0.796, format 0.938 against 0.925; alpha 1: 0.888. The untuned RAG arm lost with it (0.375 against 0.40,
-    # 6 fixed / 8 broken), and the hybrid arm was not measured: both decode without it.
+    # 6 fixed / 8 broken), and so did the hybrid arm (0.612 against 0.750, 5 fixed / 16 broken, p = 0.027: its
+    # abstentions fell from 1.00 to 0.67; 80 dev questions, 2026-12-02): both decode without it.
     raft_contrast: float = 0.5
 
     def __post_init__(self):
@@ -596,7 +599,8 @@ class ArmSettings:
 
     def raft(self) -> RaftSettings:
         return RaftSettings(top_k=self.top_k, p_oracle=self.raft_p_oracle, passage_chars=self.passage_chars,
-                            seed=self.seed, no_oracle_target=self.raft_no_oracle_target, quote=self.raft_quote)
+                            seed=self.seed, no_oracle_target=self.raft_no_oracle_target, quote=self.raft_quote,
+                            entry_gold=self.raft_entry_gold)
 
     @property
     def raft_max_new_tokens(self) -> int:

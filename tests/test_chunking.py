@@ -22,6 +22,7 @@ from ragft.chunking import (
     sections,
     sentence_spans,
     token_lengths,
+    version_note,
 )
 from ragft.corpus import Document, load_corpus
 from ragft.embeddings import HashingEncoder
@@ -118,7 +119,7 @@ def test_structure_chunks_keep_api_name_and_section(docs):
     secs = sections(doc.text)
     assert [s for s, _, _ in secs][:3] == ["Summary", "Parameters", "Returns"]
     for c in chunks:
-        assert c.header == f"numpy.argsort | {c.section}"
+        assert c.header == f"numpy.argsort | {c.section}" or c.header.startswith("numpy.argsort | Parameters | ")
         assert c.embed_text.startswith("numpy.argsort | ")
         (a, b), = [(a, b) for s, a, b in secs if s == c.section and a <= c.start < b]
         assert c.end <= b, "a structure chunk must not cross a section boundary"
@@ -176,8 +177,9 @@ def test_chunk_browser_callbacks(docs):
 
 
 # sha256 of the structure chunker's chunks (JSON, sorted keys) on every 5th document of each committed NumPy corpus,
-# recorded from the numpydoc chunker before format-aware chunking was added: NumPy chunks must stay byte-identical.
-# If a corpus file is rebuilt, re-record these from the commit that introduced them.
+# recorded from the numpydoc chunker before format-aware chunking was added: NumPy chunks must stay byte-identical
+# (with entry_notes off, the cut indexes saved before it keep). If a corpus file is rebuilt, re-record these from the
+# commit that introduced them.
 NUMPY_STRUCTURE_FINGERPRINTS = {
     ("1.26.4", 200): (1121, "1c412175177f31bed347d7962289e3b55f26902014e65b616095c83049de3c3b"),
     ("1.26.4", 64): (2676, "1e3e0d72bf7f6044f332fec41b28082f019730b68d9bae9c07fd02ee7d08b88b"),
@@ -193,9 +195,59 @@ def test_numpy_structure_chunks_are_byte_identical_to_the_numpydoc_chunker(tok, 
     if tok.name != "minilm":
         pytest.skip("the fingerprints were recorded with MiniLM's tokenizer")
     docs = load_corpus(version)[::5]
-    chunks = chunk_documents(docs, "structure", chunk_size=chunk_size, chunk_overlap=32 if chunk_size == 200 else 8)
+    chunks = chunk_documents(docs, "structure", chunk_size=chunk_size, chunk_overlap=32 if chunk_size == 200 else 8,
+                             entry_notes=False)
     digest = hashlib.sha256(json.dumps([c.to_json() for c in chunks], sort_keys=True).encode()).hexdigest()
     assert (len(chunks), digest) == NUMPY_STRUCTURE_FINGERPRINTS[(version, chunk_size)]
+
+
+NOTED = Document("numpy.fft.ihfft", title="numpy.fft.ihfft", text=(
+    "numpy.fft.ihfft(a, n=None, axis=-1, norm=None, out=None)\n\nCompute the inverse FFT of a signal.\n\n"
+    "Parameters\n----------\na : array_like\n    Input array.\nn : int, optional\n    Length of the inverse FFT.\n"
+    "norm : {\"backward\", \"ortho\", \"forward\"}, optional\n    Normalization mode.\n\n"
+    "    .. versionadded:: 1.20.0\n\n        The \"backward\", \"forward\" values were added.\n\n"
+    "out : complex ndarray, optional\n    If provided, the result will be placed in this array.\n\n"
+    "    .. versionadded:: 2.0.0\n\nReturns\n-------\nout : complex ndarray\n    The result.\n"))
+
+
+def test_a_version_noted_parameter_is_a_chunk_of_its_own_under_its_note():
+    chunks = chunk_documents([NOTED], "structure", chunk_size=200, chunk_overlap=0)
+    by_header = {c.header: c.text for c in chunks}
+    out = by_header["numpy.fft.ihfft | Parameters | out: added in NumPy 2.0.0"]
+    assert out.startswith("out : complex ndarray") and out.endswith(".. versionadded:: 2.0.0")
+    norm = by_header["numpy.fft.ihfft | Parameters | norm: added in NumPy 1.20.0"]
+    assert norm.startswith("norm :") and "values were added." in norm  # the note's own text stays with its entry
+    plain = by_header["numpy.fft.ihfft | Parameters"]
+    assert "a : array_like" in plain and "n : int" in plain and "versionadded" not in plain
+    for c in chunks:
+        assert NOTED.text[c.start:c.end] == c.text
+    # off: the entries are packed by size alone, and the 2.0.0 note can land with the next entry or section
+    old = chunk_documents([NOTED], "structure", chunk_size=200, chunk_overlap=0, entry_notes=False)
+    assert {c.header for c in old} == {"numpy.fft.ihfft | Summary", "numpy.fft.ihfft | Parameters",
+                                       "numpy.fft.ihfft | Returns"}
+
+
+def test_version_note_reads_the_directives_of_one_entry():
+    assert version_note("copy : bool, optional\n    Copy it.\n\n    .. versionadded:: 2.1") == "copy: added in NumPy 2.1"
+    assert (version_note("interpolation : str\n    Old name.\n\n    .. deprecated:: 1.22.0")
+            == "interpolation: deprecated in NumPy 1.22.0")
+    two = "axis : int\n    .. versionadded:: 1.7.0\n    .. versionchanged:: 2.0\n       Tuples."
+    assert version_note(two) == "axis: added in NumPy 1.7.0, changed in NumPy 2.0"
+    assert version_note("axis : int\n    The axis.") == ""
+
+
+def test_an_index_saved_before_entry_notes_loads_with_them_off(tmp_path):
+    from ragft.index import DenseIndex
+
+    index = DenseIndex(HashingEncoder(), chunk_config=ChunkConfig(entry_notes=False))
+    index.add([NOTED])
+    index.save(tmp_path / "ix")
+    meta_path = tmp_path / "ix" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["chunking"]["entry_notes"]  # what an index written before the setting existed holds
+    meta_path.write_text(json.dumps(meta))
+    loaded = DenseIndex.load(tmp_path / "ix", encoder=HashingEncoder())
+    assert loaded.chunk_config.entry_notes is False
 
 
 # ------------------------------------------------------------------------------------------ format-aware chunking

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -321,6 +322,31 @@ def test_raft_task_pairs_show_their_own_passages_both_versions_and_never_an_excl
     assert "passage" not in one and "old_passage" not in one  # the raw passages do not travel on
     for p in (one, none):
         assert "numpy.median" not in p["passage_ids"] and "numpy.median" not in p["prompt"]
+
+
+def test_raft_changed_parameter_oracle_is_the_version_noted_entry_the_index_holds():
+    from ragft.retrievers import build_retriever
+
+    cumsum = Document("numpy.cumsum", title="numpy.cumsum", text=(
+        "numpy.cumsum(a, axis=None, *, include_initial=False)\n\nReturn the cumulative sum.\n\n"
+        "Parameters\n----------\na : array_like\n    Input array.\naxis : int, optional\n    Axis.\n"
+        "include_initial : bool, optional\n    Start with the initial value.\n\n    .. versionadded:: 2.1.0\n"))
+    retriever = build_retriever([d for d in _docs() if d.doc_id != "numpy.cumsum"] + [cumsum], mode="bm25")
+    changed = {"prompt": "Which keyword argument did `np.cumsum` gain in NumPy 2.x?", "kind": "changed_param",
+               "doc_id": "numpy.cumsum", "facts": ["include_initial"],
+               "completion": house.render("`np.cumsum` gained `include_initial`.", "np.cumsum([1, 2])", ["numpy.cumsum"]),
+               "passage": "numpy.cumsum(a, axis=None, *, include_initial=False)", "version": "2.4.6",
+               "old_passage": "numpy.cumsum(a, axis=None)", "old_version": "1.26.4"}
+    settings = pr.RaftSettings(top_k=3, p_oracle=1.0, passage_chars=None)
+    (noted,) = pr.raft_pairs([changed], retriever, settings)
+    assert noted["raft"] == "oracle" and noted["passage_ids"].count("numpy.cumsum") == 1
+    assert "numpy.cumsum | Parameters | include_initial: added in NumPy 2.1.0\ninclude_initial : bool" in noted["prompt"]
+    assert "NumPy 1.26.4:" not in noted["prompt"]
+    (pair_own,) = pr.raft_pairs([changed], retriever, replace(settings, entry_gold=False))
+    assert pair_own["passage_ids"].count("numpy.cumsum") == 2 and "NumPy 1.26.4:\nnumpy.cumsum" in pair_own["prompt"]
+    lost = dict(changed, facts=["axis"])  # no noted entry for it: the pair's own passages
+    (fallback,) = pr.raft_pairs([lost], retriever, settings)
+    assert "NumPy 1.26.4:\nnumpy.cumsum" in fallback["prompt"]
 
 
 def test_raft_quote_then_answer_quotes_the_gold_passage_only_in_oracle_pairs():
