@@ -18,6 +18,7 @@ run is a measurement; tune here on dev, report on test in notebook 05.
     .venv/bin/python benchmarks/raft_recipe.py --target answer --quote off --quote on   # quote-then-answer ablation
     .venv/bin/python benchmarks/raft_recipe.py --target answer --base --passage-order best_first \\
         --passage-order best_last --top-k 3 --top-k 1                      # passage order and top-k, no retraining
+    .venv/bin/python benchmarks/raft_recipe.py --target answer --n-dev 80 --contrast 0.5 --entry-gold off --entry-gold on
     .venv/bin/python benchmarks/raft_recipe.py --steps 2 --n-dev 5          # smoke: the script end to end
 
 Adapters are cached by data and settings (the adapter cache), so a repeat only answers.
@@ -74,6 +75,14 @@ documents of each, `corpus.migration_documents`) 0.80 [0.65, 0.90] vs 0.725, +0.
 (`--pairs data/train/task_pairs.jsonl --pairs <pairs built with REMOVED_TEMPLATES + "In NumPy 2, what should I use
 instead of `{old}`?" and "What replaces `{old}` in NumPy 2?">`, 324 pairs, removed 51; 769 s): 0.475 [0.33, 0.63] vs
 0.725, paired -0.25 [-0.40, -0.125], McNemar 0 fixed / 10 broken, p = 0.002: contradicted; the pairs stay.
+
+Late on 2026-12-02, after the structure chunker began to keep parameter entries whole with their version notes
+(`ChunkConfig.entry_notes`), `--target answer --n-dev 80 --contrast 0.5 --entry-gold off --entry-gold on` (1,270 s over
+two runs, 4.3-4.8 s/step): a changed-parameter pair's gold passage = its noted entry chunk 0.888 [0.80, 0.94] (format
+0.99, abstention 1.00 / 1.00, reading 0.84, changed parameters 2 of 5) against both releases' signatures 0.788
+[0.69, 0.86] (format 0.89, abstention recall 0.77, 1 of 5); +0.10 [+0.025, +0.175], McNemar 9 fixed / 1 broken,
+p = 0.02: supported, most of it on unanswerable questions the change does not touch (10 of 120 pairs differ: the
+adapter's draw moves dev this much). The earlier adapter on the old chunks: 0.900. On.
 """
 
 from __future__ import annotations
