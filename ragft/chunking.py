@@ -33,7 +33,7 @@ class ChunkConfig:
     """How to cut documents. chunk_size and chunk_overlap count tokens of the embedding model.
 
     entry_notes (structure chunker, numpydoc sections): see `ENTRY_SECTIONS`. Indexes saved before it existed load
-    with it off, so a sync cuts their documents as their first build did.
+    with it off (`from_saved`), so a sync cuts their documents as their first build did.
 
     breakpoint_percentile (semantic only): cut where the distance between neighbouring sentences is above this
     percentile of all such distances in the documents being chunked. breakpoint_distance, once set (an index sets it
@@ -59,6 +59,11 @@ class ChunkConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, row: dict) -> ChunkConfig:
+        """The config an index saved: one written before entry_notes existed was cut without them."""
+        return cls(**{"entry_notes": False, **row})
 
 
 @dataclass
@@ -176,6 +181,10 @@ def _split(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[i
     return [s for s in (_strip(text, a, b) for a, b in spans) if s[1] > s[0]]
 
 
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    return _split(text, start, end, _BLANK)
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence-like spans: paragraphs split after . ! ? : before a capital/code start, and before each `>>>` line.
 
@@ -262,6 +271,11 @@ def _pack(units: list[tuple[int, int]], tokens: _Tokens, budget: int, overlap: i
 
 
 # ---------------------------------------------------------------------------------------------------- chunkers
+def _budget(cfg: ChunkConfig, tok: Tokenizer, header: str) -> int:
+    """Tokens left for a chunk's text under `header` (the header is embedded with it), never under half a chunk."""
+    return max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+
+
 def _make(doc: Document, spans: list[tuple[int, int, str, str]]) -> list[Chunk]:
     return [Chunk(doc_id=doc.doc_id, chunk_id=f"{doc.doc_id}#{i}", text=doc.text[a:b], start=a, end=b, section=sec,
                   header=head, metadata=dict(doc.metadata, title=doc.title))
@@ -308,9 +322,9 @@ def chunk_structure(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chu
         if cfg.entry_notes and title in ENTRY_SECTIONS:
             out += _entry_chunks(doc.text, tokens, tok, cfg, a, b, title, header)
             continue
-        budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+        budget = _budget(cfg, tok, header)
         units = _units(doc.text, tokens, a, b, budget, [
-            lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
+            _paragraphs, _line_blocks, sentence_spans])
         out += [(x, y, title, header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
     return _make(doc, out)
 
@@ -339,11 +353,20 @@ def version_note(entry: str) -> str:
     return f"{name.group(1)}: " + ", ".join(said)
 
 
+def noted_parameter(chunk: Chunk) -> str | None:
+    """The parameter of a version-noted entry chunk (header "<api> | <section> | <name>: added in NumPy ..."), else
+    None."""
+    parts = chunk.header.split(" | ")
+    if len(parts) == 3 and chunk.section in ENTRY_SECTIONS and ": " in parts[2]:
+        return parts[2].split(": ", 1)[0]
+    return None
+
+
 def _entry_chunks(text: str, tokens: _Tokens, tok: Tokenizer, cfg: ChunkConfig, a: int, b: int, title: str,
                   header: str) -> list[tuple[int, int, str, str]]:
     """A parameter section's chunks: plain entries packed together, each version-noted entry alone under its note."""
     out, plain = [], []
-    budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+    budget = _budget(cfg, tok, header)
 
     def flush():
         out.extend((x, y, title, header) for x, y in _pack(plain, tokens, budget, cfg.chunk_overlap))
@@ -352,12 +375,12 @@ def _entry_chunks(text: str, tokens: _Tokens, tok: Tokenizer, cfg: ChunkConfig, 
     for x, y in _line_blocks(text, a, b):
         note = version_note(text[x:y])
         if not note:
-            plain.extend(_units(text, tokens, x, y, budget, [lambda t, s, e: _split(t, s, e, _BLANK), sentence_spans]))
+            plain.extend(_units(text, tokens, x, y, budget, [_paragraphs, sentence_spans]))
             continue
         flush()
         noted = f"{header} | {note}"
-        own = max(cfg.chunk_size - tok.count(noted), cfg.chunk_size // 2)
-        pieces = _units(text, tokens, x, y, own, [lambda t, s, e: _split(t, s, e, _BLANK), sentence_spans])
+        own = _budget(cfg, tok, noted)
+        pieces = _units(text, tokens, x, y, own, [_paragraphs, sentence_spans])
         out.extend((p, q, title, noted) for p, q in _pack(pieces, tokens, own, 0))
     flush()
     return out
@@ -479,9 +502,9 @@ def chunk_headings(doc: Document, cfg: ChunkConfig, tok: Tokenizer) -> list[Chun
     for path, a, b in secs:
         parts = list(path) if titled and path else [title, *path]
         header = _fit_header(HEADER_SEPARATOR.join(parts), tok, cfg.chunk_size // 2)
-        budget = max(cfg.chunk_size - tok.count(header), cfg.chunk_size // 2)
+        budget = _budget(cfg, tok, header)
         units = _units(doc.text, tokens, a, b, budget, [
-            lambda t, s, e: _split(t, s, e, _BLANK), _line_blocks, sentence_spans])
+            _paragraphs, _line_blocks, sentence_spans])
         out += [(x, y, parts[-1], header) for x, y in _pack(units, tokens, budget, cfg.chunk_overlap)]
     return _make(doc, out)
 

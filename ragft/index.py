@@ -423,7 +423,7 @@ class DenseIndex(Retriever):
             raise IndexMismatchError(
                 f"{path} was built with {meta['encoder']['model_id']} ({meta['encoder']['dim']}-d) but the encoder given is "
                 f"{encoder.model_id} ({encoder.dim}-d): its vectors would not be comparable. Rebuild it with `ragft index`.")
-        self = cls(encoder, HnswConfig(**meta["hnsw"]), ChunkConfig(**{"entry_notes": False, **meta["chunking"]}))
+        self = cls(encoder, HnswConfig(**meta["hnsw"]), ChunkConfig.from_saved(meta["chunking"]))
         self._hnsw = hnswlib.Index(space="cosine", dim=encoder.dim)
         self._hnsw.load_index(str(path / "hnsw.bin"), max_elements=meta["max_elements"], allow_replace_deleted=True)
         self._hnsw.set_ef(self.config.ef)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import house
 from .cache import seeded_unit
-from .chunking import ENTRY_SECTIONS
+from .chunking import noted_parameter
 from .corpus import Document, load_corpus
 from .datasets import load_qa
 from .generation import context_message, cut_passage
@@ -170,7 +170,7 @@ class RaftSettings:
     # gold passage answer (or abstain) without one. False: the plain house answer.
     quote: bool = False
     # A changed-parameter pair's gold passage: True, the chunk the index holds for that parameter when the structure
-    # chunker made it a version-noted entry of its own (`chunking.ENTRY_SECTIONS`: "numpy.eye | Parameters | device:
+    # chunker made it a version-noted entry of its own (`chunking.noted_parameter`: "numpy.eye | Parameters | device:
     # added in NumPy 2.0.0"), as RAFT's oracle is the document retrieval would return; False (or no such chunk): the
     # pair's own passages, both releases' signatures, which a one-release index never shows at answer time.
     entry_gold: bool = True
@@ -196,9 +196,8 @@ def noted_entries(chunks: Sequence) -> dict[tuple[str, str], object]:
     <name>: added in NumPy <version>"), for every such chunk the structure chunker made."""
     out = {}
     for c in chunks:
-        parts = c.header.split(" | ")
-        if len(parts) == 3 and c.section in ENTRY_SECTIONS and ": " in parts[2]:
-            out.setdefault((c.doc_id, parts[2].split(": ", 1)[0]), c)
+        if (name := noted_parameter(c)) is not None:
+            out.setdefault((c.doc_id, name), c)
     return out
 
 

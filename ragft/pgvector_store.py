@@ -122,7 +122,7 @@ class PgVectorIndex(Retriever):
                                    f"`ragft index SOURCE --out {self.name} --backend pgvector`")
             self.encoder = encoder or encoder_for_model_id(meta["encoder"]["model_id"])
             self.config = HnswConfig(**meta["hnsw"])
-            self.chunk_config = ChunkConfig(**{"entry_notes": False, **meta["chunking"]})
+            self.chunk_config = ChunkConfig.from_saved(meta["chunking"])
             self._check_encoder(meta)
         return self
 
