@@ -7,8 +7,9 @@ Introduced in notebooks/00_overview.ipynb.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .cache import seeded_key
@@ -21,6 +22,18 @@ CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth m
 # answerable questions that one release's document answers (a removal notice, a new API, an unchanged one); a
 # changed_param question also needs the other release's signature, which a single-version index never holds
 ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
+REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (qa_builder.removed_items)
+    "My code uses `{old}`, which fails under NumPy 2.x. What should I use instead?",
+    "`{old}` raises an AttributeError in NumPy 2.4. What is the replacement?",
+    "`{old}` is gone in NumPy {current}. What should I call instead?",
+)
+# The answerable kinds' phrasings of the QA set (removed names, changed parameters) with `{x}` for a name. The QA set
+# asks its unanswerable questions in phrasings of their own, so a model can learn to abstain from the phrasing alone;
+# a fabricated name asked in one of these (`in_answerable_shape`) tells whether an abstention came from the passages.
+ANSWERABLE_SHAPES = tuple(t.replace("{old}", "np.{x}").replace("{current}", CURRENT_VERSION) for t in REMOVED_TEMPLATES) + (
+    "Which keyword argument did `np.{x}` gain in NumPy 2.x that it did not have in NumPy 1.26?",
+    "Name a parameter that `np.{x}` accepts in NumPy 2.x but not in NumPy 1.26.",
+)
 
 
 @dataclass
@@ -61,6 +74,20 @@ def load_qa(split: str | None = "dev", kinds: tuple[str, ...] | None = None, pat
     if bad:
         raise DataError(f"unknown kind in items {bad[:5]}; kinds are {KINDS}")
     return [i for i in items if (split is None or i.split == split) and (kinds is None or i.kind in kinds)]
+
+
+def in_answerable_shape(item: QAItem) -> QAItem:
+    """An unanswerable item (a fabricated name) asked in one of `ANSWERABLE_SHAPES` (chosen by a hash of the name, so
+    the same every run); its truth is unchanged: the name exists in no release, the right reply is the abstention.
+
+    >>> in_answerable_shape(item).question  # doctest: +SKIP
+    '`np.add_chkfinite` raises an AttributeError in NumPy 2.4. What is the replacement?'
+    """
+    if item.kind != "unanswerable":
+        raise ValueError(f"only an unanswerable item can be asked in another shape, not {item.kind!r} ({item.id})")
+    name = item.question.split("`")[1]
+    index = int(hashlib.sha256(("probe:" + name).encode()).hexdigest()[:12], 16) % len(ANSWERABLE_SHAPES)
+    return replace(item, question=ANSWERABLE_SHAPES[index].format(x=name.removeprefix("np.")))
 
 
 def sample(items: list[QAItem], n: int | None, seed: int = 0) -> list[QAItem]:

@@ -476,7 +476,8 @@ def wrong_facts(items) -> dict[str, str]:
 # claimed boundary. "keeps" claims allow a margin: the first arm may be at most MARGIN worse.
 MARGIN = 0.05
 _SUBSETS = {"changed": lambda kind: kind in CHANGED_KINDS, "all": lambda kind: True,
-            "unanswerable": lambda kind: kind == "unanswerable", "answerable": lambda kind: kind != "unanswerable"}
+            "unanswerable": lambda kind: kind == "unanswerable", "answerable": lambda kind: kind != "unanswerable",
+            "one_release": lambda kind: kind in ONE_RELEASE_KINDS}
 CLAIMS = (  # (claim, arm a, arm b, per-question column, questions, margin or None)
     ("RAG beats the base model on current facts (questions whose truth moved in 2.x)", "rag", "base", "correct",
      "changed", None),

@@ -21,21 +21,18 @@ from pathlib import Path
 
 from . import house
 from .corpus import Document
+from .datasets import ANSWERABLE_SHAPES, REMOVED_TEMPLATES
 from .io import write_jsonl
 from .pairs import examples, public_callable, short
 from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path, task_pairs_path
 from .qa_builder import _api, _h, _unique_summaries, changed_params, fabricated_names, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
-REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (qa_builder.removed_items)
-    "My code uses `{old}`, which fails under NumPy 2.x. What should I use instead?",
-    "`{old}` raises an AttributeError in NumPy 2.4. What is the replacement?",
-    "`{old}` is gone in NumPy {current}. What should I call instead?",
-)
 DEPRECATED_TEMPLATE = "`{old}` is deprecated in NumPy {version}. What should I use instead?"
 ALIAS_TEMPLATE = "Which NumPy 2.x name can I use instead of `{old}`?"
 UNANSWERABLE_TEMPLATES = ("What does `np.{x}` return, and how do I call it?", "How do I use `np.{x}` in NumPy 2.4?",
                           "Which arguments does `np.{x}` take?")
+ABSTAIN_SHAPES = ("own", "all")
 _API_NAME = re.compile(r"\b(?:np|numpy)\.[A-Za-z_][\w.]*[A-Za-z0-9_]")
 _VAR_PARAMS = ("args", "kwargs", "params")  # *args / **kwargs wrappers being replaced by real parameters: no fact to learn
 
@@ -63,10 +60,18 @@ class PairSettings:
     max_ma_pairs: int = 60  # numpy.ma wrappers gained many explicit parameters in 2.x: keep them from dominating
     passage_chars: int = 1200  # stored gold passages are cut here (prompts cut them further, to 600 by default)
     salt: str = "pairs:"
+    # the phrasings of the abstention pairs: "own", the QA set's abstention phrasings only; "all", half of them in the
+    # answerable kinds' phrasings (`ANSWERABLE_SHAPES`), so only the passages can tell the name does not exist.
+    # Measured on dev (benchmarks/question_shape.py, 2026-12-02): "all" did not teach 60-step adapters to abstain in
+    # an answerable phrasing (0 to 8% of 36 fabricated names, as "own": 0%) and halved their abstention in the QA
+    # set's phrasing (RAFT 1.00 -> 0.75, hybrid 1.00 -> 0.11): accuracy RAFT 0.888 -> 0.738, contradicted. "own" kept.
+    abstain_shapes: str = "own"
 
     def __post_init__(self):
         if not 0 <= self.abstain_share < 0.5:
             raise ValueError(f"abstain_share must be in [0, 0.5), not {self.abstain_share}")
+        if self.abstain_shapes not in ABSTAIN_SHAPES:
+            raise ValueError(f"abstain_shapes must be one of {ABSTAIN_SHAPES}, not {self.abstain_shapes!r}")
 
 
 # --- what the QA set asks about -----------------------------------------------------------------------------------------
@@ -330,12 +335,20 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
     return out
 
 
-def abstention_pairs(apis: dict[str, dict[str, Document]], banned: set[str], n: int, salt: str) -> list[dict]:
-    """unanswerable: the QA set's abstention questions about fabricated names that the QA set does not use."""
+def abstention_pairs(apis: dict[str, dict[str, Document]], banned: set[str], n: int, salt: str,
+                     shapes: str = "own") -> list[dict]:
+    """unanswerable: abstention questions about fabricated names that the QA set does not use, in the QA set's
+    abstention phrasings (shapes "own") or, for every other name, in an answerable kind's phrasing (shapes "all")."""
     banned_leaves = {b.removeprefix("np.") for b in banned}
     names = [x for x in fabricated_names(apis, n * 3 + 20, salt=salt) if x not in banned_leaves][:n]
-    return [_pair("unanswerable", "fabricated", x, UNANSWERABLE_TEMPLATES[_h(salt + x) % 3].format(x=x), "", "", None,
-                  CURRENT_VERSION, []) for x in names]
+
+    def question(i: int, x: str) -> str:
+        if shapes == "all" and i % 2:
+            return ANSWERABLE_SHAPES[_h(salt + "shape:" + x) % len(ANSWERABLE_SHAPES)].format(x=x)
+        return UNANSWERABLE_TEMPLATES[_h(salt + x) % 3].format(x=x)
+
+    return [_pair("unanswerable", "fabricated", x, question(i, x), "", "", None, CURRENT_VERSION, [])
+            for i, x in enumerate(names)]
 
 
 def _cap(pairs: list[dict], n: int, salt: str) -> list[dict]:
@@ -356,7 +369,7 @@ def build_pairs(settings: PairSettings | None = None, qa: list[dict] | None = No
             by_kind[p["kind"]].append(p)
     answerable = [p for k in KINDS[:-1] for p in _cap(by_kind[k], s.max_per_kind.get(k, 10**9), s.salt)]
     n_abstain = round(len(answerable) * s.abstain_share / (1 - s.abstain_share))
-    pairs = answerable + abstention_pairs(apis, banned, n_abstain, s.salt)
+    pairs = answerable + abstention_pairs(apis, banned, n_abstain, s.salt, s.abstain_shapes)
     qa_ids = {it["id"] for it in qa}
     pairs = [p for p in pairs if p["id"].removeprefix("pair:") not in qa_ids]
     for p in pairs:
@@ -378,8 +391,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ragft.pair_builder", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="where to write the JSONL (default: data/train/task_pairs.jsonl)")
     ap.add_argument("--abstain-share", type=float, default=PairSettings.abstain_share)
+    ap.add_argument("--abstain-shapes", choices=ABSTAIN_SHAPES, default=PairSettings.abstain_shapes,
+                    help="abstention questions in the QA set's abstention phrasings only, or half in answerable ones")
     args = ap.parse_args(argv)
-    pairs = build_pairs(PairSettings(abstain_share=args.abstain_share))
+    pairs = build_pairs(PairSettings(abstain_share=args.abstain_share, abstain_shapes=args.abstain_shapes))
     out = args.out or default_path()
     write_jsonl(out, pairs)
     print(f"wrote {out}: {describe(pairs)}")

@@ -9,6 +9,7 @@ Introduced in notebooks/04_qlora_finetuning.ipynb; RAFT in notebooks/05_hybrid.i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .datasets import load_qa
 from .generation import context_message, cut_passage
 from .index import Hit, chunks_of
 from .paths import OLD_VERSION
-from .retrievers import build_retriever
+from .retrievers import bm25_tokens, build_retriever
 
 # The public, callable APIs whose docs become training pairs: functions, ufuncs and classes of these namespaces.
 TOP_LEVEL_PREFIXES = ("numpy.", "numpy.linalg.", "numpy.fft.", "numpy.random.", "numpy.strings.", "numpy.char.",
@@ -335,3 +336,59 @@ def raft_training_set(pairs: Sequence[dict], n_pairs: int | None, settings: Raft
     source = list(pairs[:n_pairs] if n_pairs else pairs)
     retriever = build_retriever(load_corpus(version), mode="bm25")
     return raft_pairs(source, retriever, settings, show_progress=show_progress, exclude_docs=exclude_docs)
+
+
+# --- in-context demonstrations ----------------------------------------------------------------------------------------
+class Demonstrations:
+    """Worked examples put in the prompt instead of training (in-context learning; Brown et al. 2020): for each
+    question, the k training pairs whose questions share the most words with it (idf-weighted overlap of `bm25_tokens`:
+    nearest-neighbour example selection, Liu et al. 2022, "What Makes Good In-Context Examples for GPT-3?"), each shown
+    as an earlier user turn (its gold passage only, `raft_pairs` with top_k 1 and P = 1, so in the layout the answer
+    will be asked in) and an assistant turn (its house answer). A `System` with `examples` set sends them before its
+    question; the answer cache keys them through the messages.
+
+    What one example teaches SmolLM2-135M (benchmarks/question_shape.py, 80 dev questions, 2026-12-02): the question's
+    shape. The example chosen for a question was of its own kind for 72 of 80 (the QA set's phrasings name their
+    kind), so every unanswerable question got an abstention to copy (0 -> 30 of 30), and a neighbouring function's
+    change was copied as this one's (`np.fft.ifft2` gained `out` -> "`np.fft.rfft` gained `out`"; 4 answers, 3
+    graded right). Accuracy 0.40 -> 0.84, but on answerable questions +0.10 [-0.02, +0.22] and on one-release ones
+    +0.02: not separable. Asked in an answerable phrasing, the same fabricated names got no abstention at all.
+
+    >>> demos = Demonstrations(task_pairs, retriever_2_4_6, k=1)  # doctest: +SKIP
+    >>> System("rag + 1 example", retriever=index, examples=demos)  # doctest: +SKIP
+    """
+
+    def __init__(self, pairs: Sequence[dict], retriever, k: int = 1, passage_chars: int | None = 300,
+                 exclude_docs: Collection[str] = ()):
+        """pairs: training pairs (prompt, completion, kind, doc_id, ...); retriever: the corpus their gold passages and
+        an unanswerable pair's passage come from (a BM25 retriever over the release the pairs were written from);
+        exclude_docs: documents never shown (the QA set's, as for RAFT distractors)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, not {k}")
+        if not pairs:
+            raise ValueError("no pairs to take demonstrations from")
+        self.k = k
+        self.pairs = raft_pairs(pairs, retriever, RaftSettings(top_k=1, p_oracle=1.0, passage_chars=passage_chars,
+                                                               no_oracle_target="answer"), exclude_docs=exclude_docs)
+        self.questions = [p["prompt"] for p in pairs]  # raft_pairs keeps the order, one pair out per pair in
+        self._tokens = [set(bm25_tokens(q)) for q in self.questions]
+        df: dict[str, int] = {}
+        for toks in self._tokens:
+            for t in toks:
+                df[t] = df.get(t, 0) + 1
+        n = len(self._tokens)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def select(self, question: str) -> list[dict]:
+        """The k pairs nearest to `question`, nearest first (ties: the earlier pair)."""
+        words = set(bm25_tokens(question))
+        scores = [sum(self._idf[t] for t in words & toks) for toks in self._tokens]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return [self.pairs[i] for i in order[: self.k]]
+
+    def messages(self, question: str) -> list[dict]:
+        """The chat turns to put before `question`: user / assistant per example, the nearest one last."""
+        turns = []
+        for p in reversed(self.select(question)):
+            turns += [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": p["completion"]}]
+        return turns

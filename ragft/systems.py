@@ -65,6 +65,9 @@ class System:
     # context-aware decoding (`generation.context_contrast`): alpha > 0 contrasts each step with the same prompt without
     # its passages; 0 = off. Only for a system that retrieves; transformers only (a fast engine cannot run it).
     contrast: float = 0.0
+    # worked examples sent before the question (`pairs.Demonstrations`: in-context learning instead of training);
+    # None = none. They are part of the messages, so the answer cache keys them.
+    examples: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.prompt not in PROMPTS:
@@ -85,11 +88,12 @@ class System:
 
     def describe(self) -> dict:
         """The system as a table row (what the arms table prints next to its numbers)."""
-        return {"arm": self.name, "model": self.model, "adapter": adapter_label(self.adapter),
-                "retrieval": (self.retriever_label or retriever_kind(self.retriever)) if self.retriever is not None else "none",
-                "top_k": self.top_k if self.retriever is not None else None,
-                "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt,
-                "contrast": self.contrast if self.retriever is not None else None}
+        row = {"arm": self.name, "model": self.model, "adapter": adapter_label(self.adapter),
+               "retrieval": (self.retriever_label or retriever_kind(self.retriever)) if self.retriever is not None else "none",
+               "top_k": self.top_k if self.retriever is not None else None,
+               "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt,
+               "contrast": self.contrast if self.retriever is not None else None}
+        return row if self.examples is None else {**row, "examples": self.examples.k}
 
 
 def retriever_kind(retriever) -> str:
@@ -137,17 +141,27 @@ def system_messages(system: System, question: str, hits: Sequence | None) -> lis
 
     prompt "house": `generation.RAG_SYSTEM_PROMPT` with passages (notebook 03's RAG pipeline), `house.SYSTEM_PROMPT` without.
     prompt "none": no system turn. The passages are shown in `system.passage_order` (the best last, by default).
+    `system.examples` puts its worked examples (user / assistant turns) between the system turn and the question.
     """
     if hits is None:
-        return chat_messages(question, house.SYSTEM_PROMPT if system.prompt == "house" else None)
-    return chat_messages(context_message(question, prompt_order(hits, system.passage_order), system.passage_chars),
-                         generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
+        return _with_examples(system, question,
+                              chat_messages(question, house.SYSTEM_PROMPT if system.prompt == "house" else None))
+    return _with_examples(system, question, chat_messages(
+        context_message(question, prompt_order(hits, system.passage_order), system.passage_chars),
+        generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None))
 
 
 def contrast_messages(system: System, question: str) -> list[dict]:
-    """The chat `system` would send without its passages (same system turn, the bare question): the other half of
-    context-aware decoding (`System.contrast`)."""
-    return chat_messages(question, generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None)
+    """The chat `system` would send without its passages (same system turn and examples, the bare question): the
+    other half of context-aware decoding (`System.contrast`)."""
+    return _with_examples(system, question,
+                          chat_messages(question, generation.RAG_SYSTEM_PROMPT if system.prompt == "house" else None))
+
+
+def _with_examples(system: System, question: str, messages: list[dict]) -> list[dict]:
+    if system.examples is None:
+        return messages
+    return messages[:-1] + system.examples.messages(question) + messages[-1:]
 
 
 # --- loaded models ----------------------------------------------------------------------------------------------------
@@ -640,10 +654,12 @@ def raft_data(pairs: Sequence[dict], settings: ArmSettings, training_set: str | 
                              show_progress=show_progress, exclude_docs=qa_documents() if training_set == "task" else ())
 
 
-def tuned_adapters(settings: ArmSettings, show_progress: bool = True) -> TunedAdapters:
+def tuned_adapters(settings: ArmSettings, show_progress: bool = True, pairs: Sequence[dict] | None = None) -> TunedAdapters:
     """Train (or load from the adapter cache) the fine-tuned arm's adapter on `settings.pairs` and the RAFT arm's on
-    RAFT pairs made from them (`raft_data`)."""
-    pairs, _ = load_train_pairs(TRAINING_SETS[settings.pairs][0]())
+    RAFT pairs made from them (`raft_data`). pairs: other pairs of that training set's kind (a variant built by
+    `pair_builder.build_pairs` for a dev measurement), instead of its file."""
+    if pairs is None:
+        pairs, _ = load_train_pairs(TRAINING_SETS[settings.pairs][0]())
     sft = finetune.train_or_load_adapter(pairs, settings.lora(), settings.sft_train(), model_name=settings.llm,
                                          show_progress=show_progress)
     t0 = time.perf_counter()

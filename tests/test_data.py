@@ -52,6 +52,26 @@ def test_sample_is_stratified_and_deterministic():
     assert len({i.kind for i in a}) == len(datasets.KINDS)
 
 
+def test_unanswerable_questions_have_phrasings_of_their_own_and_can_be_asked_in_answerable_ones():
+    """The QA set's unanswerable questions use phrasings no answerable question uses (so a model could learn to abstain
+    from the phrasing); `in_answerable_shape` asks the same fabricated name like an answerable question."""
+    def shape(text):
+        return re.sub(r"`[^`]+`", "`N`", text)
+
+    qa = datasets.load_qa(split=None)
+    answerable = {shape(it.question) for it in qa if it.answerable}
+    fabricated = [it for it in qa if not it.answerable]
+    assert not answerable & {shape(it.question) for it in fabricated}
+    asked = [datasets.in_answerable_shape(it) for it in fabricated]
+    for it, new in zip(fabricated, asked, strict=True):
+        assert shape(new.question) in answerable and it.question.split("`")[1] in new.question
+        assert (new.id, new.kind, new.required_facts, new.gold_doc_ids) == (it.id, it.kind, [], it.gold_doc_ids)
+    assert {shape(q.question) for q in asked} == {shape(t.format(x="x")) for t in datasets.ANSWERABLE_SHAPES}
+    assert [q.question for q in asked] == [datasets.in_answerable_shape(it).question for it in fabricated]
+    with pytest.raises(ValueError, match="only an unanswerable item"):
+        datasets.in_answerable_shape(next(it for it in qa if it.answerable))
+
+
 def test_subset_corpus_keeps_every_gold_document():
     items = datasets.sample(datasets.load_qa("dev"), 8)
     docs = corpus.load_corpus("2.4.6")

@@ -51,12 +51,20 @@ def test_hybrid_notebook_smoke(smoke_figures):
     assert len(figs["systems_over_models"]) == (6 if figs["large_available"] else 4)
     claims = {c["claim"]: c for c in figs["claims"]}
     story = [c[0] for c in evaluation.CLAIMS]  # in the story's order, then systems over models when it was measured,
-    # then the RAFT arm with against without its context-aware decoding
-    assert list(claims)[:len(story)] == story and len(claims) == len(story) + (2 if figs["large_available"] else 0) + 1
-    assert all(c.startswith("systems over models") for c in list(claims)[len(story):-1])
-    contrast = list(claims.values())[-1]
+    # then the RAFT arm with against without its context-aware decoding, then each tuned arm's abstention when a
+    # fabricated name is asked like an answerable question, against its abstention in the QA set's phrasing
+    tuned = ["fine-tuned", "hybrid", "raft"]
+    n_som = 2 if figs["large_available"] else 0
+    assert list(claims)[:len(story)] == story and len(claims) == len(story) + n_som + 1 + len(tuned)
+    assert all(c.startswith("systems over models") for c in list(claims)[len(story):len(story) + n_som])
+    contrast, *shape = list(claims.values())[len(story) + n_som:]
     assert contrast["claim"].startswith("context-aware decoding") and (contrast["a"], contrast["b"]) == (
         "raft", "raft, no contrast") and contrast["n"] == figs["n_questions"]
+    assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in shape] == [
+        (f"{a}, answerable phrasing", a, "abstained", evaluation.MARGIN) for a in tuned]
+    assert shape[0]["n"] >= 1 and all(c["n"] == shape[0]["n"] for c in shape)  # the same fabricated names for each
+    assert [r["arm"] for r in figs["abstention_by_phrasing"]] == tuned
+    assert all(0.0 <= r[k] <= 1.0 for r in figs["abstention_by_phrasing"] for k in r if k != "arm")
     assert figs["raft_contrast"] == systems.ArmSettings.raft_contrast
     for c in claims.values():
         assert c["verdict"] in ("supported", "contradicted", "not separable at this n", "not tested")

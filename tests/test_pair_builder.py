@@ -138,6 +138,28 @@ def test_abstention_share_is_a_setting(qa):
         pair_builder.PairSettings(abstain_share=0.6)
 
 
+def test_abstention_shapes_all_asks_half_the_fabricated_names_in_answerable_phrasings(pairs, qa):
+    """The QA set asks its unanswerable questions in phrasings no answerable question uses; with abstain_shapes "all"
+    half the abstention pairs use the answerable kinds' phrasings, the names and every other pair unchanged."""
+    def shape(text):
+        return re.sub(r"`[^`]+`", "`N`", text)
+
+    answerable_qa = {shape(it["question"]) for it in qa if it["kind"] != "unanswerable"}
+    unanswerable_qa = {shape(it["question"]) for it in qa if it["kind"] == "unanswerable"}
+    assert not answerable_qa & unanswerable_qa  # what makes the setting worth having
+    mixed = pair_builder.build_pairs(pair_builder.PairSettings(abstain_shapes="all"), qa=qa)
+    assert [p["id"] for p in mixed] == [p["id"] for p in pairs]
+    reshaped = [(p, o) for p, o in zip(mixed, pairs, strict=True) if p != o]
+    abstentions = [p for p in mixed if p["kind"] == "unanswerable"]
+    assert all(p["kind"] == "unanswerable" and {**p, "prompt": o["prompt"]} == o for p, o in reshaped)
+    reshaped = [p for p, _ in reshaped]
+    assert len(reshaped) == len(abstentions) // 2
+    assert all(shape(p["prompt"]) in answerable_qa for p in reshaped)
+    assert all(p["id"].split(":")[-1] in p["prompt"] for p in reshaped)  # the same fabricated name, asked otherwise
+    with pytest.raises(ValueError, match="abstain_shapes"):
+        pair_builder.PairSettings(abstain_shapes="some")
+
+
 def test_house_style_builder_matches_the_committed_file(tmp_path, qa):
     """data/train/house_style.jsonl is what `python -m ragft.build_data train` writes: no pair about a QA item's API,
     abstentions 15% of the pairs."""

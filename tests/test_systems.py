@@ -279,6 +279,31 @@ def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
     assert out["gold_retrieved"] is False and "numpy.sort" in out["passage_ids"] and out["raft"] == "oracle"
 
 
+def test_demonstrations_pick_the_nearest_pair_with_its_gold_passage_and_go_before_the_question():
+    from ragft.retrievers import build_retriever
+
+    retriever = build_retriever(_docs(), mode="bm25")
+    demos = pr.Demonstrations(_pairs(), retriever, k=1, passage_chars=None)
+    (nearest,) = demos.select("What does `np.argsort` return?")
+    assert nearest["doc_id"] == "numpy.argsort" and nearest["passage_ids"] == ["numpy.argsort"]  # its gold only
+    assert nearest["prompt"].endswith("Question: What does `np.argsort` do?")
+    (abstain,) = demos.select("What does `np.frobnicate` return?")
+    assert abstain["completion"] == house.ABSTAIN_ANSWER
+    two = pr.Demonstrations(_pairs(), retriever, k=2, passage_chars=None)
+    turns = two.messages("What does `np.argsort` return?")
+    assert [t["role"] for t in turns] == ["user", "assistant"] * 2
+    assert turns[-2]["content"] == nearest["prompt"]  # the nearest example last, next to the question
+    rag = sy.System("rag", retriever=FakeRetriever(HITS))
+    msgs = sy.system_messages(rag.replace(examples=two), "q?", HITS)
+    plain = sy.system_messages(rag, "q?", HITS)
+    assert msgs[0] == plain[0] and msgs[-1] == plain[-1] and msgs[1:-1] == two.messages("q?")
+    assert sy.contrast_messages(rag.replace(examples=two, contrast=0.5), "q?")[1:-1] == two.messages("q?")
+    assert sy.AnswerCache.key(rag, plain) != sy.AnswerCache.key(rag, msgs)  # the examples key the cached answer
+    assert rag.replace(examples=two).describe()["examples"] == 2 and "examples" not in rag.describe()
+    with pytest.raises(ValueError, match="k must be"):
+        pr.Demonstrations(_pairs(), retriever, k=0)
+
+
 def test_raft_settings_validate():
     with pytest.raises(ValueError, match="p_oracle"):
         pr.RaftSettings(p_oracle=1.5)
