@@ -22,6 +22,16 @@ over a hybrid index of a 2.4.6 subset (the questions' gold documents plus distra
 top 3, 300-character passages, greedy, with no similarity threshold: every question reaches the model, so an
 abstention is the model's own. Asserts nothing: one run is a measurement.
 
+Measured once (2026-12-02 evening, the 2-core VM, `--abstain-shapes own --abstain-shapes all`, 4,139 s of which
+~25 min training the "all" adapters): part 2, every tuned arm abstained on 36 of 36 fabricated names in the QA set's
+phrasing and on 0 of 36 in an answerable one (McNemar 0 / 36 each); base 0.00 / 0.11, RAG 0.00 / 0.14, RAG + 1
+example 1.00 / 0.00. Part 1, RAG + 1 example 0.838 [0.74, 0.90] against 0.40 (38 / 3), but answerable +0.10
+[-0.02, +0.22] and one-release +0.02: not separable; the example was of the question's kind for 72 of 80, and 4
+answers named their example's fact (3 graded right, all changed parameters). Part 3, "all" against "own": RAFT 0.738
+against 0.888 (-0.15 [-0.25, -0.06], McNemar 2 / 14, p = 0.004), hybrid 0.438 against 0.750, fine-tuned 0.150
+against 0.412, all contradicted (abstention in the QA set's phrasing fell to 0.75 / 0.11 / 0.31; in an answerable
+one 0.08 / 0.00 / 0.00).
+
     .venv/bin/python benchmarks/question_shape.py                      # 80 dev questions, 1 example
     .venv/bin/python benchmarks/question_shape.py --abstain-shapes own --abstain-shapes all
     .venv/bin/python benchmarks/question_shape.py --n-dev 6 --n-unanswerable 3 --steps 2   # smoke: end to end
