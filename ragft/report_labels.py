@@ -122,7 +122,7 @@ LABELS: dict[str, Label] = {
     "before": Label("Before", SHARE), "after": Label("After", SHARE), "seconds": Label("Update time", "s"),
     "prompt": Label("System prompt", TEXT), "contrast": Label("Context-aware decoding (alpha)", ""),
     "examples": Label("Worked examples in the prompt", COUNT),
-    "abstention_by_phrasing": Label("Abstention on fabricated names, by the question's phrasing", ""),
+    "unanswerable_by_phrasing": Label("Abstention on fabricated names, by the question's phrasing", ""),
     "raft_contrast": Label("RAFT arm's context-aware decoding (alpha)", ""),
     "answers": Label("Answers to the first question", ""), "first_question": Label("First question", TEXT),
     "top_k_1_doc_ids": Label("Documents retrieved with top_k 1", TEXT),

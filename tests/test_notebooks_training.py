@@ -63,8 +63,8 @@ def test_hybrid_notebook_smoke(smoke_figures):
     assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in shape] == [
         (f"{a}, answerable phrasing", a, "abstained", evaluation.MARGIN) for a in tuned]
     assert shape[0]["n"] >= 1 and all(c["n"] == shape[0]["n"] for c in shape)  # the same fabricated names for each
-    assert [r["arm"] for r in figs["abstention_by_phrasing"]] == tuned
-    assert all(0.0 <= r[k] <= 1.0 for r in figs["abstention_by_phrasing"] for k in r if k != "arm")
+    assert [r["arm"] for r in figs["unanswerable_by_phrasing"]] == tuned
+    assert all(0.0 <= r[k] <= 1.0 for r in figs["unanswerable_by_phrasing"] for k in r if k != "arm")
     assert figs["raft_contrast"] == systems.ArmSettings.raft_contrast
     for c in claims.values():
         assert c["verdict"] in ("supported", "contradicted", "not separable at this n", "not tested")
