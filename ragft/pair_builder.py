@@ -63,7 +63,7 @@ class PairSettings:
     # the phrasings of the abstention pairs: "own", the QA set's abstention phrasings only; "all", half of them in the
     # answerable kinds' phrasings (`ANSWERABLE_SHAPES`), so only the passages can tell the name does not exist.
     # Measured on dev (benchmarks/question_shape.py, 2026-12-02): "all" did not teach 60-step adapters to abstain in
-    # an answerable phrasing (0 to 8% of 36 fabricated names, as "own": 0%) and halved their abstention in the QA
+    # an answerable phrasing (0 to 8% of 36 fabricated names, as "own": 0%) and cut their abstention in the QA
     # set's phrasing (RAFT 1.00 -> 0.75, hybrid 1.00 -> 0.11): accuracy RAFT 0.888 -> 0.738, contradicted. "own" kept.
     abstain_shapes: str = "own"
 
