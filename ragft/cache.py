@@ -38,9 +38,14 @@ def seeded_key(seed: int, text: str) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
+def stable_hash(text: str) -> int:
+    """A 48-bit integer from a text, the same on every machine and run (sha256): picks templates and shapes by name."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+
+
 def seeded_unit(seed: int, text: str) -> float:
     """A deterministic number in [0, 1) from a seed and a text (a coin that always lands the same way)."""
-    return int(seeded_key(seed, text)[:12], 16) / 16**12
+    return stable_hash(f"{seed}:{text}") / 16**12
 
 
 def files_state(folder: str | os.PathLike, pattern: str = "*") -> str:

@@ -7,12 +7,11 @@ Introduced in notebooks/00_overview.ipynb.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import seeded_key
+from .cache import seeded_key, stable_hash
 from .corpus import Document
 from .io import DataError, ReadReport, read_jsonl
 from .paths import CURRENT_VERSION, qa_path, train_path
@@ -86,7 +85,7 @@ def in_answerable_shape(item: QAItem) -> QAItem:
     if item.kind != "unanswerable":
         raise ValueError(f"only an unanswerable item can be asked in another shape, not {item.kind!r} ({item.id})")
     name = item.question.split("`")[1]
-    index = int(hashlib.sha256(("probe:" + name).encode()).hexdigest()[:12], 16) % len(ANSWERABLE_SHAPES)
+    index = stable_hash("probe:" + name) % len(ANSWERABLE_SHAPES)
     return replace(item, question=ANSWERABLE_SHAPES[index].format(x=name.removeprefix("np.")))
 
 

@@ -9,8 +9,8 @@ Introduced in notebooks/04_qlora_finetuning.ipynb; RAFT in notebooks/05_hybrid.i
 
 from __future__ import annotations
 
-import math
 import re
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +24,7 @@ from .datasets import load_qa
 from .generation import context_message, cut_passage
 from .index import Hit, chunks_of
 from .paths import OLD_VERSION
-from .retrievers import bm25_tokens, build_retriever
+from .retrievers import bm25_idf, bm25_tokens, build_retriever
 
 # The public, callable APIs whose docs become training pairs: functions, ufuncs and classes of these namespaces.
 TOP_LEVEL_PREFIXES = ("numpy.", "numpy.linalg.", "numpy.fft.", "numpy.random.", "numpy.strings.", "numpy.char.",
@@ -372,12 +372,8 @@ class Demonstrations:
                                                                no_oracle_target="answer"), exclude_docs=exclude_docs)
         self.questions = [p["prompt"] for p in pairs]  # raft_pairs keeps the order, one pair out per pair in
         self._tokens = [set(bm25_tokens(q)) for q in self.questions]
-        df: dict[str, int] = {}
-        for toks in self._tokens:
-            for t in toks:
-                df[t] = df.get(t, 0) + 1
-        n = len(self._tokens)
-        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        df = Counter(t for toks in self._tokens for t in toks)
+        self._idf = {t: bm25_idf(len(self._tokens), n) for t, n in df.items()}
 
     def select(self, question: str) -> list[dict]:
         """The k pairs nearest to `question`, nearest first (ties: the earlier pair)."""

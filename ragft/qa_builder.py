@@ -10,12 +10,12 @@ Run through `python -m ragft.build_data qa|train`.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import re
 from collections import Counter
 from pathlib import Path
 
+from .cache import stable_hash as _h
 from .corpus import Document, load_corpus, run_under_numpy
 from .house import ABSTAIN_ANSWER
 from .io import write_jsonl
@@ -27,10 +27,6 @@ DEV_SHARE = 0.3  # of each kind; fixed by a hash of the item id, so the split ne
 # caller can see (79 candidates, `changed_params`): the QA set takes 35 so that the task pairs, which never name a QA
 # function, keep the rest to learn the question's shape from; unchanged and unanswerable fill the set to 300+.
 MAX_PER_KIND = {"removed": 80, "added": 70, "changed_param": 35, "unchanged": 105, "unanswerable": 95}
-
-
-def _h(s: str) -> int:
-    return int(hashlib.sha256(s.encode()).hexdigest()[:12], 16)
 
 
 def split_of(item_id: str) -> str:
