@@ -71,28 +71,46 @@ def example_use(df: pd.DataFrame, arm: str, demos: Demonstrations, items) -> pd.
     return pd.DataFrame(rows)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_dev_arguments(ap: argparse.ArgumentParser) -> None:
+    """The dev sample's options, shared with benchmarks/name_check.py."""
     ap.add_argument("--n-dev", type=int, default=80, help="dev questions for part 1 (kind-stratified sample)")
     ap.add_argument("--n-docs", type=int, default=300, help="documents in the retrieval subset")
     ap.add_argument("--n-unanswerable", type=int, default=None, help="dev unanswerable names for part 2 (default: all)")
-    ap.add_argument("--examples", type=int, default=1, help="worked examples per question")
-    ap.add_argument("--abstain-shapes", action="append", choices=["own", "all"], default=[],
-                    help="the tuned arms' pair sets (repeat; default: own, the pairs of data/train/)")
     ap.add_argument("--steps", type=int, default=60, help="training steps per adapter (notebook 05's workshop: 60)")
-    args = ap.parse_args(argv)
-    t_start = time.perf_counter()
+
+
+def dev_parts(args):
+    """(settings, dev questions, dev fabricated names, hybrid retriever over their 2.4.6 subset): notebook 05's arm
+    settings without a similarity threshold, so that every abstention is the model's own."""
     settings = replace(systems.ArmSettings(train_steps=args.steps), threshold=None)
     items = sample(load_qa("dev"), args.n_dev)
     unanswerable = [it for it in load_qa("dev") if it.kind == "unanswerable"][: args.n_unanswerable]
     docs = subset_corpus(load_corpus(CURRENT_VERSION), items + unanswerable, CURRENT_VERSION, args.n_docs)
-    retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
+    return settings, items, unanswerable, build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
+
+
+def paired(df, a, b, col="correct", subset="all") -> str:
+    """Arm a against arm b on the same questions: the difference, its 95% interval, McNemar and the verdict."""
+    c = stats.compare(*evaluation.paired_values(df, a, b, col=col, subset=subset))
+    return (f"{c.diff:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], McNemar {c.n10} / {c.n01}, p = {c.p_mcnemar:.3g}: "
+            f"{c.verdict}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dev_arguments(ap)
+    ap.add_argument("--examples", type=int, default=1, help="worked examples per question")
+    ap.add_argument("--abstain-shapes", action="append", choices=["own", "all"], default=[],
+                    help="the tuned arms' pair sets (repeat; default: own, the pairs of data/train/)")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    settings, items, unanswerable, retriever = dev_parts(args)
     task_pairs = load_train_pairs(systems.TRAINING_SETS[settings.pairs][0]())[0]
     t0 = time.perf_counter()
     demos = Demonstrations(task_pairs, build_retriever(load_corpus(CURRENT_VERSION), mode="bm25"), k=args.examples,
                            passage_chars=settings.passage_chars, exclude_docs=qa_documents())
     print(f"{len(demos.pairs)} examples to choose from ({time.perf_counter() - t0:.1f} s); {len(items)} dev questions, "
-          f"{len(unanswerable)} dev unanswerable names; hybrid index over {len(docs)} NumPy {CURRENT_VERSION} documents",
+          f"{len(unanswerable)} dev unanswerable names; hybrid index over {args.n_docs} NumPy {CURRENT_VERSION} documents",
           flush=True)
     arms, tuned = [], {}  # tuned: pair set -> its fine-tuned, hybrid and raft arm names
     for shapes in args.abstain_shapes or ["own"]:
@@ -109,11 +127,6 @@ def main(argv=None) -> None:
     rag, with_examples = arms[1], arms[2]
     pool = systems.ModelPool()
     pd.set_option("display.width", 220)
-
-    def paired(df, a, b, col="correct", subset="all") -> str:
-        c = stats.compare(*evaluation.paired_values(df, a, b, col=col, subset=subset))
-        return (f"{c.diff:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], McNemar {c.n10} / {c.n01}, p = {c.p_mcnemar:.3g}: "
-                f"{c.verdict}")
 
     # 1. every arm on the dev questions; worked examples for the untuned RAG arm
     df = systems.compare(items, [a for a in arms if a.name != "base"], pool=pool, show_progress=True)

@@ -5,7 +5,8 @@ and ask it questions.
     ragft update PATH SOURCE
     ragft search PATH (--query TEXT | --queries FILE.jsonl) -k 5 [--mode dense|bm25|hybrid] [--fusion convex|rrf]
                  [--threshold X] --json
-    ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--mode dense|bm25|hybrid]
+    ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--name-check]
+              [--mode dense|bm25|hybrid]
     ragft train [--pairs FILE.jsonl] [--raft] [--steps 60]   (prints the adapter folder for `ragft ask --adapter`)
     add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
 
@@ -294,6 +295,9 @@ def register_ask(sub) -> None:
                    help="drop passages scoring below it; with none left the answer is the house abstention")
     p.add_argument("--passage-order", default=PASSAGE_ORDER, choices=PASSAGE_ORDERS,
                    help="where the best passage sits in the prompt (default: %(default)s, next to the question)")
+    p.add_argument("--name-check", action="store_true",
+                   help="abstain without generating when the question names an API in backticks (`np.X`) and no "
+                        "retrieved passage documents it (notebook 05's name check)")
     p.add_argument("--mode", default="hybrid", choices=MODES, help="retriever over the index (default: hybrid, dense + "
                    "BM25 as `ragft search`)")
     p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
@@ -339,7 +343,7 @@ def cmd_ask(args) -> int:
         tuned = {"system": None, "base_system": None, "passage_chars": ArmSettings.passage_chars} if args.adapter else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
                                                             passage_order=args.passage_order,
-                                                            contrast=args.contrast,
+                                                            contrast=args.contrast, name_check=args.name_check,
                                                             max_new_tokens=args.max_new_tokens,
                                                             max_prompt_tokens=args.max_prompt_tokens, **tuned))
         answer = pipe.answer(args.question, retrieval=not args.no_retrieval)

@@ -34,6 +34,7 @@ from .generation import (
 from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse, split_quote
 from .paths import CURRENT_VERSION
 from .profiles import ANSWER_MAX_NEW_TOKENS
+from .retrievers import documented_names
 from .systems import AnswerCache, generate_chats, generate_unique
 
 
@@ -55,6 +56,7 @@ class RagConfig:
     batch_size: int = 8
     repetition_penalty: float | None = REPETITION_PENALTY  # the shared decoding; another value only for experiments
     contrast: float = 0.0  # context-aware decoding alpha for prompts with passages (`generation.context_contrast`); 0: off
+    name_check: bool = False  # abstain without generating when no passage documents the `np.X` the question names
 
     def __post_init__(self):
         if self.top_k < 1:
@@ -225,6 +227,13 @@ class RagPipeline:
             if hits is not None and not hits:  # nothing above the threshold: abstain instead of generating from nothing
                 answers[i] = RagAnswer(q, ABSTAIN_ANSWER, [], [], Timings(retrieve_s), True, abstained_no_context=True,
                                        warnings=["no passage above the threshold: abstained without generating"])
+                continue
+            asked, documented = documented_names(q, hits) if self.config.name_check and hits else ([], [])
+            if asked and not documented:  # the passages are about other APIs: the system check of System.name_check
+                answers[i] = RagAnswer(q, ABSTAIN_ANSWER, list(hits), [], Timings(retrieve_s), True,
+                                       abstained_no_context=True, n_retrieved=len(hits),
+                                       warnings=[f"no retrieved passage documents {', '.join(asked)}: abstained "
+                                                 "without generating (name check)"])
                 continue
             p = self.prompt(q, hits)
             if hits and not p.used:  # the budget holds no passage at all: same as finding none

@@ -123,6 +123,7 @@ LABELS: dict[str, Label] = {
     "prompt": Label("System prompt", TEXT), "contrast": Label("Context-aware decoding (alpha)", ""),
     "examples": Label("Worked examples in the prompt", COUNT),
     "unanswerable_by_phrasing": Label("Abstention on fabricated names, by the question's phrasing", ""),
+    "name_check": Label("The name check: each retrieving arm without and with it", ""),
     "raft_contrast": Label("RAFT arm's context-aware decoding (alpha)", ""),
     "answers": Label("Answers to the first question", ""), "first_question": Label("First question", TEXT),
     "top_k_1_doc_ids": Label("Documents retrieved with top_k 1", TEXT),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, ChunkConfig, chunk_documents
-from .corpus import Document
+from .corpus import Document, split_doc_id
 from .evaluation import mrr, recall_at_k
 from .index import DenseIndex, Hit, HnswConfig, Retriever, SyncReport, _check_query, _check_top_k
 
@@ -35,6 +35,36 @@ def bm25_tokens(text: str) -> list[str]:
 def bm25_idf(n_docs: int, df: int) -> float:
     """Lucene's BM25 idf, never negative: log(1 + (N - df + 0.5) / (df + 0.5))."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+# ---------------------------------------------------------------------------------------------------- name check
+# A question that names an API in backticks (`np.X`, `numpy.X`) asks about THAT name. If no retrieved passage documents
+# it, the passages cannot answer it: a fabricated name, or one retrieval missed. A 135M reader cannot tell (it answers
+# from the nearest passage about something else); this check can, before any generation (`systems.System.name_check`).
+_ASKED_NAME = re.compile(r"`(?:np|numpy)\.([A-Za-z_][\w.]*[A-Za-z0-9_])(?:\(\))?`")
+
+
+def asked_names(question: str) -> list[str]:
+    """The NumPy API names a question asks about, in backticks, as doc ids ("numpy.X"), in order of appearance.
+
+    >>> asked_names("My code uses `np.float_`. What should I use instead of `numpy.float_`?")
+    ['numpy.float_']
+    >>> asked_names("Which NumPy function sorts an array?")
+    []
+    """
+    return list(dict.fromkeys(f"numpy.{m.group(1)}" for m in _ASKED_NAME.finditer(question)))
+
+
+def documented_names(question: str, hits: Sequence) -> tuple[list[str], list[str]]:
+    """(asked, documented): the names `question` asks about, and those that a hit's document is about (its doc id,
+    a removal notice "removed:numpy.X" or a version-tagged "numpy.X@2.4.6" included).
+
+    >>> documented_names("What replaced `np.float_`?", ["removed:numpy.float_@2.4.6", "numpy.float64"])
+    (['numpy.float_'], ['numpy.float_'])
+    """
+    ids = {split_doc_id(getattr(h, "doc_id", h))[0].removeprefix("removed:") for h in hits}
+    asked = asked_names(question)
+    return asked, [n for n in asked if n in ids]
 
 
 # "numpy": ragft's postings lists (the default); "bm25s": the same formula in bm25s (`pip install ragft[bm25s]`),

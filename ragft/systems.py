@@ -32,6 +32,7 @@ from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, qa_documents, raft_training_set
 from .paths import CURRENT_VERSION, OLD_VERSION, cache_dir, task_pairs_path, train_path
 from .profiles import ANSWER_MAX_NEW_TOKENS
+from .retrievers import documented_names
 
 # Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
 # `generation` decodes beyond `DECODING`): every cached answer is then regenerated.
@@ -46,7 +47,9 @@ class System:
     """One way to answer: model + adapter (or none) + retriever (or none) + threshold + prompt.
 
     threshold: passed to the retriever (cosine for dense and hybrid, raw score for BM25); a question left with no
-    passage gets the fixed abstention reply without any generation (the retrieval system abstains, not the model). prompt: "house" puts `house.SYSTEM_PROMPT` first;
+    passage gets the fixed abstention reply without any generation (the retrieval system abstains, not the model).
+    name_check: a question that names APIs in backticks (`np.X`) of which no retrieved passage documents any gets
+    that reply too, without generation (`retrievers.documented_names`). prompt: "house" puts `house.SYSTEM_PROMPT` first;
     "none" gives no system prompt (the tuned arms were trained without one). passage_chars cuts each passage.
     >>> System("rag", retriever=my_index, top_k=3, threshold=0.5)  # doctest: +SKIP
     """
@@ -58,6 +61,7 @@ class System:
     retriever_label: str = ""  # how tables name the retriever, e.g. "hybrid, numpy 2.4.6"
     top_k: int = 3
     threshold: float | None = None
+    name_check: bool = False  # abstain without generating when no passage documents the API the question names
     prompt: str = "house"
     passage_chars: int | None = 600
     max_new_tokens: int = ANSWER_MAX_NEW_TOKENS
@@ -93,6 +97,8 @@ class System:
                "top_k": self.top_k if self.retriever is not None else None,
                "threshold": self.threshold if self.retriever is not None else None, "prompt": self.prompt,
                "contrast": self.contrast if self.retriever is not None else None}
+        if self.name_check and self.retriever is not None:
+            row["name_check"] = True
         return row if self.examples is None else {**row, "examples": self.examples.k}
 
 
@@ -403,7 +409,7 @@ class _Plan:
     item: Any
     hits: list | None
     retrieval_s: float
-    gated: bool
+    gated: str  # "" (generated), "threshold" or "name": why the system abstained without the model
     messages: list | None = None
     contrast: list | None = None  # the messages without passages, for context-aware decoding (System.contrast)
     key: str | None = None
@@ -418,8 +424,8 @@ def _plan(system: System, question, cache: AnswerCache | None, engine: str = "tr
         t0 = time.perf_counter()
         hits = list(system.retriever.search(text, top_k=system.top_k, threshold=system.threshold))
         retrieval_s = time.perf_counter() - t0
-    plan = _Plan(system, text, item, hits, retrieval_s, gated=system.threshold is not None and hits is not None and not hits)
-    if plan.gated:  # nothing above the threshold: the system abstains, no model involved
+    plan = _Plan(system, text, item, hits, retrieval_s, gated=_gate(system, text, hits))
+    if plan.gated:  # nothing above the threshold, or no passage on the named API: the system abstains, no model
         plan.gen = {"text": house.ABSTAIN_ANSWER, "n_new_tokens": 0, "ttft_s": 0.0, "total_s": 0.0, "batch_size": 0}
         return plan
     plan.messages = system_messages(system, text, hits)
@@ -428,6 +434,20 @@ def _plan(system: System, question, cache: AnswerCache | None, engine: str = "tr
     engine = "transformers" if system.contrast else engine  # a fast engine cannot contrast (ModelPool.generate_batch)
     plan.key = AnswerCache.key(system, plan.messages, engine) if cache is not None else content_key(plan.messages)
     return plan
+
+
+def _gate(system: System, text: str, hits: list | None) -> str:
+    """Why `system` abstains on `text` without generating: "threshold" (no passage above it), "name" (the question
+    names APIs and no passage documents any of them: `System.name_check`), or "" (the model answers)."""
+    if hits is None:
+        return ""
+    if system.threshold is not None and not hits:
+        return "threshold"
+    if system.name_check:
+        asked, documented = documented_names(text, hits)
+        if asked and not documented:
+            return "name"
+    return ""
 
 
 def _generate(plans: list[_Plan], pool, cache: AnswerCache | None, batch_size: int, bar=None) -> None:
@@ -458,7 +478,7 @@ def _row(p: _Plan, version: str) -> dict:
     row = {"arm": p.system.name, "id": item.id if item else "", "kind": item.kind if item else "typed",
            "question": p.text, "answer": text, "quote": quote, "doc_ids": [h.doc_id for h in hits] if hits is not None else [],
            "scores": [round(_relevance(h), 4) for h in hits] if hits is not None else [],
-           "passages": passages or [], "gated": p.gated,
+           "passages": passages or [], "gated": bool(p.gated), "gate": p.gated,
            "gold_retrieved": (bool(gold_found(item.gold(version), hits, version))
                               if item is not None and item.answerable and hits is not None else None),
            "retrieval_s": p.retrieval_s, "generation_s": gen["total_s"], "latency_s": p.retrieval_s + gen["total_s"],
@@ -519,7 +539,7 @@ def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool |
     cache = as_cache(cache)
     plans = [_plan(s, q, cache, _engine(pool, systems)) for s in systems for q in questions]
     todo = sum(p.gen is None for p in plans)
-    with tqdm(total=todo, desc=f"answering ({sum(p.gated for p in plans)} of {len(plans)} abstained by threshold)",
+    with tqdm(total=todo, desc=f"answering ({sum(bool(p.gated) for p in plans)} of {len(plans)} abstained without the model)",
               disable=not show_progress or not todo) as bar:
         _generate(plans, pool, cache, batch_size, bar)
     return pd.DataFrame([_row(p, version) for p in plans])
@@ -527,9 +547,11 @@ def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool |
 
 # --- the dashboard's pure functions (wired to controls in widgets.py) -------------------------------------------------
 def configure(systems: Sequence[System], *, top_k: int | None = None, threshold: float | None = None,
-              retriever=None, retriever_label: str | None = None, adapter: bool = True) -> list[System]:
-    """The dashboard's knobs applied to a list of systems: retrieval knobs reach only systems that retrieve; adapter=False
-    takes every adapter off (each tuned arm then runs its prompt on the base model)."""
+              retriever=None, retriever_label: str | None = None, adapter: bool = True,
+              name_check: bool | None = None) -> list[System]:
+    """The dashboard's knobs applied to a list of systems: retrieval knobs (name_check among them; None leaves each
+    system's own) reach only systems that retrieve; adapter=False takes every adapter off (each tuned arm then runs its
+    prompt on the base model)."""
     out = []
     for s in systems:
         changes: dict = {}
@@ -537,6 +559,8 @@ def configure(systems: Sequence[System], *, top_k: int | None = None, threshold:
             if top_k is not None:
                 changes["top_k"] = top_k
             changes["threshold"] = threshold
+            if name_check is not None:
+                changes["name_check"] = name_check
             if retriever is not None:
                 changes["retriever"] = retriever
                 changes["retriever_label"] = retriever_label if retriever_label is not None else retriever_kind(retriever)
@@ -548,13 +572,13 @@ def configure(systems: Sequence[System], *, top_k: int | None = None, threshold:
 
 def ask(question, systems: Sequence[System], arms: Sequence[str] | None = None, *, top_k: int | None = None,
         threshold: float | None = None, retriever=None, retriever_label: str | None = None, adapter: bool = True,
-        pool: ModelPool | None = None, cache: AnswerCache | bool = True):
+        name_check: bool | None = None, pool: ModelPool | None = None, cache: AnswerCache | bool = True):
     """One question (a QA item or typed text) through the chosen arms with the dashboard's knobs: `compare`'s rows."""
     chosen = [s for s in systems if arms is None or s.name in arms]
     if not chosen:
         raise ValueError("choose at least one arm")
     chosen = configure(chosen, top_k=top_k, threshold=threshold, retriever=retriever, retriever_label=retriever_label,
-                       adapter=adapter)
+                       adapter=adapter, name_check=name_check)
     return compare([question], chosen, pool=pool, cache=cache, show_progress=False)
 
 

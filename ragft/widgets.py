@@ -60,9 +60,12 @@ def answers_html(df, systems=None) -> str:
     for r in df.to_dict("records"):
         d = described.get(r["arm"], {})
         setup = " · ".join(f"{k} {d[k]}" for k in ("adapter", "retrieval", "top_k", "threshold") if d.get(k) not in (None, "none"))
+        setup += " · name check" if d.get("name_check") else ""
         srcs = "".join(f"<li><code>{html.escape(i)}</code> {s:.3f}</li>" for i, s in zip(r["doc_ids"], r["scores"], strict=True))
         if r.get("gated"):
-            srcs = "<li>no passage above the threshold: abstained without generating</li>"
+            why = ("no passage documents the API the question names" if r.get("gate") == "name"
+                   else "no passage above the threshold")
+            srcs = f"<li>{why}: abstained without generating</li>"
         metrics = (f"correct {_fmt(r['correct'])} · stale {_fmt(r['stale'])} · " if r["kind"] != "typed" else "") + \
             f"house format {_fmt(r['compliant'])} · abstained {_fmt(r['abstained'])}" + \
             (f" · grounded {_fmt(r['grounded'], pct=True)}" if r.get("grounded") is not None else "")
@@ -112,7 +115,7 @@ def adapter_comparison_widget(model, tok, questions: list[str] | None = None, ma
 # --- dashboard widgets ------------------------------------------------------------------------------------------------
 class ComparisonDashboard:
     """The arms side by side on one question: pick a QA item or type one, choose arms, retrieval mode, top_k, threshold,
-    adapters on/off; every change re-asks (answers are cached, so going back is instant).
+    the name check, adapters on/off; every change re-asks (answers are cached, so going back is instant).
 
     All logic is `systems.ask` + `answers_html`; this class only reads the controls. `.widget` is what to display;
     `.last` holds the latest rows (a DataFrame) and `.panel` the answer panel, for tests and the static call after it.
@@ -136,6 +139,8 @@ class ComparisonDashboard:
         self.use_threshold = w.Checkbox(value=threshold is not None, description="threshold", indent=False, layout=wide)
         self.threshold = w.FloatSlider(value=threshold if threshold is not None else 0.5, min=0.0, max=1.0, step=0.05,
                                        continuous_update=False, readout_format=".2f", layout=w.Layout(width="14em"))
+        self.name_check = w.Checkbox(value=False, description="name check", indent=False, layout=wide,
+                                     tooltip="abstain without generating when no passage documents the `np.X` asked about")
         self.adapter = w.Checkbox(value=True, description="adapters on", indent=False, layout=wide)
         self.button = w.Button(description="Ask", button_style="primary", tooltip="answer with the chosen arms")
         self.status = w.HTML()
@@ -144,12 +149,13 @@ class ComparisonDashboard:
         self.widget = w.VBox([
             self.question, self.typed,
             w.HBox([w.HTML("<b>Arms</b>&nbsp;"), *self.arms.values()]),
-            w.HBox([self.mode, self.top_k, self.use_threshold, self.threshold, self.adapter, self.button]),
+            w.HBox([self.mode, self.top_k, self.use_threshold, self.threshold, self.name_check, self.adapter,
+                    self.button]),
             self.status, self.panel])
         self.button.on_click(lambda _: self.update())
         if auto:
-            for c in (self.question, self.typed, self.mode, self.top_k, self.use_threshold, self.threshold, self.adapter,
-                      *self.arms.values()):
+            for c in (self.question, self.typed, self.mode, self.top_k, self.use_threshold, self.threshold,
+                      self.name_check, self.adapter, *self.arms.values()):
                 c.observe(self._changed, names="value")
 
     def _changed(self, change):
@@ -178,7 +184,7 @@ class ComparisonDashboard:
             df = systems.ask(question, self.systems, arms, top_k=self.top_k.value,
                             threshold=self.threshold.value if self.use_threshold.value else None, retriever=retriever,
                             retriever_label=self.mode.value if retriever is not None else None,
-                            adapter=self.adapter.value, pool=self.pool, cache=self.cache)
+                            adapter=self.adapter.value, name_check=self.name_check.value, pool=self.pool, cache=self.cache)
         except ValueError as e:  # empty question, bad knob: say so in the panel instead of a traceback
             self.status.value = ""
             self.panel.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
@@ -186,7 +192,7 @@ class ComparisonDashboard:
         shown = systems.configure([s for s in self.systems if s.name in arms], top_k=self.top_k.value,
                                  threshold=self.threshold.value if self.use_threshold.value else None, retriever=retriever,
                                  retriever_label=self.mode.value if retriever is not None else None,
-                                 adapter=self.adapter.value)
+                                 adapter=self.adapter.value, name_check=self.name_check.value)
         self.last = df
         self.panel.value = answers_html(df, shown)
         self.status.value = (f"{len(df)} arm(s) in {time.perf_counter() - t0:.1f} s; "

@@ -153,7 +153,7 @@ def test_ask_is_a_ragft_subcommand(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert all(flag in out for flag in ("--no-retrieval", "--adapter", "--threshold", "--json", "-k", "--passage-order",
-                                             "--contrast"))
+                                             "--contrast", "--name-check"))
 
 
 @pytest.mark.slow
@@ -171,6 +171,14 @@ def test_ask_text_and_threshold_abstains(ask_index, capsys):
     code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "--threshold", "1.5", "--max-new-tokens", "4")
     assert code == 0
     assert out.startswith(ABSTAIN_ANSWER) and "no passage above the threshold" in out and "Time: retrieve" in out
+
+
+@pytest.mark.slow
+def test_ask_name_check_abstains_on_an_api_no_passage_documents(ask_index, capsys):
+    code, out, err = run(capsys, "ask", ask_index, "What replaces `np.float_frobnicate`?", "--name-check",
+                         "--max-new-tokens", "4")
+    assert code == 0 and out.startswith(ABSTAIN_ANSWER) and "Sources:" in out  # it shows what was retrieved instead
+    assert "no retrieved passage documents numpy.float_frobnicate" in err and "name check" in err
 
 
 @pytest.mark.parametrize("argv, message", [

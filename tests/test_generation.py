@@ -153,6 +153,19 @@ def test_nothing_above_threshold_abstains_without_generating(tok, fake_generatio
     assert a.abstained_no_context and a.passages == [] and fake_generation == []
 
 
+def test_name_check_abstains_when_no_passage_documents_the_named_api(tok, fake_generation):
+    rag = RagPipeline(FakeRetriever(hits(3)), FakeModel(), tok, RagConfig(top_k=3, name_check=True))
+    made_up = rag.answer("What does `np.frobnicate` return?")  # hits are numpy.f0..f2: none documents it
+    assert made_up.text == ABSTAIN_ANSWER and made_up.abstained_no_context and fake_generation == []
+    assert [h.doc_id for h in made_up.passages] == ["numpy.f0", "numpy.f1", "numpy.f2"]  # what retrieval found instead
+    assert "numpy.frobnicate" in made_up.warnings[0]
+    assert not rag.answer("What does `np.f1` return?").abstained_no_context  # documented: the model answers
+    assert not rag.answer("Which function sorts?").abstained_no_context  # names no API: nothing to check
+    assert len(fake_generation) == 2
+    off = RagPipeline(FakeRetriever(hits(3)), FakeModel(), tok, RagConfig(top_k=3)).answer("What does `np.frob` return?")
+    assert not off.abstained_no_context  # off by default
+
+
 def test_threshold_keeps_only_passing_hits(tok, fake_generation):
     r = FakeRetriever(hits(5))
     a = RagPipeline(r, FakeModel(), tok, RagConfig(top_k=5)).answer("q?", threshold=0.75)

@@ -52,12 +52,22 @@ def test_hybrid_notebook_smoke(smoke_figures):
     claims = {c["claim"]: c for c in figs["claims"]}
     story = [c[0] for c in evaluation.CLAIMS]  # in the story's order, then systems over models when it was measured,
     # then the RAFT arm with against without its context-aware decoding, then each tuned arm's abstention when a
-    # fabricated name is asked like an answerable question, against its abstention in the QA set's phrasing
-    tuned = ["fine-tuned", "hybrid", "raft"]
+    # fabricated name is asked like an answerable question, against its abstention in the QA set's phrasing, then each
+    # retrieving arm with the name check against without: abstention in that phrasing, then answerable accuracy
+    tuned, retrieving = ["fine-tuned", "hybrid", "raft"], ["rag", "hybrid", "raft"]
     n_som = 2 if figs["large_available"] else 0
-    assert list(claims)[:len(story)] == story and len(claims) == len(story) + n_som + 1 + len(tuned)
+    assert list(claims)[:len(story)] == story
+    assert len(claims) == len(story) + n_som + 1 + len(tuned) + 2 * len(retrieving)
     assert all(c.startswith("systems over models") for c in list(claims)[len(story):len(story) + n_som])
-    contrast, *shape = list(claims.values())[len(story) + n_som:]
+    contrast, *rest = list(claims.values())[len(story) + n_som:]
+    shape, check = rest[:len(tuned)], rest[len(tuned):]
+    assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in check] == [
+        (f"{a} + name check", a, "abstained", None) for a in retrieving] + [
+        (f"{a} + name check", a, "correct", evaluation.MARGIN) for a in retrieving]
+    assert all(c["n"] == shape[0]["n"] for c in check[:len(retrieving)])  # the same fabricated names as above
+    assert [r["arm"] for r in figs["name_check"]] == [n for a in retrieving for n in (a, f"{a} + name check")]
+    with_check = [r for r in figs["name_check"] if r["arm"].endswith("name check")]
+    assert all(r["abstained, answerable phrasing"] == 1.0 for r in with_check)  # every fabricated name is stopped
     assert contrast["claim"].startswith("context-aware decoding") and (contrast["a"], contrast["b"]) == (
         "raft", "raft, no contrast") and contrast["n"] == figs["n_questions"]
     assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in shape] == [

@@ -171,6 +171,31 @@ def test_threshold_abstains_without_generating(tmp_path):
     assert row["correct"] and row["abstained"] and row["compliant"] and row["new_tokens"] == 0
 
 
+def test_name_check_abstains_only_when_no_passage_documents_the_named_api():
+    pool = FakePool()
+    checked = sy.System("rag + name check", retriever=FakeRetriever(HITS), name_check=True)
+    questions = ["What replaced `np.float_` in NumPy 2?",  # documented by the removal notice: answered
+                 "`np.float_frobnicate` raises an AttributeError in NumPy 2.4. What is the replacement?",  # no passage
+                 "Which NumPy function does the following: ...",  # names no API: the check has nothing to check
+                 "Is `np.frob` the same as `np.float64`?"]  # one of its names is documented: answered
+    df = sy.compare(questions, [checked, checked.replace(name="rag", name_check=False)], pool=pool, cache=False,
+                    show_progress=False)
+    rows = df[df["arm"] == "rag + name check"]
+    assert list(rows["gate"]) == ["", "name", "", ""] and list(rows["gated"]) == [False, True, False, False]
+    assert rows.iloc[1]["answer"] == house.ABSTAIN_ANSWER and rows.iloc[1]["new_tokens"] == 0
+    assert not df[df["arm"] == "rag"]["gated"].any()  # the same retrieval without the check always generates
+    alone = FakePool()
+    sy.compare(questions, [checked], pool=alone, cache=False, show_progress=False)
+    assert len(alone.calls) == 3 and not any("frobnicate" in c["user"] for c in alone.calls)  # never reached the model
+    assert checked.describe()["name_check"] is True and "name_check" not in checked.replace(name_check=False).describe()
+
+
+def test_threshold_gate_is_named_in_the_row():
+    s = sy.System("rag", retriever=FakeRetriever(HITS), threshold=0.9, name_check=True)
+    row = sy.compare(["What replaced `np.nothing`?"], [s], pool=FakePool(), cache=False, show_progress=False).iloc[0]
+    assert row["gate"] == "threshold"  # nothing above the threshold decides first
+
+
 def test_typed_questions_are_answered_and_format_checked_only():
     df = sy.compare(["How do I sort?"], [sy.System("base")], pool=FakePool(), cache=False, show_progress=False)
     row = df.iloc[0]

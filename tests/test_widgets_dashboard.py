@@ -92,6 +92,19 @@ def test_threshold_only_applies_when_enabled(dash):
     assert "no passage above the threshold" in dash.panel.value
 
 
+def test_name_check_stops_a_made_up_name_in_retrieving_arms_only(dash):
+    dash.typed.value = "What replaces `np.frobnicate`?"  # the fake retriever's passages are numpy.dense0..2
+    rows = dash.last.set_index("arm")
+    assert not rows["gated"].any()  # off by default: every arm generates
+    dash.name_check.value = True
+    rows = dash.last.set_index("arm")
+    assert list(rows.loc[["rag", "hybrid", "raft"], "gate"]) == ["name"] * 3
+    assert rows.loc["rag", "answer"] == house.ABSTAIN_ANSWER and rows.loc["base", "gate"] == ""
+    assert "no passage documents the API the question names" in dash.panel.value and "name check" in dash.panel.value
+    dash.typed.value = "What replaces `np.dense1`?"  # documented by the second passage: answered
+    assert not dash.last["gated"].any()
+
+
 def test_adapters_off_runs_tuned_arms_on_the_base_model(dash):
     n = len(dash.pool.calls)
     dash.adapter.value = False
