@@ -1,5 +1,5 @@
 """A system check instead of a learned phrasing: abstain when no retrieved passage documents the API the question
-names (`systems.System.name_check`, `retrievers.documented_names`). Dev split, notebook 05's retrieving arms.
+names (`systems.System.name_check`, `retrievers.undocumented_names`). Dev split, notebook 05's retrieving arms.
 
 The tuned arms abstain on a fabricated name only when it is asked in the QA set's own abstention phrasings
 (benchmarks/question_shape.py: 36 of 36 dev names, and 0 of 36 asked like an answerable question). A 135M reader cannot

@@ -34,7 +34,7 @@ from .generation import (
 from .house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse, split_quote
 from .paths import CURRENT_VERSION
 from .profiles import ANSWER_MAX_NEW_TOKENS
-from .retrievers import documented_names
+from .retrievers import undocumented_names
 from .systems import AnswerCache, generate_chats, generate_unique
 
 
@@ -228,11 +228,11 @@ class RagPipeline:
                 answers[i] = RagAnswer(q, ABSTAIN_ANSWER, [], [], Timings(retrieve_s), True, abstained_no_context=True,
                                        warnings=["no passage above the threshold: abstained without generating"])
                 continue
-            asked, documented = documented_names(q, hits) if self.config.name_check and hits else ([], [])
-            if asked and not documented:  # the passages are about other APIs: the system check of System.name_check
+            missing = undocumented_names(q, hits) if self.config.name_check and hits else []
+            if missing:  # the passages are about other APIs: the system check of System.name_check
                 answers[i] = RagAnswer(q, ABSTAIN_ANSWER, list(hits), [], Timings(retrieve_s), True,
                                        abstained_no_context=True, n_retrieved=len(hits),
-                                       warnings=[f"no retrieved passage documents {', '.join(asked)}: abstained "
+                                       warnings=[f"no retrieved passage documents {', '.join(missing)}: abstained "
                                                  "without generating (name check)"])
                 continue
             p = self.prompt(q, hits)

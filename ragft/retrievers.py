@@ -55,16 +55,19 @@ def asked_names(question: str) -> list[str]:
     return list(dict.fromkeys(f"numpy.{m.group(1)}" for m in _ASKED_NAME.finditer(question)))
 
 
-def documented_names(question: str, hits: Sequence) -> tuple[list[str], list[str]]:
-    """(asked, documented): the names `question` asks about, and those that a hit's document is about (its doc id,
-    a removal notice "removed:numpy.X" or a version-tagged "numpy.X@2.4.6" included).
+def undocumented_names(question: str, hits: Sequence) -> list[str]:
+    """The names `question` asks about when no hit documents any of them (a hit's doc id, a removal notice
+    "removed:numpy.X" or a version-tagged "numpy.X@2.4.6" counts); [] when it names none or one is documented. The one
+    rule of the name check (`systems.System.name_check`, `pipeline.RagConfig.name_check`): non-empty = abstain.
 
-    >>> documented_names("What replaced `np.float_`?", ["removed:numpy.float_@2.4.6", "numpy.float64"])
-    (['numpy.float_'], ['numpy.float_'])
+    >>> undocumented_names("What replaced `np.float_`?", ["removed:numpy.float_@2.4.6", "numpy.float64"])
+    []
+    >>> undocumented_names("What replaced `np.frob`?", ["numpy.float64"])
+    ['numpy.frob']
     """
     ids = {split_doc_id(getattr(h, "doc_id", h))[0].removeprefix("removed:") for h in hits}
     asked = asked_names(question)
-    return asked, [n for n in asked if n in ids]
+    return [] if any(n in ids for n in asked) else asked
 
 
 # "numpy": ragft's postings lists (the default); "bm25s": the same formula in bm25s (`pip install ragft[bm25s]`),

@@ -32,7 +32,7 @@ from .models import DEFAULT_LLM, device, load_llm, spec
 from .pairs import RaftSettings, qa_documents, raft_training_set
 from .paths import CURRENT_VERSION, OLD_VERSION, cache_dir, task_pairs_path, train_path
 from .profiles import ANSWER_MAX_NEW_TOKENS
-from .retrievers import documented_names
+from .retrievers import undocumented_names
 
 # Bump when anything that shapes a generated answer changes outside the cache key (the prompt layout below, how
 # `generation` decodes beyond `DECODING`): every cached answer is then regenerated.
@@ -49,7 +49,7 @@ class System:
     threshold: passed to the retriever (cosine for dense and hybrid, raw score for BM25); a question left with no
     passage gets the fixed abstention reply without any generation (the retrieval system abstains, not the model).
     name_check: a question that names APIs in backticks (`np.X`) of which no retrieved passage documents any gets
-    that reply too, without generation (`retrievers.documented_names`). prompt: "house" puts `house.SYSTEM_PROMPT` first;
+    that reply too, without generation (`retrievers.undocumented_names`). prompt: "house" puts `house.SYSTEM_PROMPT` first;
     "none" gives no system prompt (the tuned arms were trained without one). passage_chars cuts each passage.
     >>> System("rag", retriever=my_index, top_k=3, threshold=0.5)  # doctest: +SKIP
     """
@@ -443,10 +443,8 @@ def _gate(system: System, text: str, hits: list | None) -> str:
         return ""
     if system.threshold is not None and not hits:
         return "threshold"
-    if system.name_check:
-        asked, documented = documented_names(text, hits)
-        if asked and not documented:
-            return "name"
+    if system.name_check and undocumented_names(text, hits):
+        return "name"
     return ""
 
 
