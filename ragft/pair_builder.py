@@ -66,10 +66,21 @@ class PairSettings:
     # an answerable phrasing (0 to 8% of 36 fabricated names, as "own": 0%) and cut their abstention in the QA
     # set's phrasing (RAFT 1.00 -> 0.75, hybrid 1.00 -> 0.11): accuracy RAFT 0.888 -> 0.738, contradicted. "own" kept.
     abstain_shapes: str = "own"
+    # "Name a parameter that `np.X` accepts in NumPy 2.x but not in NumPy 1.26." is how the QA set asks about a function
+    # that gained several parameters (11 items), and every such function outside the `device` flood (np.var, np.std and
+    # their nan/ma kin) is a QA item, so no pair asks it: the one QA question shape with no training pair. This share of
+    # the single-gain pairs would ask it instead (the answer is still the one gained parameter). Measured on dev
+    # (benchmarks/raft_recipe.py, share 0.4 = the QA set's 11 of 29 gained parameters, 9 of the 24 "gained" pairs
+    # reworded, 80 questions, contrast 0.5, two training draws, 2026-12-03): 0.800 against 0.888 (seed 0) and 0.800
+    # against 0.825 (seed 1); both draws together -0.056 [-0.106, -0.006], McNemar 4 fixed / 13 broken, p = 0.049:
+    # contradicted, and dev's 5 changed-parameter questions 3 -> 1 right. 0 kept: the phrasing stays untrained.
+    name_a_parameter_share: float = 0.0
 
     def __post_init__(self):
         if not 0 <= self.abstain_share < 0.5:
             raise ValueError(f"abstain_share must be in [0, 0.5), not {self.abstain_share}")
+        if not 0 <= self.name_a_parameter_share <= 1:
+            raise ValueError(f"name_a_parameter_share must be in [0, 1], not {self.name_a_parameter_share}")
         if self.abstain_shapes not in ABSTAIN_SHAPES:
             raise ValueError(f"abstain_shapes must be one of {ABSTAIN_SHAPES}, not {self.abstain_shapes!r}")
 
@@ -322,7 +333,7 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
                 if sign == "+":
                     q = (f"Which keyword argument did `{short(name)}` gain in NumPy {new_label} that it did not have in "
                          f"NumPy {old_label}?")
-                    if len(gained) > 1:
+                    if len(gained) > 1 or _h(f"{s.salt}name-a-parameter:{path}+{p}") % 1000 < s.name_a_parameter_share * 1000:
                         q = f"Name a parameter that `{short(name)}` accepts in NumPy {new_label} but not in NumPy {old_label}."
                     sentence = f"`{short(name)}` gained the `{p}` parameter in NumPy {new_label}."
                     code = f"{short(name)}(..., {p}=...)  # accepted since NumPy {new_label}"

@@ -122,6 +122,25 @@ def test_question_shapes_are_the_qa_sets(pairs, qa):
     assert covered + alias_or_deprecated >= len(pairs) - 5, [s for s in pair_shapes if s not in qa_shapes][:5]
     for kind in pair_builder.KINDS:
         assert any(s[0] == kind for s in pair_shapes if s in qa_shapes), kind
+    # and the other way round: the models learn the shapes they see, so every phrasing the QA set asks in is trained on
+    # but one, left out by measurement (`PairSettings.name_a_parameter_share`: training it cost accuracy on dev)
+    untrained = qa_shapes - set(pair_shapes)
+    assert untrained == {("changed_param", "Name a parameter that `N` accepts in NumPy 2.x but not in NumPy 1.26.")}, \
+        sorted(untrained)
+
+
+def test_name_a_parameter_share_is_a_setting(qa):
+    """Single-gain parameter pairs are asked "Name a parameter ..." at the share set (0 by default: the builder's
+    multi-gain functions are all QA items, so none is), the rest as the QA set asks about one gained parameter."""
+    def asked(share):
+        pairs = pair_builder.build_pairs(pair_builder.PairSettings(name_a_parameter_share=share), qa=qa)
+        gained = [p for p in pairs if p["kind"] == "changed_param" and "+" in p["id"].rsplit(":", 1)[1]]
+        return sum(p["prompt"].startswith("Name a parameter") for p in gained), len(gained)
+
+    (default, n), (some, _), (every, _) = asked(pair_builder.PairSettings.name_a_parameter_share), asked(0.4), asked(1.0)
+    assert default == 0 < some < every == n >= 20
+    with pytest.raises(ValueError, match="name_a_parameter_share"):
+        pair_builder.PairSettings(name_a_parameter_share=1.5)
 
 
 def test_builder_is_deterministic_and_matches_the_committed_file(pairs):
