@@ -11,7 +11,15 @@ from ragft.chunking import Chunk, ChunkConfig
 from ragft.corpus import Document, load_corpus
 from ragft.embeddings import HashingEncoder
 from ragft.evaluation import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
-from ragft.index import DenseIndex, IndexFormatError, IndexMismatchError, Retriever, exact_topk
+from ragft.index import (
+    DenseIndex,
+    HnswConfig,
+    IndexFormatError,
+    IndexMismatchError,
+    Retriever,
+    build_hnsw,
+    exact_topk,
+)
 from ragft.models import is_available
 from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, retriever_from_index, top_indices
 
@@ -59,6 +67,23 @@ def test_hnsw_matches_exact_search(index):
     assert recall >= 0.95
     torch_exact = index.exact(backend="torch").search_batch(qs, top_k=10)
     assert [[round(h.score, 4) for h in x] for x in exact] == [[round(h.score, 4) for h in x] for x in torch_exact]
+
+
+def test_the_same_vectors_build_the_same_graph(tmp_path):
+    """hnswlib inserts in parallel unless told not to, and a parallel build's graph differs from run to run (on 2 cores,
+    4 builds of these vectors gave 4 different files); the default single-threaded build gives the same file, so the same
+    documents retrieve the same passages in every process."""
+    X = np.random.default_rng(0).standard_normal((2000, 32)).astype(np.float32)
+
+    def saved(i):
+        path = tmp_path / f"{i}.bin"
+        build_hnsw(X).save_index(str(path))
+        return path.read_bytes()
+
+    assert HnswConfig().build_threads == 1
+    assert len({saved(i) for i in range(3)}) == 1
+    with pytest.raises(ValueError, match="build_threads"):
+        HnswConfig(build_threads=0)
 
 
 def test_exact_topk_backends_agree():
