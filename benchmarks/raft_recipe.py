@@ -208,13 +208,13 @@ def main(argv: list[str] | None = None) -> None:
     heads = {}  # each recipe's first answering variant
     for name, full in names:
         heads.setdefault(name, full)
-    firsts = {}  # the first recipe of each training draw (the untuned arm counts with the first draw)
+    draw = {name: seed_of.get(name, seeds[0]) for name in heads}  # the untuned arm counts with the first draw
+    firsts = {}  # the first recipe of each training draw
     for name, head in heads.items():
-        firsts.setdefault(seed_of.get(name, seeds[0]), head)
+        firsts.setdefault(draw[name], head)
     # every answering variant against its own recipe's first one, then every recipe against the first recipe of its draw
     pairs = [(full, heads[name]) for name, full in names if full != heads[name]]
-    pairs += [(head, firsts[seed_of.get(name, seeds[0])]) for name, head in heads.items()
-              if head != firsts[seed_of.get(name, seeds[0])]]
+    pairs += [(head, firsts[draw[name]]) for name, head in heads.items() if head != firsts[draw[name]]]
     pairs += [(firsts[seed], firsts[seeds[0]]) for seed in seeds[1:]]  # draw against draw: how much the seed alone moves
     for a, b in pairs:
         c = stats.compare(*evaluation.paired_values(df, a, b))
