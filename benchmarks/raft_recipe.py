@@ -215,7 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     # every answering variant against its own recipe's first one, then every recipe against the first recipe of its draw
     pairs = [(full, heads[name]) for name, full in names if full != heads[name]]
     pairs += [(head, firsts[draw[name]]) for name, head in heads.items() if head != firsts[draw[name]]]
-    pairs += [(firsts[seed], firsts[seeds[0]]) for seed in seeds[1:]]  # draw against draw: how much the seed alone moves
+    trained = {}  # the first trained recipe of each draw (not the untuned arm): draw against draw, the seed alone
+    for name, head in heads.items():
+        if name in seed_of:
+            trained.setdefault(seed_of[name], head)
+    pairs += [(trained[seed], trained[seeds[0]]) for seed in seeds[1:]]
     for a, b in pairs:
         c = stats.compare(*evaluation.paired_values(df, a, b))
         print(f"{a} - {b}: accuracy {c.diff:+.3f}, paired bootstrap 95% [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}], "
