@@ -57,10 +57,24 @@ def test_hybrid_notebook_smoke(smoke_figures):
     tuned, retrieving = ["fine-tuned", "hybrid", "raft"], ["rag", "hybrid", "raft"]
     n_som = 2 if figs["large_available"] else 0
     assert list(claims)[:len(story)] == story
-    assert len(claims) == len(story) + n_som + 1 + len(tuned) + 2 * len(retrieving)
+    draws = figs["raft_draws"]  # the RAFT adapter trained once per seed; the best on dev is the arm
+    n_draws = profiles.get("smoke").raft_draws
+    assert n_draws > 1 and [d["seed"] for d in draws] == list(range(n_draws))
+    best = max(draws, key=lambda d: (d["accuracy"], d["format_compliance"], -d["seed"]))
+    assert [d["chosen"] for d in draws] == [d is best for d in draws]
+    assert all(d["accuracy_low"] <= d["accuracy"] <= d["accuracy_high"] for d in draws)
+    assert all(d["test_accuracy_low"] <= d["test_accuracy"] <= d["test_accuracy_high"] for d in draws)
+    raft_row = next(a for a in arms if a["arm"] == "raft")  # the chosen draw's test figures are the RAFT arm's
+    assert best["test_accuracy"] == raft_row["accuracy"] and best["test_reading_rate"] == raft_row["reading_rate"]
+    others = [d["seed"] for d in draws if not d["chosen"]]
+    assert len(claims) == len(story) + n_som + 1 + len(tuned) + 2 * len(retrieving) + len(others)
     assert all(c.startswith("systems over models") for c in list(claims)[len(story):len(story) + n_som])
     contrast, *rest = list(claims.values())[len(story) + n_som:]
-    shape, check = rest[:len(tuned)], rest[len(tuned):]
+    shape, check, draw_claims = (rest[:len(tuned)], rest[len(tuned):len(tuned) + 2 * len(retrieving)],
+                                 rest[len(tuned) + 2 * len(retrieving):])
+    assert [(c["a"], c["b"], c["metric"]) for c in draw_claims] == [
+        (systems.draw_arm_name(s), "hybrid", "correct") for s in others]
+    assert all(c["n"] == figs["n_questions"] for c in draw_claims)
     assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in check] == [
         (f"{a} + name check", a, "abstained", None) for a in retrieving] + [
         (f"{a} + name check", a, "correct", evaluation.MARGIN) for a in retrieving]

@@ -615,3 +615,66 @@ def test_a_contrast_system_sends_its_passage_free_chat_and_keys_apart():
     assert sy.AnswerCache.key(plain, msgs) != sy.AnswerCache.key(cad, msgs)
     with pytest.raises(ValueError, match="contrast must be >= 0"):
         sy.System("rag", contrast=-1.0)
+
+
+# --- training draws of the RAFT adapter --------------------------------------------------------------------------------
+def test_pick_draw_takes_the_best_on_dev_then_format_then_the_first_seed():
+    table = pd.DataFrame({"accuracy": [0.8, 0.9, 0.9, 0.7], "format_compliance": [1.0, 0.7, 0.9, 1.0]},
+                         index=pd.Index([3, 4, 5, 6], name="seed"))
+    assert sy.pick_draw(table) == 5  # 0.9 twice: the better format wins
+    table.loc[4, "format_compliance"] = 0.9
+    assert sy.pick_draw(table) == 4  # a full tie keeps the lower seed
+    assert sy.pick_draw(table.loc[[6]]) == 6
+    with pytest.raises(ValueError, match="no training draws"):
+        sy.pick_draw(table.iloc[:0])
+    with pytest.raises(ValueError, match="format_compliance"):
+        sy.pick_draw(table[["accuracy"]])
+
+
+def test_arm_settings_draw_seeds_and_validation():
+    assert sy.ArmSettings().draw_seeds == [0]  # one draw unless asked: the arm is seed `seed`
+    assert sy.ArmSettings(seed=7, raft_draws=3).draw_seeds == [7, 8, 9]
+    with pytest.raises(ValueError, match="raft_draws"):
+        sy.ArmSettings(raft_draws=0)
+    with pytest.raises(ValueError, match="draw_dev_questions"):
+        sy.ArmSettings(draw_dev_questions=0)
+
+
+def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypatch, fake_adapter):
+    import ragft.retrievers
+
+    settings = sy.ArmSettings(raft_draws=3, seed=10, train_steps=4)
+    trained, built = [], []
+
+    def train(data, lora, train, model_name, show_progress):  # one adapter folder per seed, weights that differ
+        trained.append((train.seed, data[0]["seed"]))
+        return fake_adapter(f"draw{train.seed}", config={"r": 16}, weights=f"seed {train.seed}".encode())
+
+    def raft_data(pairs, draw, training_set, show_progress=False):
+        built.append(draw.seed)
+        return [{"seed": draw.seed, "raft": "oracle"}]
+
+    monkeypatch.setattr(sy.finetune, "train_or_load_adapter", train)
+    monkeypatch.setattr(sy.finetune, "read_training_log",
+                        lambda path: {"eval_losses": [[0, 2.0], [4, 1.0 + int(path.name[-2:]) / 100]],
+                                      "total_train_s": 3.0})
+    monkeypatch.setattr(sy, "raft_data", raft_data)
+    questions = [item(), item("unanswerable", "unanswerable:frob")]  # nobody abstains: the second is wrong for all
+    monkeypatch.setattr(sy, "draw_dev_set", lambda s: (questions, _docs()))
+    monkeypatch.setattr(ragft.retrievers, "build_retriever", lambda docs, **kw: FakeRetriever(HITS))
+    wrong = house.render("Use `np.float32` instead.", "", ["removed:numpy.float_"])
+    pool = FakePool(lambda system: FakePool().reply(system) if system.name == "raft, seed 11" else wrong)
+
+    first = [{"seed": 10, "raft": "oracle"}]
+    draws = sy.raft_draws(settings, [{"prompt": "p", "completion": "c"}], show_progress=False, first=first, pool=pool,
+                          cache=False)
+    assert trained == [(10, 10), (11, 11), (12, 12)]  # each seed trains on the RAFT mix of its own seed
+    assert built == [11, 12] and draws.data[10] is first  # the first seed's pairs were already built
+    assert list(draws.table.index) == [10, 11, 12] and draws.chosen == 11
+    assert list(draws.table["chosen"]) == [False, True, False]
+    assert list(draws.table["accuracy"]) == [0.0, 0.5, 0.0]  # seed 11 answers the removed question right
+    assert list(draws.table["held_out_loss"]) == [1.10, 1.11, 1.12]
+    assert {c["arm"] for c in pool.calls} == {"raft, seed 10", "raft, seed 11", "raft, seed 12"}
+    assert all(c["adapter"] == draws.adapters[int(c["arm"][-2:])] for c in pool.calls)
+    assert all(c["contrast"] is not None for c in pool.calls)  # the RAFT arm's decoding, contrast included
+    assert set(draws.results["id"]) == {q.id for q in questions} and len(draws.results) == 6
