@@ -107,8 +107,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 
 from ragft import evaluation, finetune, pair_builder, stats, systems  # noqa: E402
-from ragft.corpus import load_corpus  # noqa: E402
-from ragft.datasets import load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
+from ragft.datasets import load_train_pairs  # noqa: E402
 from ragft.generation import PASSAGE_ORDER, PASSAGE_ORDERS  # noqa: E402
 from ragft.paths import CURRENT_VERSION  # noqa: E402
 from ragft.retrievers import build_retriever  # noqa: E402
@@ -158,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     for share in args.abstain_share:
         pair_sets[f"abstain share {share:g}"] = pair_builder.build_pairs(pair_builder.PairSettings(abstain_share=share))
     pair_sets = pair_sets or {"task pairs": load_train_pairs(systems.TRAINING_SETS["task"][0]())[0]}
-    items = sample(load_qa("dev"), args.n_dev)
-    docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, args.n_docs)
+    # the dev set notebook 05 judges its training draws on (systems.raft_draws), at this run's size
+    items, docs = systems.draw_dev_set(replace(base, draw_dev_questions=args.n_dev, draw_dev_docs=args.n_docs))
     retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
     sets = ", ".join(f"{label}: {len(pairs)}" for label, pairs in pair_sets.items())
     print(f"{len(pair_sets)} pair set(s) ({sets}); {len(items)} dev questions; hybrid index over {len(docs)} NumPy "
