@@ -8,6 +8,7 @@ Introduced in notebooks/00_overview.ipynb.
 
 from __future__ import annotations
 
+import ast
 import codecs
 import hashlib
 import html
@@ -319,6 +320,98 @@ def load_folder(folder: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES,
     if not docs:
         raise DataError(f"no usable documents in {folder}" + (f"\n{report}" if report.problems else " (the folder is empty)"))
     return docs, report
+
+
+# ------------------------------------------------------------------------------------------------ signature changes
+# What a 2.4.6 index can tell about a parameter that changed since 1.26: a lost parameter is in no 2.4.6 document at
+# all; a gained one is in its entry, with a release note for 44 of the 57 gains (`.. versionadded:: 2.0.0`, which the
+# structure chunker puts in the chunk header) and none for 13 (`np.linalg.cholesky`'s `upper`, `np.reshape`'s `copy`);
+# and a question about one ("which keyword did `np.fft.ifft2` gain?") retrieves whichever noted entries of the
+# document rank first (ifft2's deprecated `axes` and changed `s`, not its new `out`). `with_change_notes` compares the
+# two releases' signatures when the knowledge moves from one to the next (notebook 05's sync): each API whose keyword
+# arguments changed gets a "Parameter changes" section naming every gained and lost one, which the structure chunker
+# makes a chunk of its own ("numpy.fft.ifft2 | Parameter changes").
+CHANGE_NOTES_SECTION = "Parameter changes"
+
+
+def keyword_params(signature: str) -> tuple[list[str], bool] | None:
+    """(names a caller can pass by keyword, takes any keyword) of a signature string; None if it cannot be parsed.
+    The names leave out positional-only parameters and `*args` / `**kwargs`; "takes any keyword" = it has a
+    `**kwargs`, so a keyword missing from its names may still be accepted (NumPy 1.26's `np.ma` wrappers are
+    `(a, *args, **params)` and forward every keyword).
+
+    >>> keyword_params("(a, *args, stable=None, **kw)"), keyword_params("(a, /, b)")
+    ((['a', 'stable'], True), (['b'], False))
+    """
+    if not signature.startswith("("):
+        return None
+    try:
+        fn = ast.parse(f"def f{re.sub(r'<[^<>]*>', 'None', signature)}: pass").body[0]
+    except SyntaxError:
+        return None
+    return [x.arg for x in fn.args.args + fn.args.kwonlyargs], fn.args.kwarg is not None
+
+
+def changed_params(old_signature: str, new_signature: str) -> tuple[list[str], list[str]] | None:
+    """(gained, lost) parameters between two signatures, counting only changes a caller can see: a gained name only
+    if the old signature had no `**kwargs` that took it already, a lost one only if the new signature has none, and
+    never `*args` / `**kwargs` themselves. None if either signature cannot be parsed or has no parameter.
+
+    >>> changed_params("(a, axis=None)", "(a, axis=None, *, stable=None)")
+    (['stable'], [])
+    >>> changed_params("(a, *args, **params)", "(a, axis=None, keepdims=False)")  # 1.26's np.ma.prod took both already
+    ([], [])
+    """
+    old, new = keyword_params(old_signature), keyword_params(new_signature)
+    if not old or not new or not old[0] or not new[0]:
+        return None
+    gained = [] if old[1] else [p for p in new[0] if p not in old[0]]
+    lost = [] if new[1] else [p for p in old[0] if p not in new[0]]
+    return gained, lost
+
+
+def change_note_lines(gained: list[str], lost: list[str], old_version: str, new_version: str) -> list[str]:
+    """The lines of a "Parameter changes" section.
+
+    >>> change_note_lines(["out"], ["ddof"], "1.26.4", "2.4.6")[0]
+    '`out`: new keyword argument, accepted in NumPy 2.4.6 but not in NumPy 1.26.'
+    """
+    old = old_version.rsplit(".", 1)[0] if old_version.count(".") > 1 else old_version
+    return ([f"`{p}`: new keyword argument, accepted in NumPy {new_version} but not in NumPy {old}." for p in gained]
+            + [f"`{p}`: accepted in NumPy {old}, no longer exists in NumPy {new_version}." for p in lost])
+
+
+def with_change_notes(new_docs: list[Document], old_docs: list[Document], old_version: str = OLD_VERSION,
+                      new_version: str = CURRENT_VERSION) -> list[Document]:
+    """`new_docs`, each API whose signature gained or lost keyword arguments since its namesake in `old_docs`
+    (`changed_params`) with a "Parameter changes" section at the end of its text; `metadata["change_notes"]` records
+    {"since", "gained", "lost"}. Other documents, and documents noted already, are returned as they are (the same
+    objects); inputs are not changed.
+
+    >>> old = [Document("numpy.eye", "numpy.eye(N, M=None)", metadata={"signature": "(N, M=None)"})]
+    >>> new = [Document("numpy.eye", "numpy.eye(N, M=None, *, device=None)", metadata={"signature": "(N, M=None, *, device=None)"})]
+    >>> print(with_change_notes(new, old)[0].text)
+    numpy.eye(N, M=None, *, device=None)
+    <BLANKLINE>
+    Parameter changes
+    -----------------
+    `device`: new keyword argument, accepted in NumPy 2.4.6 but not in NumPy 1.26.
+    """
+    old_sigs = {d.doc_id: d.metadata.get("signature") or "" for d in old_docs}
+    out = []
+    for doc in new_docs:
+        old_sig, new_sig = old_sigs.get(doc.doc_id, ""), doc.metadata.get("signature") or ""
+        changed = changed_params(old_sig, new_sig) if old_sig and new_sig and "change_notes" not in doc.metadata else None
+        if not changed or not (changed[0] or changed[1]):
+            out.append(doc)
+            continue
+        gained, lost = changed
+        lines = change_note_lines(gained, lost, old_version, new_version)
+        text = (f"{doc.text.rstrip()}\n\n{CHANGE_NOTES_SECTION}\n{'-' * len(CHANGE_NOTES_SECTION)}\n"
+                + "\n".join(lines))
+        meta = {**doc.metadata, "change_notes": {"since": old_version, "gained": gained, "lost": lost}}
+        out.append(Document(doc.doc_id, text, doc.title, meta))
+    return out
 
 
 # -------------------------------------------------------------------------------------------------------- building

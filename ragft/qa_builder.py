@@ -9,14 +9,13 @@ Run through `python -m ragft.build_data qa|train`.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections import Counter
 from pathlib import Path
 
 from .cache import stable_hash as _h
-from .corpus import Document, load_corpus, run_under_numpy
+from .corpus import Document, changed_params, keyword_params, load_corpus, run_under_numpy
 from .house import ABSTAIN_ANSWER
 from .io import write_jsonl
 from .pairs import house_pair, public_callable, short, summary
@@ -33,47 +32,11 @@ def split_of(item_id: str) -> str:
     return "dev" if _h("split:" + item_id) % 1000 < DEV_SHARE * 1000 else "test"
 
 
-def keyword_params(signature: str) -> tuple[list[str], bool] | None:
-    """(names a caller can pass by keyword, takes any keyword) of a signature string; None if it cannot be parsed.
-    The names leave out positional-only parameters and `*args` / `**kwargs`; "takes any keyword" = it has a
-    `**kwargs`, so a keyword missing from its names may still be accepted (NumPy 1.26's `np.ma` wrappers are
-    `(a, *args, **params)` and forward every keyword).
-
-    >>> keyword_params("(a, *args, stable=None, **kw)"), keyword_params("(a, /, b)")
-    ((['a', 'stable'], True), (['b'], False))
-    """
-    if not signature.startswith("("):
-        return None
-    try:
-        fn = ast.parse(f"def f{re.sub(r'<[^<>]*>', 'None', signature)}: pass").body[0]
-    except SyntaxError:
-        return None
-    return [x.arg for x in fn.args.args + fn.args.kwonlyargs], fn.args.kwarg is not None
-
-
 def accepts_keyword(signature: str, name: str) -> bool | None:
     """Would a call with `name=` get past this signature: `name` is a named parameter, or a `**kwargs` takes it (what
     `_accepts` checks under each NumPy). None if the signature cannot be parsed."""
     kp = keyword_params(signature)
     return None if kp is None else (name in kp[0] or kp[1])
-
-
-def changed_params(old_signature: str, new_signature: str) -> tuple[list[str], list[str]] | None:
-    """(gained, lost) parameters between two signatures, counting only changes a caller can see: a gained name only
-    if the old signature had no `**kwargs` that took it already, a lost one only if the new signature has none, and
-    never `*args` / `**kwargs` themselves. None if either signature cannot be parsed or has no parameter.
-
-    >>> changed_params("(a, axis=None)", "(a, axis=None, *, stable=None)")
-    (['stable'], [])
-    >>> changed_params("(a, *args, **params)", "(a, axis=None, keepdims=False)")  # 1.26's np.ma.prod took both already
-    ([], [])
-    """
-    old, new = keyword_params(old_signature), keyword_params(new_signature)
-    if not old or not new or not old[0] or not new[0]:
-        return None
-    gained = [] if old[1] else [p for p in new[0] if p not in old[0]]
-    lost = [] if new[1] else [p for p in old[0] if p not in new[0]]
-    return gained, lost
 
 
 def _item(kind: str, key: str, question: str, required: list[str], stale: list[str], gold: dict, code: str, expect: dict,

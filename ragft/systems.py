@@ -636,6 +636,13 @@ class ArmSettings:
     raft_draws: int = 1
     draw_dev_questions: int = 80
     draw_dev_docs: int | None = 300
+    # The index the retrieving arms answer from after the sync writes what changed in each signature since 1.26.4
+    # (`corpus.with_change_notes`): notebook 05's synced index and the draws' dev index. Measured 2026-12-03, untuned
+    # RAG arm (hybrid, whole 2.4.6 corpus, top 3, threshold 0.5) on the 34 changed-parameter task pairs, which ask the
+    # QA set's question shapes about functions it does not name: 0.06 -> 0.32, McNemar 10 fixed / 1 broken, p = 0.012;
+    # on the 80 dev questions (`draw_dev_set`): RAG 0.400 -> 0.412 (1 / 0), the RAFT seed-0 adapter 0.888 -> 0.912
+    # (2 / 0), dev's 5 changed-parameter questions 0 -> 1 (RAG) and 2 -> 4 (RAFT).
+    change_notes: bool = True
 
     def __post_init__(self):
         if self.pairs not in TRAINING_SETS:
@@ -754,12 +761,14 @@ def tuned_adapters(settings: ArmSettings, show_progress: bool = True, pairs: Seq
 def draw_dev_set(settings: ArmSettings) -> tuple[list, list]:
     """The dev questions and documents every training draw is judged on: a kind-stratified sample of
     `draw_dev_questions` dev items and their 2.4.6 documents plus distractors (`draw_dev_docs`), as
-    benchmarks/raft_recipe.py measures a recipe."""
-    from .corpus import load_corpus
+    benchmarks/raft_recipe.py measures a recipe; with the change notes since 1.26.4 (`change_notes`) that the arms'
+    synced index carries."""
+    from .corpus import load_corpus, with_change_notes
     from .datasets import load_qa, sample, subset_corpus
 
     items = sample(load_qa("dev"), settings.draw_dev_questions)
-    return items, subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, settings.draw_dev_docs)
+    docs = subset_corpus(load_corpus(CURRENT_VERSION), items, CURRENT_VERSION, settings.draw_dev_docs)
+    return items, with_change_notes(docs, load_corpus(OLD_VERSION)) if settings.change_notes else docs
 
 
 def draw_system(settings: ArmSettings, seed: int, adapter, retriever) -> System:

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from ragft import corpus, datasets, house, qa_builder
-from ragft.paths import NUMPY_VERSIONS, qa_path
+from ragft.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path
 
 
 def test_corpora_cover_the_three_versions_with_stable_ids():
@@ -115,7 +115,6 @@ def test_truth_is_rechecked_under_real_numpy_and_false_items_dropped(tmp_path):
 def test_changed_parameters_are_changes_a_caller_sees():
     """A parameter "gained" in 2.x was not taken by a `**kwargs` of 1.26 (the `np.ma` wrappers of 1.26 are
     `(a, *args, **params)` and forward every keyword), a "lost" one is not taken by one in 2.x, and `*args` is never one."""
-    from ragft.paths import CURRENT_VERSION, OLD_VERSION
 
     sigs = {v: {d.doc_id: d.metadata.get("signature", "") for d in corpus.load_corpus(v)} for v in (OLD_VERSION, CURRENT_VERSION)}
     items = datasets.load_qa(None, kinds=("changed_param",))
@@ -128,3 +127,39 @@ def test_changed_parameters_are_changes_a_caller_sees():
     assert qa_builder.changed_params("(a, *args, **params)", "(a, axis=None, dtype=None, keepdims=<no value>)") == ([], [])
     assert qa_builder.changed_params("(x, *args, **params)", "(ary, indices_or_sections)") == ([], ["x"])
     assert qa_builder.changed_params("(a, axis=-1)", "(a, axis=-1, *, stable=None)") == (["stable"], [])
+
+
+def test_change_notes_say_what_a_signature_gained_or_lost_in_a_chunk_of_their_own():
+    from ragft.chunking import ChunkConfig, chunk_documents
+    from ragft.retrievers import BM25Retriever
+
+    old = corpus.load_corpus(OLD_VERSION)
+    new = {d.doc_id: d for d in corpus.load_corpus(CURRENT_VERSION)}
+    picked = [new[n] for n in ("numpy.fft.ifft2", "numpy.corrcoef", "numpy.searchsorted", "removed:numpy.float_",
+                               "numpy.linalg.cholesky")]
+    texts = [d.text for d in picked]
+    noted = corpus.with_change_notes(picked, old)
+    assert [d.text for d in picked] == texts and "change_notes" not in picked[0].metadata  # inputs untouched
+    ifft2, corrcoef, searchsorted, removal, cholesky = noted
+    # cholesky's docstring never says that `upper` is new (no release note in its entry); its change note does
+    assert ".. version" not in new["numpy.linalg.cholesky"].text.split("upper : ")[1].split("Returns")[0]
+    assert cholesky.metadata["change_notes"]["gained"] == ["upper"]
+    assert ifft2.metadata["change_notes"] == {"since": OLD_VERSION, "gained": ["out"], "lost": []}
+    assert ifft2.text.endswith("`out`: new keyword argument, accepted in NumPy 2.4.6 but not in NumPy 1.26.")
+    assert corrcoef.metadata["change_notes"]["lost"] == ["bias", "ddof"]
+    assert "`ddof`: accepted in NumPy 1.26, no longer exists in NumPy 2.4.6." in corrcoef.text
+    assert searchsorted is picked[2] and removal is picked[3]  # unchanged signature / no signature: the same objects
+    assert all(a is b for a, b in zip(corpus.with_change_notes(noted, old), noted, strict=True))  # noted once only
+    # every noted fact is a real difference of the two wheels' signatures: the QA set's own check agrees
+    sigs = {d.doc_id: d.metadata.get("signature", "") for d in old}
+    for d in (ifft2, corrcoef, cholesky):
+        for p in d.metadata["change_notes"]["gained"]:
+            assert not qa_builder.accepts_keyword(sigs[d.doc_id], p) and qa_builder.accepts_keyword(d.metadata["signature"], p)
+        for p in d.metadata["change_notes"]["lost"]:
+            assert qa_builder.accepts_keyword(sigs[d.doc_id], p) and not qa_builder.accepts_keyword(d.metadata["signature"], p)
+    # the structure chunker makes the notes a chunk of their own, and a changed-parameter question finds it first
+    chunks = chunk_documents([ifft2], ChunkConfig("structure"))
+    assert chunks[-1].text.startswith(corpus.CHANGE_NOTES_SECTION) and "`out`" in chunks[-1].text
+    hits = BM25Retriever.from_docs(noted, ChunkConfig("structure")).search(
+        "Which keyword argument did `np.fft.ifft2` gain in NumPy 2.x that it did not have in NumPy 1.26?", top_k=1)
+    assert corpus.CHANGE_NOTES_SECTION in hits[0].text and hits[0].doc_id == "numpy.fft.ifft2"

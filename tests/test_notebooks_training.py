@@ -67,11 +67,19 @@ def test_hybrid_notebook_smoke(smoke_figures):
     raft_row = next(a for a in arms if a["arm"] == "raft")  # the chosen draw's test figures are the RAFT arm's
     assert best["test_accuracy"] == raft_row["accuracy"] and best["test_reading_rate"] == raft_row["reading_rate"]
     others = [d["seed"] for d in draws if not d["chosen"]]
-    assert len(claims) == len(story) + n_som + 1 + len(tuned) + 2 * len(retrieving) + len(others)
+    assert len(claims) == len(story) + n_som + 1 + len(tuned) + 2 * len(retrieving) + len(others) + len(retrieving)
     assert all(c.startswith("systems over models") for c in list(claims)[len(story):len(story) + n_som])
     contrast, *rest = list(claims.values())[len(story) + n_som:]
-    shape, check, draw_claims = (rest[:len(tuned)], rest[len(tuned):len(tuned) + 2 * len(retrieving)],
-                                 rest[len(tuned) + 2 * len(retrieving):])
+    n_checks = len(tuned) + 2 * len(retrieving)
+    shape, check, draw_claims, notes = (rest[:len(tuned)], rest[len(tuned):n_checks],
+                                        rest[n_checks:n_checks + len(others)], rest[n_checks + len(others):])
+    # the synced index's change notes, against the plain 2.4.6 index, per retrieving arm on the changed questions
+    assert figs["change_notes"]["documents"] >= 1  # smoke's changed-parameter question has its document noted
+    assert [(c["a"], c["b"], c["metric"], c["questions"]) for c in notes] == [
+        (a, f"{a}, no change notes", "correct", "changed") for a in retrieving]
+    assert all(c["n"] == figs["n_changed"] for c in notes) and notes == figs["change_notes"]["claims"]
+    assert [r["arm"] for r in figs["change_notes"]["arms"]] == [n for a in retrieving for n in (a, f"{a}, no change notes")]
+    assert all(0.0 <= r["changed parameter"] <= 1.0 for r in figs["change_notes"]["arms"])
     assert [(c["a"], c["b"], c["metric"]) for c in draw_claims] == [
         (systems.draw_arm_name(s), "hybrid", "correct") for s in others]
     assert all(c["n"] == figs["n_questions"] for c in draw_claims)

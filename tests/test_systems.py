@@ -8,7 +8,7 @@ from conftest import FakePool
 from ragft import evaluation, finetune, generation, house, models, widgets
 from ragft import pairs as pr
 from ragft import systems as sy
-from ragft.corpus import Document
+from ragft.corpus import CHANGE_NOTES_SECTION, Document
 from ragft.datasets import QAItem, load_qa
 from ragft.generation import Generation
 from ragft.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
@@ -678,3 +678,19 @@ def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypa
     assert all(c["adapter"] == draws.adapters[int(c["arm"][-2:])] for c in pool.calls)
     assert all(c["contrast"] is not None for c in pool.calls)  # the RAFT arm's decoding, contrast included
     assert set(draws.results["id"]) == {q.id for q in questions} and len(draws.results) == 6
+
+
+def test_draw_dev_set_carries_the_change_notes_of_the_arms_synced_index():
+    settings = sy.ArmSettings(draw_dev_questions=12, draw_dev_docs=40)
+    items, docs = sy.draw_dev_set(settings)
+    _, plain = sy.draw_dev_set(replace(settings, change_notes=False))
+    assert [d.doc_id for d in docs] == [d.doc_id for d in plain]  # the same documents, only their text differs
+    assert not any("change_notes" in d.metadata for d in plain)
+    noted = {d.doc_id: d for d in docs if "change_notes" in d.metadata}
+    asked = [i for i in items if i.kind == "changed_param"]
+    assert asked and noted
+    for item in asked:  # each changed-parameter question's document names its parameter in the notes
+        doc = noted[next(iter(item.gold()))]
+        notes = doc.metadata["change_notes"]
+        assert set(item.accepted_facts or item.required_facts) & set(notes["gained"] + notes["lost"]), item.id
+        assert doc.text.split(CHANGE_NOTES_SECTION)[-1].count("`") >= 2
