@@ -28,7 +28,7 @@ from pathlib import Path
 from . import finetune
 from .adapters import load_adapter
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
-from .corpus import MIGRATION_CORPUS, corpus_versions, load_corpus, load_folder
+from .corpus import MIGRATION_CORPUS, corpus_versions, load_corpus, load_folder, with_change_notes
 from .datasets import load_train_pairs
 from .embeddings import BACKENDS, ENCODERS, get_encoder
 from .generation import PASSAGE_ORDER, PASSAGE_ORDERS
@@ -36,7 +36,7 @@ from .index import DenseIndex, HnswConfig, IndexLoadError
 from .io import DataError
 from .models import DEFAULT_LLM, ModelUnavailable, load_llm
 from .pairs import NO_ORACLE_TARGETS
-from .paths import task_pairs_path
+from .paths import NUMPY_VERSIONS, task_pairs_path
 from .pipeline import RagConfig, RagPipeline
 from .profiles import ANSWER_MAX_NEW_TOKENS
 from .retrievers import DEFAULT_FUSION, DEFAULT_FUSION_WEIGHT, FUSIONS, MODES, build_retriever, retriever_from_index
@@ -72,6 +72,41 @@ def _load_source(source: str, skipped: list | None = None):
     raise CliError(f"{source}: expected a folder of .txt/.md/.rst/.html files or a corpus .jsonl file")
 
 
+def add_change_notes_arg(p) -> None:
+    """--change-notes-since, shared by index and update."""
+    p.add_argument("--change-notes-since", metavar="VERSION", default=None, choices=NUMPY_VERSIONS,
+                   help="SOURCE is a NumPy version: add to each API whose keyword arguments changed since VERSION a "
+                        "'Parameter changes' section saying which (as notebook 05's synced index; e.g. 1.26.4)")
+
+
+def _notes_version(source: str, since: str | None) -> str | None:
+    """SOURCE's NumPy version when --change-notes-since is given (checked before anything is loaded), else None."""
+    if since is None:
+        return None
+    try:
+        versions = corpus_versions(source)
+    except ValueError:
+        versions = None
+    if versions is None or len(versions) != 1:
+        raise CliError(f"--change-notes-since compares two NumPy releases: SOURCE must be one NumPy version "
+                       f"({', '.join(NUMPY_VERSIONS)}), not {source!r}")
+    if versions[0] == since:
+        raise CliError(f"--change-notes-since {since} is SOURCE's own version: name an older release")
+    return versions[0]
+
+
+def _load_noted(source: str, since: str | None, skipped: list | None = None):
+    """`_load_source`, with the change notes since `since` (`corpus.with_change_notes`) when it is given."""
+    version = _notes_version(source, since)
+    docs = _load_source(source, skipped)
+    if version is None:
+        return docs
+    noted = with_change_notes(docs, load_corpus(since), since, version)
+    n = sum("change_notes" in d.metadata for d in noted)
+    print(f"change notes since NumPy {since}: {n} of {len(noted)} documents", file=sys.stderr)
+    return noted
+
+
 def add_backend_args(p) -> None:
     """--backend and --db, shared by index, update and search."""
     p.add_argument("--backend", default="hnswlib", choices=("hnswlib", "pgvector"),
@@ -100,6 +135,7 @@ def register_index(sub) -> None:
     p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
     p.add_argument("--force", action="store_true", help="overwrite an existing index at PATH")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_change_notes_arg(p)
     add_backend_args(p)
     p.set_defaults(func=cmd_index)
 
@@ -140,7 +176,7 @@ def _index_inputs(args, skipped: list | None = None):
         hnsw = HnswConfig(args.M, args.ef_construction, args.ef)
     except ValueError as e:
         raise CliError(str(e)) from None
-    return cfg, hnsw, _load_source(args.source, skipped)
+    return cfg, hnsw, _load_noted(args.source, args.change_notes_since, skipped)
 
 
 def _pgvector_index(args) -> int:
@@ -161,6 +197,7 @@ def register_update(sub) -> None:
     p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
     p.add_argument("source", metavar="SOURCE", help="the changed folder or corpus JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_change_notes_arg(p)
     add_backend_args(p)
     p.set_defaults(func=cmd_update)
 
@@ -169,12 +206,12 @@ def cmd_update(args) -> int:
     if args.backend == "pgvector":
         from .pgvector_store import open_retriever
 
-        docs = _load_source(args.source)
+        docs = _load_noted(args.source, args.change_notes_since)
         with open_retriever(args.path, db_url=args.db) as index:
             print(index.sync(docs, show_progress=not args.quiet), file=sys.stderr)
         return 0
     index = DenseIndex.load(args.path)
-    docs = _load_source(args.source)
+    docs = _load_noted(args.source, args.change_notes_since)
     report = index.sync(docs, show_progress=not args.quiet)
     index.save(args.path)
     print(report, file=sys.stderr)

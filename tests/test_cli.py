@@ -230,3 +230,24 @@ def test_train_prints_an_adapter_that_ask_accepts_and_a_repeat_comes_from_the_ca
     assert "6 pairs, 2 steps" in err and "skipped" in err
     assert (Path(adapter) / "adapter_config.json").exists()
     assert main(argv) == 0 and capsys.readouterr().out.strip() == adapter  # same data and settings: the cached adapter
+
+
+def test_update_to_a_new_numpy_release_can_write_its_change_notes(folder, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    code, _, err = run(capsys, "index", "1.26.4", "--out", idx, "--embedder", "hashing", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "update", idx, "2.4.6", "--change-notes-since", "1.26.4", "--quiet")
+    assert code == 0 and "change notes since NumPy 1.26.4: 62 of 1110 documents" in err, err
+    question = "Which keyword argument did `np.linalg.cholesky` gain in NumPy 2.x that it did not have in NumPy 1.26?"
+    code, out, _ = run(capsys, "search", idx, "--query", question, "-k", "3", "--mode", "bm25", "--json")
+    hits = json.loads(out)["results"]
+    assert any(h["doc_id"] == "numpy.linalg.cholesky" and "Parameter changes" in h["text"] and "`upper`" in h["text"]
+               for h in hits), hits
+    # the notes compare two NumPy releases: anything else is refused, before loading, with one line and status 2
+    for argv, message in [
+            (["index", folder, "--out", tmp_path / "x", "--change-notes-since", "1.26.4"], "SOURCE must be one NumPy version"),
+            (["index", "2.4.6", "--out", tmp_path / "y", "--change-notes-since", "2.4.6"], "is SOURCE's own version"),
+            (["update", idx, "numpy-migration", "--change-notes-since", "1.26.4"], "SOURCE must be one NumPy version")]:
+        code, _, err = run(capsys, *argv, "--quiet")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
