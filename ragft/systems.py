@@ -639,7 +639,7 @@ class ArmSettings:
     # The index the retrieving arms answer from after the sync writes what changed in each signature since 1.26.4
     # (`corpus.with_change_notes`): notebook 05's synced index and the draws' dev index. Measured 2026-12-03, untuned
     # RAG arm (hybrid, whole 2.4.6 corpus, top 3, threshold 0.5) on the 34 changed-parameter task pairs, which ask the
-    # QA set's question shapes about functions it does not name: 0.06 -> 0.32, McNemar 10 fixed / 1 broken, p = 0.012;
+    # QA set's question shapes about functions it does not name: 0.06 -> 0.47, McNemar 16 fixed / 2 broken, p = 0.001;
     # on the 80 dev questions (`draw_dev_set`): RAG 0.400 -> 0.412 (1 / 0), the RAFT seed-0 adapter 0.888 -> 0.912
     # (2 / 0), dev's 5 changed-parameter questions 0 -> 1 (RAG) and 2 -> 4 (RAFT).
     change_notes: bool = True
