@@ -307,6 +307,7 @@ def test_bad_settings_give_one_line_errors(server, docs, encoder, monkeypatch):
 
 
 def test_wrong_password_is_named(server):
+    connect(server.url).close()  # the superuser creates pgvector, which ragft_pw may not: this test runs alone too
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS ragft_pw")
         conn.execute("CREATE ROLE ragft_pw LOGIN PASSWORD 'right-one'")
@@ -315,11 +316,17 @@ def test_wrong_password_is_named(server):
         with open(hba, "w") as f:  # rewritten in place: owner and mode stay the server's
             f.write("local all ragft_pw scram-sha-256\n" + original)
         conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)
         socket_dir = server.url.split("host=")[1]
+        wrong = f"postgresql://ragft_pw:wrong@/postgres?host={socket_dir}"
+        for _ in range(100):  # the reload is asynchronous: wait until the server asks for the password, rather
+            try:              # than sleep for a fixed time and hope
+                psycopg.connect(wrong).close()
+            except psycopg.OperationalError:
+                break
+            time.sleep(0.1)
         try:
             with pytest.raises(PgStoreError, match="rejected the password: fix the password in RAGFT_DATABASE_URL"):
-                connect(f"postgresql://ragft_pw:wrong@/postgres?host={socket_dir}")
+                connect(wrong)
             connect(f"postgresql://ragft_pw:right-one@/postgres?host={socket_dir}").close()
         finally:
             with open(hba, "w") as f:
