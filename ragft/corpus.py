@@ -381,7 +381,10 @@ def change_note_lines(gained: list[str], lost: list[str], old_version: str, new_
     ['Gained in NumPy 2.4.6 (not in NumPy 1.26): `device`, `out`.', 'Lost in NumPy 2.4.6 (accepted in NumPy 1.26, no longer exists): `ddof`.']
     """
     old = old_version.rsplit(".", 1)[0] if old_version.count(".") > 1 else old_version
-    names = lambda ps: ", ".join(f"`{p}`" for p in ps)  # noqa: E731
+
+    def names(params: list[str]) -> str:
+        return ", ".join(f"`{p}`" for p in params)
+
     return ([f"Gained in NumPy {new_version} (not in NumPy {old}): {names(gained)}."] if gained else []) + (
         [f"Lost in NumPy {new_version} (accepted in NumPy {old}, no longer exists): {names(lost)}."] if lost else [])
 
