@@ -24,7 +24,7 @@ run is a measurement; tune here on dev, report on test in notebook 05.
 
 Adapters are cached by data and settings (the adapter cache), so a repeat only answers.
 
-Every measurement below predates the changed-parameter fix of 2026-12-02 (`qa_builder.changed_params`): 14 of the
+Every measurement below predates the changed-parameter fix of 2026-12-02 (`corpus.changed_params`, then in qa_builder): 14 of the
 then 15 dev changed-parameter questions and 37 of the 88 changed-parameter pairs were `np.ma` wrapper artifacts
 ("gained `keepdims`" where 1.26 forwarded it through `**params`). Today's QA set and pairs differ (dev changed
 parameters 5, pairs 209): the recipe's choices stand as measured then, not re-measured.

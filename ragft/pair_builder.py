@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import house
-from .corpus import Document
+from .corpus import Document, changed_params
 from .datasets import ANSWERABLE_SHAPES, REMOVED_TEMPLATES
 from .io import write_jsonl
 from .pairs import examples, public_callable, short
 from .paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path, task_pairs_path
-from .qa_builder import _api, _h, _unique_summaries, changed_params, fabricated_names, which_function_question
+from .qa_builder import _api, _h, _unique_summaries, fabricated_names, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
 DEPRECATED_TEMPLATE = "`{old}` is deprecated in NumPy {version}. What should I use instead?"

@@ -124,9 +124,9 @@ def test_changed_parameters_are_changes_a_caller_sees():
         old, new = sigs[OLD_VERSION]["numpy." + path], sigs[CURRENT_VERSION]["numpy." + path]
         assert qa_builder.accepts_keyword(old, p) is (sign == "-") and qa_builder.accepts_keyword(new, p) is (sign == "+"), it.id
     # the rule itself: what 1.26's np.ma.prod forwarded is not new, and a wrapper's *args is not a lost parameter
-    assert qa_builder.changed_params("(a, *args, **params)", "(a, axis=None, dtype=None, keepdims=<no value>)") == ([], [])
-    assert qa_builder.changed_params("(x, *args, **params)", "(ary, indices_or_sections)") == ([], ["x"])
-    assert qa_builder.changed_params("(a, axis=-1)", "(a, axis=-1, *, stable=None)") == (["stable"], [])
+    assert corpus.changed_params("(a, *args, **params)", "(a, axis=None, dtype=None, keepdims=<no value>)") == ([], [])
+    assert corpus.changed_params("(x, *args, **params)", "(ary, indices_or_sections)") == ([], ["x"])
+    assert corpus.changed_params("(a, axis=-1)", "(a, axis=-1, *, stable=None)") == (["stable"], [])
 
 
 def test_change_notes_say_what_a_signature_gained_or_lost_in_a_chunk_of_their_own():
