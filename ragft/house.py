@@ -22,9 +22,14 @@ DOCS_URL = "https://numpy.org/doc/stable/reference/"
 ABSTAIN_SENTENCE = f"I don't know: this is not in the NumPy documentation I have; see {DOCS_URL}"
 ABSTAIN_ANSWER = f"Answer: {ABSTAIN_SENTENCE}\nSource: none"
 # Looser signals of abstention, so an un-tuned model that declines in its own words is still counted as abstaining.
+# "not available in NumPy" declines; "not available in NumPy 1.26" is an answer about a release (a gained parameter, a
+# new function), so a version number after "NumPy" ends the match: it had marked right answers to changed-parameter
+# questions as abstentions, and so wrong ("`np.eye` gained `device`, which was not available in NumPy 1.26").
+_NOT_A_RELEASE = r"(?!\s*v?\d)"
 _ABSTAIN_PATTERNS = re.compile(
     r"i don'?t know|not in the (numpy )?documentation|i (do not|cannot|can't) (find|answer)|no information|"
-    r"not (part of|available in|documented in) numpy|does not exist in numpy|there is no (such )?(function|method)",
+    rf"not (part of|available in|documented in) numpy{_NOT_A_RELEASE}|does not exist in numpy{_NOT_A_RELEASE}|"
+    r"there is no (such )?(function|method)",
     re.I)
 _ANSWER = re.compile(r"^\s*Answer:\s*(?P<sentence>.+?)\s*$", re.M)
 _CODE = re.compile(r"```(?:python|py)?\s*\n(?P<code>.*?)\n?```", re.S)

@@ -38,3 +38,12 @@ def test_dotted_names_do_not_split_a_sentence():
 
 def test_compliance_rate():
     assert house.compliance_rate([house.ABSTAIN_ANSWER, "hi"]) == 0.5
+
+
+def test_an_answer_about_a_release_is_not_an_abstention():
+    gained = "`np.eye` gained a parameter named `device` that was not available in NumPy 1.26."
+    lost = "The `bias` parameter of `np.corrcoef` does not exist in NumPy 2.x."
+    assert not house.parse(gained).abstained and not house.parse(lost).abstained
+    for declined in ("That function is not available in NumPy.", "`np.frob` does not exist in numpy",
+                     "It is not documented in NumPy, sorry."):
+        assert house.parse(declined).abstained, declined
