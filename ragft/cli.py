@@ -327,7 +327,8 @@ def register_ask(sub) -> None:
     p.add_argument("question", metavar="QUESTION", help="the question, in quotes")
     p.add_argument("--no-retrieval", action="store_true", help="answer from the model alone (the base arm)")
     p.add_argument("--adapter", metavar="PATH", help="a LoRA adapter saved by ragft (refused if made for another base)")
-    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=3, help="passages to retrieve (default: %(default)s)")
+    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=ArmSettings.top_k,
+                   help="passages to retrieve (default: %(default)s, as notebook 05's arms)")
     p.add_argument("--threshold", type=float, default=None,
                    help="drop passages scoring below it; with none left the answer is the house abstention")
     p.add_argument("--passage-order", default=PASSAGE_ORDER, choices=PASSAGE_ORDERS,

@@ -443,6 +443,16 @@ def test_a_quote_line_is_working_not_answer():
     assert house.split_quote('Quote [x]: "no answer follows"') == ("", 'Quote [x]: "no answer follows"')
 
 
+def test_answering_top_k_and_raft_training_passages_are_separate_settings(tmp_path):
+    two, three = sy.ArmSettings(top_k=2), sy.ArmSettings(top_k=3)
+    assert two.raft() == three.raft() and two.raft().top_k == two.raft_passages  # the training data does not move
+    assert sy.ArmSettings(raft_passages=4).raft().top_k == 4
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "adapter_config.json").write_text("{}")
+    tuned = sy.TunedAdapters(sft=tmp_path / "a", raft=tmp_path / "a", sft_log={}, raft_log={}, raft_data=[], raft_build_s=0.0)
+    assert {a.top_k for a in sy.arms_for(FakeRetriever(HITS), tuned, two) if a.retriever is not None} == {2}
+
+
 def test_arm_settings_give_the_quoting_raft_arm_room_for_its_quote(tmp_path):
     assert sy.ArmSettings().raft_max_new_tokens == sy.ArmSettings().max_new_tokens
     quoting = sy.ArmSettings(raft_quote=True)
