@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from ragft import house  # noqa: E402
-from ragft.datasets import load_qa, load_train_pairs  # noqa: E402
-from ragft.generation import cut_passage  # noqa: E402
-from ragft.models import DEFAULT_LLM, ensure_converted  # noqa: E402
+from ragft.core import house  # noqa: E402
+from ragft.data.datasets import load_qa, load_train_pairs  # noqa: E402
+from ragft.generation.decoding import cut_passage  # noqa: E402
+from ragft.generation.models import DEFAULT_LLM, ensure_converted  # noqa: E402
 
 
 def percentiles(values) -> str:
@@ -46,8 +46,8 @@ def main() -> None:
     print(f"dev references, rendered : {percentiles([n(r) for r in refs])}")
     print(f"abstention reply         : {n(house.ABSTAIN_ANSWER)} tokens")
 
-    from ragft.corpus import load_corpus
-    from ragft.retrievers import build_retriever
+    from ragft.data.corpus import load_corpus
+    from ragft.retrieval.retrievers import build_retriever
 
     docs = load_corpus("2.4.6")
     golds = {d for i in dev if i.answerable for d in i.gold("2.4.6")}

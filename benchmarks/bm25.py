@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ragft.chunking import ChunkConfig, chunk_documents  # noqa: E402
-from ragft.corpus import load_corpus  # noqa: E402
-from ragft.datasets import load_qa  # noqa: E402
-from ragft.evaluation import evaluate_retrieval  # noqa: E402
-from ragft.retrievers import BM25Retriever  # noqa: E402
+from ragft.data.corpus import load_corpus  # noqa: E402
+from ragft.data.datasets import load_qa  # noqa: E402
+from ragft.evaluation.scoring import evaluate_retrieval  # noqa: E402
+from ragft.retrieval.chunking import ChunkConfig, chunk_documents  # noqa: E402
+from ragft.retrieval.retrievers import BM25Retriever  # noqa: E402
 
 VERSION = "2.4.6"
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ragft import corpus, datasets, engines, systems  # noqa: E402
-from ragft.paths import CURRENT_VERSION  # noqa: E402
-from ragft.retrievers import build_retriever  # noqa: E402
+from ragft.core.paths import CURRENT_VERSION  # noqa: E402
+from ragft.data import corpus, datasets  # noqa: E402
+from ragft.generation import engines  # noqa: E402
+from ragft.retrieval.retrievers import build_retriever  # noqa: E402
+from ragft.systems import system as systems  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,9 +31,9 @@ GOALS = {"nf4 footprint / fp32": 0.35, "nf4+fp32 s/step / plain bf16 s/step": 1.
 
 def one_config(name: str, steps: int, seq_len: int, batch_size: int, lora_r: int) -> dict:
     """Train `steps` steps of one configuration on batches of `batch_size` x `seq_len` tokens; return its numbers."""
-    from ragft import finetune as ft
-    from ragft.memory import footprint_mb
-    from ragft.quantization import load_base
+    from ragft.training import finetune as ft
+    from ragft.training.memory import footprint_mb
+    from ragft.training.quantization import load_base
 
     quantization, dtype = CONFIGS[name]
     pairs, _ = ft.load_pairs()
@@ -55,10 +55,10 @@ def grad_errors() -> dict:
     dequantized weights, after a generate() on the 4-bit model (the avx512_bf16 trap)."""
     import torch
 
-    from ragft import finetune as ft
-    from ragft import house
-    from ragft.generation import chat_messages, generate
-    from ragft.quantization import load_base
+    from ragft.core import house
+    from ragft.generation.decoding import chat_messages, generate
+    from ragft.training import finetune as ft
+    from ragft.training.quantization import load_base
 
     pairs = [{"prompt": "What does `np.argsort` do?", "completion": house.render(
         "`np.argsort`: Returns the indices that would sort an array.", "np.argsort([3, 1, 2])", ["numpy.argsort"])},
@@ -93,9 +93,9 @@ def decode_speed(n_tokens: int = 12) -> dict:
     """Tokens per second when generating with the nf4 model vs the fp32 model (the adapter makes no difference)."""
     import torch
 
-    from ragft.generation import chat_messages, generate
-    from ragft.models import load_llm
-    from ragft.quantization import load_base
+    from ragft.generation.decoding import chat_messages, generate
+    from ragft.generation.models import load_llm
+    from ragft.training.quantization import load_base
 
     out = {}
     fp32, tok = load_llm(dtype=torch.float32)
@@ -122,8 +122,8 @@ def main() -> None:
 
     import torch
 
-    from ragft.memory import measure_footprints
-    from ragft.quantization import device, resolve_quantization
+    from ragft.training.memory import measure_footprints
+    from ragft.training.quantization import device, resolve_quantization
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device()}; "
           f"{resolve_quantization('auto')[1]}")

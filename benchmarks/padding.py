@@ -16,12 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from ragft import finetune  # noqa: E402
-from ragft.corpus import load_corpus  # noqa: E402
-from ragft.datasets import load_train_pairs  # noqa: E402
-from ragft.generation import context_message  # noqa: E402
-from ragft.index import Hit  # noqa: E402
-from ragft.models import DEFAULT_LLM, ensure_converted  # noqa: E402
+from ragft.data.corpus import load_corpus  # noqa: E402
+from ragft.data.datasets import load_train_pairs  # noqa: E402
+from ragft.generation.decoding import context_message  # noqa: E402
+from ragft.generation.models import DEFAULT_LLM, ensure_converted  # noqa: E402
+from ragft.retrieval.index import Hit  # noqa: E402
+from ragft.training import finetune  # noqa: E402
 
 
 def padding_share(lengths: list[int], steps: int, batch_size: int, grouped: bool) -> float:

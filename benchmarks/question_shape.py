@@ -49,13 +49,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from ragft import evaluation, stats, systems  # noqa: E402
-from ragft.corpus import load_corpus  # noqa: E402
-from ragft.datasets import in_answerable_shape, load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
-from ragft.pair_builder import PairSettings, build_pairs  # noqa: E402
-from ragft.pairs import Demonstrations, qa_documents  # noqa: E402
-from ragft.paths import CURRENT_VERSION  # noqa: E402
-from ragft.retrievers import build_retriever  # noqa: E402
+from ragft.build.pairs import PairSettings, build_pairs  # noqa: E402
+from ragft.core.paths import CURRENT_VERSION  # noqa: E402
+from ragft.data.corpus import load_corpus  # noqa: E402
+from ragft.data.datasets import in_answerable_shape, load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
+from ragft.evaluation import scoring as evaluation  # noqa: E402
+from ragft.evaluation import stats
+from ragft.retrieval.retrievers import build_retriever  # noqa: E402
+from ragft.systems import system as systems  # noqa: E402
+from ragft.training.pairs import Demonstrations, qa_documents  # noqa: E402
 
 
 def example_use(df: pd.DataFrame, arm: str, demos: Demonstrations, items) -> pd.DataFrame:

@@ -106,11 +106,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from ragft import evaluation, finetune, pair_builder, stats, systems  # noqa: E402
-from ragft.datasets import load_train_pairs  # noqa: E402
-from ragft.generation import PASSAGE_ORDER, PASSAGE_ORDERS  # noqa: E402
-from ragft.paths import CURRENT_VERSION  # noqa: E402
-from ragft.retrievers import build_retriever  # noqa: E402
+from ragft.build import pairs as pair_builder  # noqa: E402
+from ragft.core.paths import CURRENT_VERSION  # noqa: E402
+from ragft.data.datasets import load_train_pairs  # noqa: E402
+from ragft.evaluation import scoring as evaluation  # noqa: E402
+from ragft.evaluation import stats
+from ragft.generation.decoding import PASSAGE_ORDER, PASSAGE_ORDERS  # noqa: E402
+from ragft.retrieval.retrievers import build_retriever  # noqa: E402
+from ragft.systems import system as systems  # noqa: E402
+from ragft.training import finetune  # noqa: E402
 
 METRICS = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "abstention_recall",
            "abstention_precision", "format_compliance", "abstained")

@@ -30,14 +30,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ragft import finetune, generation, pair_builder, stats  # noqa: E402
-from ragft.corpus import load_corpus  # noqa: E402
-from ragft.datasets import load_qa  # noqa: E402
-from ragft.evaluation import score_answer  # noqa: E402
-from ragft.generation import context_message  # noqa: E402
-from ragft.index import Hit  # noqa: E402
-from ragft.paths import CURRENT_VERSION, OLD_VERSION  # noqa: E402
-from ragft.retrievers import build_retriever  # noqa: E402
+from ragft.build import pairs as pair_builder  # noqa: E402
+from ragft.core.paths import CURRENT_VERSION, OLD_VERSION  # noqa: E402
+from ragft.data.corpus import load_corpus  # noqa: E402
+from ragft.data.datasets import load_qa  # noqa: E402
+from ragft.evaluation import stats  # noqa: E402
+from ragft.evaluation.scoring import score_answer  # noqa: E402
+from ragft.generation import decoding as generation  # noqa: E402
+from ragft.generation.decoding import context_message  # noqa: E402
+from ragft.retrieval.index import Hit  # noqa: E402
+from ragft.retrieval.retrievers import build_retriever  # noqa: E402
+from ragft.training import finetune  # noqa: E402
 
 DEV_PLAN = {"removed": 7, "added": 5, "unchanged": 6, "changed_param": 3, "unanswerable": 3}  # 24 questions
 

@@ -37,9 +37,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ragft import corpus, datasets, embeddings, index, retrievers  # noqa: E402
-from ragft.chunking import ChunkConfig  # noqa: E402
-from ragft.corpus import Document  # noqa: E402
+from ragft.data import corpus, datasets  # noqa: E402
+from ragft.data.corpus import Document  # noqa: E402
+from ragft.retrieval import embeddings, index, retrievers  # noqa: E402
+from ragft.retrieval.chunking import ChunkConfig  # noqa: E402
 
 EF_VALUES = (10, 16, 24, 32, 64, 128, 256)
 K = 10
@@ -107,7 +108,7 @@ def pg_queries(pool: ThreadPoolExecutor, pg, Q: np.ndarray, ef: int, clients: in
 def pgvector_section(X: np.ndarray, Q: np.ndarray, M: int, ef_construction: int, repeats: int, db_url: str | None,
                      rows: list[dict] | None, readers=(1, 4, 8), sync_rows: int = 1000, seed: int = 0) -> dict:
     """(d): hnswlib / faiss HNSW / pgvector on the same vectors and queries, then readers during one sync."""
-    from ragft.pgvector_store import BATCH, PgVectorIndex
+    from ragft.retrieval.pgvector.store import BATCH, PgVectorIndex
 
     exact_qps, truth = index.exact_baselines(X, Q, K, repeats=1)
     if rows is None:  # (b) did not run: measure the two libraries here

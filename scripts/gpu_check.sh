@@ -24,7 +24,7 @@ if ! "$PY" -c "import sys, torch; print('torch', torch.__version__, 'cuda', torc
     echo "no CUDA in $PY: install a CUDA build of torch and re-run; nothing checked"
     exit 2
 fi
-"$PY" -c "from ragft.quantization import resolve_quantization; print(resolve_quantization('auto')[1])" || status=1
+"$PY" -c "from ragft.training.quantization import resolve_quantization; print(resolve_quantization('auto')[1])" || status=1
 
 echo "== gpu tests + the gradient-equality test on this CPU"
 timeout 300 "$PY" -m pytest -v -s -p no:cacheprovider tests/test_finetune.py \
@@ -34,7 +34,7 @@ timeout 300 "$PY" -m pytest -v -s -p no:cacheprovider tests/test_finetune.py \
 echo "== notebook 04, smoke profile, on CUDA (bf16 compute, paged AdamW)"
 timeout 300 "$PY" - "$OUT" <<'EOF' || status=1
 import json, sys, time
-from ragft import report
+from ragft.report import notebooks as report
 out = sys.argv[1]
 t0 = time.perf_counter()
 report.execute_notebook("04_qlora_finetuning", out, profile="smoke", REUSE_ADAPTER=False)

@@ -10,10 +10,11 @@ import os
 import pytest
 import torch
 
-from ragft import house, report
-from ragft.datasets import QAItem
-from ragft.generation import Generation
-from ragft.index import Hit
+from ragft.core import house
+from ragft.data.datasets import QAItem
+from ragft.generation.decoding import Generation
+from ragft.report import notebooks as report
+from ragft.retrieval.index import Hit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -38,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def small_llm():
     """The real SmolLM2-135M, loaded once per test session (fp32)."""
-    from ragft import models
+    from ragft.generation import models
 
     return models.load_llm("smollm2-135m")
 
@@ -48,7 +49,7 @@ def small_tokenizer():
     """SmolLM2-135M's tokenizer alone (no weights), from the converted checkpoint; do not modify it in a test."""
     from transformers import AutoTokenizer  # about a second to import: only the tests that ask for it pay
 
-    from ragft.models import ensure_converted
+    from ragft.generation.models import ensure_converted
 
     return AutoTokenizer.from_pretrained(ensure_converted("smollm2-135m"))
 

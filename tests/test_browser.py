@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ragft import report
+from ragft.report import notebooks as report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ragft import cache, house, profiles
+from ragft.core import cache, house, profiles
 
 
 def test_content_key_ignores_dict_order_and_sees_every_value():
@@ -47,7 +47,7 @@ def test_key_value_cache_round_trip_and_counts(tmp_path):
 
 WRITER = """
 import sys
-from ragft.cache import KeyValueCache
+from ragft.core.cache import KeyValueCache
 kv = KeyValueCache(sys.argv[1])
 print("ready", flush=True)
 i = 0
@@ -111,7 +111,7 @@ def test_house_system_prompt_describes_the_format_the_parser_checks():
 def test_one_dtype_policy_for_training_and_inference(monkeypatch):
     import torch
 
-    from ragft import models
+    from ragft.generation import models
 
     monkeypatch.setattr(models, "device", lambda: "cpu")
     monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: True)

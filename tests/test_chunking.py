@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from ragft.chunking import (
+from ragft.data.corpus import Document, load_corpus
+from ragft.retrieval.chunking import (
     STRATEGIES,
     Chunk,
     ChunkConfig,
@@ -24,8 +25,7 @@ from ragft.chunking import (
     token_lengths,
     version_note,
 )
-from ragft.corpus import Document, load_corpus
-from ragft.embeddings import HashingEncoder
+from ragft.retrieval.embeddings import HashingEncoder
 
 MARKDOWN = Document("guide/intro.md", title="intro", text=(
     "# Installing\n\nRun pip install ragft. It takes two minutes.\n\n"
@@ -164,7 +164,7 @@ def test_regex_tokenizer_fallback_and_round_trip():
 
 
 def test_chunk_browser_callbacks(docs):
-    from ragft.widgets import chunk_browser
+    from ragft.ui.widgets import chunk_browser
 
     ui = chunk_browser(docs[:3], strategies=("fixed", "structure"))
     doc, strategy, row, result = ui.children
@@ -238,7 +238,7 @@ def test_version_note_reads_the_directives_of_one_entry():
 
 
 def test_an_index_saved_before_entry_notes_loads_with_them_off(tmp_path):
-    from ragft.index import DenseIndex
+    from ragft.retrieval.index import DenseIndex
 
     index = DenseIndex(HashingEncoder(), chunk_config=ChunkConfig(entry_notes=False))
     index.add([NOTED])

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ragft.cli import main
-from ragft.corpus import load_corpus
-from ragft.house import ABSTAIN_ANSWER
-from ragft.io import write_jsonl
-from ragft.models import is_available
+from ragft.core.house import ABSTAIN_ANSWER
+from ragft.core.io import write_jsonl
+from ragft.data.corpus import load_corpus
+from ragft.generation.models import is_available
+from ragft.ui.cli import main
 
 ASK_DOC_IDS = ["numpy.argsort", "numpy.sort", "numpy.linalg.norm", "numpy.cumsum", "removed:numpy.float_",
                "numpy.float64"]
@@ -127,7 +127,7 @@ def test_corrupted_index_is_refused(folder, tmp_path, capsys):
 @pytest.mark.skipif(not is_available("minilm"), reason="MiniLM package not installed")
 def test_the_installed_command_with_minilm(folder, tmp_path):
     idx = tmp_path / "idx"
-    cmd = [sys.executable, "-m", "ragft.cli"]
+    cmd = [sys.executable, "-m", "ragft.ui.cli"]
     done = subprocess.run(cmd + ["index", str(folder), "--out", str(idx), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     done = subprocess.run(cmd + ["search", str(idx), "--query", "which animal makes a purring sound?", "-k", "1", "--json"],

@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 
-from ragft import corpus, datasets, house, qa_builder
-from ragft.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path
+from ragft.build import qa as qa_builder
+from ragft.core import house
+from ragft.core.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path
+from ragft.data import corpus, datasets
 
 
 def test_corpora_cover_the_three_versions_with_stable_ids():
@@ -130,8 +132,8 @@ def test_changed_parameters_are_changes_a_caller_sees():
 
 
 def test_change_notes_say_what_a_signature_gained_or_lost_in_a_chunk_of_their_own():
-    from ragft.chunking import ChunkConfig, chunk_documents
-    from ragft.retrievers import BM25Retriever
+    from ragft.retrieval.chunking import ChunkConfig, chunk_documents
+    from ragft.retrieval.retrievers import BM25Retriever
 
     old = corpus.load_corpus(OLD_VERSION)
     new = {d.doc_id: d for d in corpus.load_corpus(CURRENT_VERSION)}

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ragft.embeddings import EmbeddingCache, Encoder, HashingEncoder, encoder_for_model_id, get_encoder
-from ragft.models import is_available
+from ragft.generation.models import is_available
+from ragft.retrieval.embeddings import EmbeddingCache, Encoder, HashingEncoder, encoder_for_model_id, get_encoder
 
 TEXTS = ["np.sort returns a sorted copy of an array.", "np.float_ was removed in NumPy 2.0.", "Cats purr.",
          "np.sort returns a sorted copy of an array."]

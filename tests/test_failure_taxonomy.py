@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from ragft import house
-from ragft.datasets import load_qa
-from ragft.evaluation import FAILURE_KINDS, failure_kind, failure_table
+from ragft.core import house
+from ragft.data.datasets import load_qa
+from ragft.evaluation.scoring import FAILURE_KINDS, failure_kind, failure_table
 
 RIGHT = house.render("`np.float_` was removed in NumPy 2.0; use `np.float64` instead.", "x = np.float64(1.5)",
                      ["removed:numpy.float_"])

@@ -1,4 +1,4 @@
-"""Tests for ragft.finetune, ragft.quantization and ragft.memory: settings, quantization resolution, data handling,
+"""Tests for ragft.training.finetune, .quantization and .memory: settings, quantization resolution, data handling,
 the avx512_bf16 gradient trap, training, resume, adapters, cache, memory measurement."""
 
 import dataclasses
@@ -8,13 +8,15 @@ import os
 import pytest
 import torch
 
-from ragft import adapters as ad
-from ragft import finetune as ft
-from ragft import house, memory, updates
-from ragft import quantization as qz
-from ragft.io import DataError
-from ragft.pairs import refresh_pairs
-from ragft.pipeline import compare_adapter
+from ragft.core import house
+from ragft.core.io import DataError
+from ragft.retrieval import updates
+from ragft.systems.pipeline import compare_adapter
+from ragft.training import adapters as ad
+from ragft.training import finetune as ft
+from ragft.training import memory
+from ragft.training import quantization as qz
+from ragft.training.pairs import refresh_pairs
 
 PAIRS = [
     {"prompt": "What does `np.argsort` do?",
@@ -39,7 +41,7 @@ TINY = ft.LoraSettings(lora_r=4, lora_alpha=8, lora_dropout=0.0, target_modules=
 def tok():
     from transformers import AutoTokenizer
 
-    from ragft import models
+    from ragft.generation import models
 
     t = AutoTokenizer.from_pretrained(models.ensure_converted("smollm2-135m"))
     t.pad_token = t.pad_token or t.eos_token
@@ -99,7 +101,7 @@ def test_encode_pair_masks_the_prompt_and_ends_the_turn(tok):
     assert tok.decode(ids[n_prompt:]) == PAIRS[0]["completion"] + tok.eos_token  # the loss sees exactly the answer
     prompt_text = tok.decode(ids[:n_prompt])
     assert "migration assistant" not in prompt_text and prompt_text.rstrip().endswith("assistant")  # no house prompt
-    from ragft.generation import chat_messages, encode_chat
+    from ragft.generation.decoding import chat_messages, encode_chat
 
     assert ids[:n_prompt] == encode_chat(tok, chat_messages(PAIRS[0]["prompt"]))[0].tolist()  # as at inference
 
@@ -244,7 +246,7 @@ def test_dir_mb_counts_every_file_below(tmp_path):
 
 
 def test_changed_chunks_are_the_new_windows_only():
-    from ragft.corpus import Document
+    from ragft.data.corpus import Document
 
     old = [Document(doc_id="a", text="abcdef"), Document(doc_id="b", text="xy")]
     new = [Document(doc_id="a", text="abcdeg"), Document(doc_id="c", text="xyzz")]
@@ -275,7 +277,7 @@ def test_lora_gradients_after_generate_equal_the_dequantized_fp32_model(tok):
     """
     import bitsandbytes as bnb
 
-    from ragft.generation import chat_messages, generate
+    from ragft.generation.decoding import chat_messages, generate
 
     model, _, _ = qz.load_base(quantization="4bit", compute_dtype="float32")
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
@@ -398,7 +400,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_adapter_round_trip_switch_and_merge(trained):
-    from ragft.models import load_llm
+    from ragft.generation.models import load_llm
 
     path, ids, base_logits, tuned_logits = trained
     assert not torch.allclose(base_logits, tuned_logits, atol=1e-3), "training did not change the model"
@@ -459,7 +461,7 @@ def test_train_or_load_adapter_caches_and_reuses(cache, monkeypatch):
 # --- the adapter on/off widget --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_compare_adapter_and_its_widget(trained):
-    from ragft import widgets
+    from ragft.ui import widgets
 
     path, *_ = trained
     model, tok = ad.load_tuned(path)

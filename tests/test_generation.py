@@ -3,11 +3,19 @@
 
 import pytest
 
-from ragft import generation, house, pipeline
-from ragft.generation import PASSAGE_HEADER, RAG_SYSTEM_PROMPT, Generation, build_prompt, escape_passage
-from ragft.house import ABSTAIN_ANSWER, parse
-from ragft.index import Hit
-from ragft.pipeline import RagConfig, RagPipeline
+from ragft.core import house
+from ragft.core.house import ABSTAIN_ANSWER, parse
+from ragft.generation import decoding as generation
+from ragft.generation.decoding import (
+    PASSAGE_HEADER,
+    RAG_SYSTEM_PROMPT,
+    Generation,
+    build_prompt,
+    escape_passage,
+)
+from ragft.retrieval.index import Hit
+from ragft.systems import pipeline
+from ragft.systems.pipeline import RagConfig, RagPipeline
 
 
 def hits(n=5, words=40):
@@ -28,7 +36,7 @@ class FakeRetriever:
 def tok():
     from transformers import AutoTokenizer
 
-    from ragft.models import ensure_converted
+    from ragft.generation.models import ensure_converted
 
     return AutoTokenizer.from_pretrained(ensure_converted("smollm2-135m"))
 
@@ -219,7 +227,7 @@ def test_a_passage_too_long_for_the_budget_is_truncated_not_dropped(tok):
 
 # --- the widget (callbacks run synchronously) ---------------------------------------------------------------------------
 def test_compare_answers_and_widget_callbacks(tok, fake_generation):
-    from ragft import widgets
+    from ragft.ui import widgets
 
     rag = RagPipeline(FakeRetriever(hits(4)), FakeModel(), tok)
     out = pipeline.compare_answers(rag, "How do I sort?", top_k=2)
@@ -290,7 +298,7 @@ def test_the_ngram_ban_ends_a_loop_and_leaves_a_short_answer_alone(small_llm):
 def test_the_small_model_copies_the_replacement_from_a_removal_notice(small_llm):
     """The float_ removal notice says "Use `np.float64` instead": without a penalty SmolLM2 copies it; with the old
     repetition_penalty=1.1 every token of the passage is penalized and it answered with another type (measured)."""
-    from ragft.corpus import load_corpus
+    from ragft.data.corpus import load_corpus
 
     model, tok = small_llm
     notice = next(d for d in load_corpus("2.4.6") if d.doc_id == "removed:numpy.float_")

@@ -1,4 +1,4 @@
-from ragft import house
+from ragft.core import house
 
 
 def test_rendered_answer_is_compliant_and_parsed_back():

@@ -7,11 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from ragft.chunking import Chunk, ChunkConfig
-from ragft.corpus import Document, load_corpus
-from ragft.embeddings import HashingEncoder
-from ragft.evaluation import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
-from ragft.index import (
+from ragft.data.corpus import Document, load_corpus
+from ragft.evaluation.scoring import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
+from ragft.generation.models import is_available
+from ragft.retrieval.chunking import Chunk, ChunkConfig
+from ragft.retrieval.embeddings import HashingEncoder
+from ragft.retrieval.index import (
     DenseIndex,
     HnswConfig,
     IndexFormatError,
@@ -20,8 +21,13 @@ from ragft.index import (
     build_hnsw,
     exact_topk,
 )
-from ragft.models import is_available
-from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, retriever_from_index, top_indices
+from ragft.retrieval.retrievers import (
+    BM25Retriever,
+    HybridRetriever,
+    build_retriever,
+    retriever_from_index,
+    top_indices,
+)
 
 QUERIES = ["Returns the indices that would sort an array.", "matrix or vector norm", "was removed in NumPy 2.0",
            "Compute the discrete Fourier transform", "random samples from a normal distribution"]
@@ -265,7 +271,7 @@ class _Fixed(Retriever):
         self.scores = scores
 
     def search_batch(self, queries, top_k=5, threshold=None):
-        from ragft.index import Hit
+        from ragft.retrieval.index import Hit
 
         return [[Hit("d", "d#0", self.scores[q], "", 0)] for q in queries]
 
@@ -309,8 +315,8 @@ def test_minilm_finds_the_documented_function(new_docs):
 
 
 def test_search_explorer_callbacks(index):
-    from ragft.retrievers import search_table
-    from ragft.widgets import search_explorer
+    from ragft.retrieval.retrievers import search_table
+    from ragft.ui.widgets import search_explorer
 
     table = search_table(index, "matrix or vector norm", top_k=3, ef=3)
     assert table["rank"].tolist() == [0, 1, 2] and index.config.ef == 64  # the knob is restored

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from ragft import corpus, datasets
-from ragft.io import DataError, atomic_path, read_jsonl
+from ragft.core.io import DataError, atomic_path, read_jsonl
+from ragft.data import corpus, datasets
 
 
 def test_jsonl_malformed_lines_are_reported_with_numbers(tmp_path):

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from conftest import FakePool, qa_item
 
-from ragft import evaluation, paths, pipeline
-from ragft import systems as sy
-from ragft.cli import main
-from ragft.corpus import (
+from ragft.core import paths
+from ragft.core.io import write_jsonl
+from ragft.core.paths import CURRENT_VERSION, OLD_VERSION
+from ragft.data.corpus import (
     MIGRATION_CORPUS,
     Document,
     corpus_versions,
@@ -22,12 +22,14 @@ from ragft.corpus import (
     versioned_doc_id,
     versioned_document,
 )
-from ragft.datasets import load_qa
-from ragft.embeddings import HashingEncoder
-from ragft.index import Hit
-from ragft.io import write_jsonl
-from ragft.paths import CURRENT_VERSION, OLD_VERSION
-from ragft.retrievers import build_retriever
+from ragft.data.datasets import load_qa
+from ragft.evaluation import scoring as evaluation
+from ragft.retrieval.embeddings import HashingEncoder
+from ragft.retrieval.index import Hit
+from ragft.retrieval.retrievers import build_retriever
+from ragft.systems import pipeline
+from ragft.systems import system as sy
+from ragft.ui.cli import main
 
 VERSIONS = (OLD_VERSION, CURRENT_VERSION)
 
@@ -175,7 +177,7 @@ class _FixedPipeline:
         self.text, self.sources = text, sources
 
     def answer_batch(self, questions, retrieval=True, passages=None, show_progress=False):
-        from ragft.pipeline import RagAnswer, Timings
+        from ragft.systems.pipeline import RagAnswer, Timings
 
         hits = [Hit(s, s + "#0", 0.5, f"{s} np.float64", 0) for s in self.sources]
         return [RagAnswer(q, self.text, hits, [], Timings(0.01, 0.001, 1.0), retrieval, confidence=0.5)

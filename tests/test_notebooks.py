@@ -8,8 +8,8 @@ fill in around them; one file would keep a worker busy for 14 minutes.
 
 import pytest
 
-from ragft import profiles
-from ragft.chunking import STRATEGIES
+from ragft.core import profiles
+from ragft.retrieval.chunking import STRATEGIES
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 

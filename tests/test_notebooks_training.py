@@ -7,7 +7,11 @@ in the cache, as a reader running the notebooks in order would (06 on a cold cac
 
 import pytest
 
-from ragft import evaluation, generation, paths, profiles, stats, systems
+from ragft.core import paths, profiles
+from ragft.evaluation import scoring as evaluation
+from ragft.evaluation import stats
+from ragft.generation import decoding as generation
+from ragft.systems import system as systems
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 

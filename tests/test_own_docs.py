@@ -7,10 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ragft.chunking import chunk_documents, token_lengths
-from ragft.cli import main
-from ragft.corpus import Document, decode_text, file_format, html_to_markdown, load_folder
-from ragft.docs_bench import (
+from ragft.build.docs_bench import (
     build_questions,
     char_chunks,
     clean_inline,
@@ -19,7 +16,10 @@ from ragft.docs_bench import (
     file_ranking,
     split_of,
 )
-from ragft.retrievers import BM25Retriever, HybridRetriever, build_retriever, calibrate_fusion, minmax
+from ragft.data.corpus import Document, decode_text, file_format, html_to_markdown, load_folder
+from ragft.retrieval.chunking import chunk_documents, token_lengths
+from ragft.retrieval.retrievers import BM25Retriever, HybridRetriever, build_retriever, calibrate_fusion, minmax
+from ragft.ui.cli import main
 
 GIANT_CODE = "```python\n" + "\n".join(f"value_{i} = transform(value_{i - 1}) * {i}" for i in range(1, 3000)) + "\n```\n"
 

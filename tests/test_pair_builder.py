@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ragft import house, pair_builder
-from ragft.evaluation import fact_present
-from ragft.paths import DATA_DIR
+from ragft.build import pairs as pair_builder
+from ragft.core import house
+from ragft.core.paths import DATA_DIR
+from ragft.evaluation.scoring import fact_present
 
 TRAIN_DIR = DATA_DIR / "train"
 
@@ -180,10 +181,10 @@ def test_abstention_shapes_all_asks_half_the_fabricated_names_in_answerable_phra
 
 
 def test_house_style_builder_matches_the_committed_file(tmp_path, qa):
-    """data/train/house_style.jsonl is what `python -m ragft.build_data train` writes: no pair about a QA item's API,
+    """data/train/house_style.jsonl is what `python -m ragft.build train` writes: no pair about a QA item's API,
     abstentions 15% of the pairs."""
-    from ragft.paths import train_path
-    from ragft.qa_builder import build_train
+    from ragft.build.qa import build_train
+    from ragft.core.paths import train_path
 
     rows = build_train(out=tmp_path / "house_style.jsonl")
     assert (tmp_path / "house_style.jsonl").read_text() == train_path().read_text()

@@ -19,13 +19,14 @@ import psutil
 import psycopg
 import pytest
 
-from ragft import pg_server, pgvector_store
-from ragft.cli import main
-from ragft.corpus import Document, load_corpus
-from ragft.embeddings import HashingEncoder
-from ragft.index import HnswConfig
-from ragft.pgvector_store import EmbeddedServer, PgStoreError, PgVectorIndex, connect
-from ragft.retrievers import build_retriever
+from ragft.data.corpus import Document, load_corpus
+from ragft.retrieval.embeddings import HashingEncoder
+from ragft.retrieval.index import HnswConfig
+from ragft.retrieval.pgvector import server as pg_server
+from ragft.retrieval.pgvector import store as pgvector_store
+from ragft.retrieval.pgvector.store import EmbeddedServer, PgStoreError, PgVectorIndex, connect
+from ragft.retrieval.retrievers import build_retriever
+from ragft.ui.cli import main
 
 FAST = HnswConfig(M=16, ef_construction=40)  # row-by-row HNSW inserts (sync) cost ~ef_construction: keep tests quick
 QUERIES = ["sort an array along an axis", "absolute value of each element", "indices of the maximum value",
@@ -380,7 +381,7 @@ def folder():
 def test_embedded_server_lock_second_start_and_crash_recovery(folder):
     child = textwrap.dedent(f"""
         import os, sys
-        from ragft.pgvector_store import EmbeddedServer, connect
+        from ragft.retrieval.pgvector.store import EmbeddedServer, connect
         srv = EmbeddedServer({str(folder)!r}); srv.start()
         with connect(srv.url) as c:
             c.execute("CREATE TABLE IF NOT EXISTS kept (x int)"); c.execute("INSERT INTO kept VALUES (1)")

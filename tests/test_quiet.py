@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from ragft import quiet
+from ragft.core import quiet
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@
 import pandas as pd
 import pytest
 
-from ragft import evaluation, pipeline
-from ragft.corpus import Document, load_corpus
-from ragft.datasets import QAItem
-from ragft.generation import weights_checksum
-from ragft.house import ABSTAIN_ANSWER
-from ragft.index import Hit
-from ragft.pipeline import RagConfig, RagPipeline
+from ragft.core.house import ABSTAIN_ANSWER
+from ragft.data.corpus import Document, load_corpus
+from ragft.data.datasets import QAItem
+from ragft.evaluation import scoring as evaluation
+from ragft.generation.decoding import weights_checksum
+from ragft.retrieval.index import Hit
+from ragft.systems import pipeline
+from ragft.systems.pipeline import RagConfig, RagPipeline
 
 DOC_IDS = ["numpy.argsort", "numpy.sort", "numpy.linalg.norm", "numpy.cumsum", "removed:numpy.float_", "numpy.float64"]
 
@@ -30,7 +31,7 @@ def docs():
 
 @pytest.fixture(scope="module")
 def tiny_index(docs):
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     return build_retriever(docs, "dense", embedder="hashing", show_progress=False)
 
@@ -71,7 +72,7 @@ class FakePipeline:
         return self
 
     def answer_batch(self, questions, retrieval=True, passages=None, show_progress=False):
-        from ragft.pipeline import RagAnswer, Timings
+        from ragft.systems.pipeline import RagAnswer, Timings
 
         out = []
         for q in questions:

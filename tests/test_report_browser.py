@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import write_fixture_report
 
-from ragft import report
+from ragft.report import notebooks as report
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ragft import stats
+from ragft.evaluation import stats
 
 
 def test_wilson_matches_the_closed_form_values():

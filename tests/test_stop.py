@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ragft import generation
-from ragft.generation import answer_end_stop, cut_after_answer, end_of_answer, end_of_source_line
+from ragft.generation import decoding as generation
+from ragft.generation.decoding import answer_end_stop, cut_after_answer, end_of_answer, end_of_source_line
 
 HOUSE = Path(__file__).resolve().parent.parent / "data" / "train" / "house_style.jsonl"
 RAMBLE = "\n\nAnswer: `np.flipud`: Reverse the order along axis 0.\n```python\nnp.flipud(A)\n```\nSource: numpy.flipud"
@@ -18,7 +18,7 @@ RAMBLE = "\n\nAnswer: `np.flipud`: Reverse the order along axis 0.\n```python\nn
 def tok():
     from transformers import AutoTokenizer
 
-    from ragft.models import ensure_converted
+    from ragft.generation.models import ensure_converted
 
     return AutoTokenizer.from_pretrained(ensure_converted("smollm2-135m"))
 
@@ -109,7 +109,7 @@ def test_the_stop_is_part_of_the_decoding_the_caches_key_on():
 
 def test_the_default_cap_holds_nine_in_ten_house_answers(tok):
     """max_new_tokens is a cap for answers that never end; it must not cut the house answers the tuned arms learn."""
-    from ragft import profiles
+    from ragft.core import profiles
 
     rows = [json.loads(line) for line in HOUSE.read_text().splitlines()]
     lengths = [len(tok(r["completion"], add_special_tokens=False)["input_ids"]) + 1 for r in rows]  # + end of turn

@@ -5,14 +5,19 @@ import pandas as pd
 import pytest
 from conftest import FakePool
 
-from ragft import evaluation, finetune, generation, house, models, widgets
-from ragft import pairs as pr
-from ragft import systems as sy
-from ragft.corpus import CHANGE_NOTES_SECTION, Document
-from ragft.datasets import QAItem, load_qa
-from ragft.generation import Generation
-from ragft.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
-from ragft.index import Hit
+from ragft.core import house
+from ragft.core.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
+from ragft.data.corpus import CHANGE_NOTES_SECTION, Document
+from ragft.data.datasets import QAItem, load_qa
+from ragft.evaluation import scoring as evaluation
+from ragft.generation import decoding as generation
+from ragft.generation import models
+from ragft.generation.decoding import Generation
+from ragft.retrieval.index import Hit
+from ragft.systems import system as sy
+from ragft.training import finetune
+from ragft.training import pairs as pr
+from ragft.ui import widgets
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
@@ -86,7 +91,7 @@ def test_system_refuses_bad_parts(tmp_path):
 
 
 def test_context_message_is_notebook_03s_layout_with_cut_passages():
-    from ragft.generation import passage_block, user_message
+    from ragft.generation.decoding import passage_block, user_message
 
     msg = generation.context_message("What replaces np.float_?", HITS, passage_chars=None)
     assert msg == user_message("What replaces np.float_?", [passage_block(i, h) for i, h in enumerate(HITS, 1)])
@@ -106,7 +111,7 @@ def test_cut_passage_keeps_short_text_and_cuts_long_text():
 
 
 def test_system_messages_tell_untuned_models_and_not_tuned_ones(adapter_dir):
-    from ragft.generation import RAG_SYSTEM_PROMPT
+    from ragft.generation.decoding import RAG_SYSTEM_PROMPT
 
     rag = sy.System("rag", retriever=FakeRetriever(HITS))
     tuned = sy.System("hybrid", adapter=str(adapter_dir), retriever=FakeRetriever(HITS), prompt="none")
@@ -272,7 +277,7 @@ def _pairs():
 
 
 def test_raft_pairs_mix_oracle_and_distractor_contexts():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pairs = _pairs()
@@ -295,7 +300,7 @@ def test_raft_pairs_mix_oracle_and_distractor_contexts():
 
 
 def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pair = {"prompt": "cumulative sum", "kind": "answer", "doc_id": "numpy.sort",
@@ -305,7 +310,7 @@ def test_raft_pairs_insert_the_gold_passage_when_retrieval_misses_it():
 
 
 def test_demonstrations_pick_the_nearest_pair_with_its_gold_passage_and_go_before_the_question():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     demos = pr.Demonstrations(_pairs(), retriever, k=1, passage_chars=None)
@@ -339,7 +344,7 @@ def test_raft_settings_validate():
 
 
 def test_raft_no_oracle_target_answer_keeps_the_real_answer_as_published():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pairs = _pairs()
@@ -353,7 +358,7 @@ def test_raft_no_oracle_target_answer_keeps_the_real_answer_as_published():
 
 
 def test_raft_task_pairs_show_their_own_passages_both_versions_and_never_an_excluded_doc():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     changed = {"prompt": "Which parameter did `np.cumsum` gain in NumPy 2?", "kind": "changed_param",
@@ -375,7 +380,7 @@ def test_raft_task_pairs_show_their_own_passages_both_versions_and_never_an_excl
 
 
 def test_raft_changed_parameter_oracle_is_the_version_noted_entry_the_index_holds():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     cumsum = Document("numpy.cumsum", title="numpy.cumsum", text=(
         "numpy.cumsum(a, axis=None, *, include_initial=False)\n\nReturn the cumulative sum.\n\n"
@@ -400,7 +405,7 @@ def test_raft_changed_parameter_oracle_is_the_version_noted_entry_the_index_hold
 
 
 def test_raft_quote_then_answer_quotes_the_gold_passage_only_in_oracle_pairs():
-    from ragft.retrievers import build_retriever
+    from ragft.retrieval.retrievers import build_retriever
 
     retriever = build_retriever(_docs(), mode="bm25")
     pairs = _pairs()
@@ -467,7 +472,7 @@ def test_arm_settings_give_the_quoting_raft_arm_room_for_its_quote(tmp_path):
 
 
 def test_built_in_training_sets_load_with_the_fields_raft_needs():
-    from ragft.datasets import load_train_pairs
+    from ragft.data.datasets import load_train_pairs
 
     for name, (path, _) in sy.TRAINING_SETS.items():
         pairs, _ = load_train_pairs(path())
@@ -481,7 +486,7 @@ def test_built_in_training_sets_load_with_the_fields_raft_needs():
 
 
 def test_update_pairs_teach_removals_and_changes_in_house_format():
-    from ragft.corpus import load_corpus
+    from ragft.data.corpus import load_corpus
 
     old, new = load_corpus("1.26.4"), load_corpus("2.4.6")
     pairs = pr.update_pairs(old, new)
@@ -498,9 +503,9 @@ def test_update_pairs_teach_removals_and_changes_in_house_format():
 # --- the real model ---------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_compare_with_the_real_small_model_and_cache(tmp_path):
-    from ragft.corpus import load_corpus
-    from ragft.datasets import subset_corpus
-    from ragft.retrievers import build_retriever
+    from ragft.data.corpus import load_corpus
+    from ragft.data.datasets import subset_corpus
+    from ragft.retrieval.retrievers import build_retriever
 
     items = load_qa("dev", kinds=("removed",))[:1] + load_qa("dev", kinds=("unanswerable",))[:1]
     docs = subset_corpus(load_corpus("2.4.6"), items, "2.4.6", 20)
@@ -651,7 +656,7 @@ def test_arm_settings_draw_seeds_and_validation():
 
 
 def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypatch, fake_adapter):
-    import ragft.retrievers
+    import ragft.retrieval.retrievers
 
     settings = sy.ArmSettings(raft_draws=3, seed=10, train_steps=4)
     trained, built = [], []
@@ -671,7 +676,7 @@ def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypa
     monkeypatch.setattr(sy, "raft_data", raft_data)
     questions = [item(), item("unanswerable", "unanswerable:frob")]  # nobody abstains: the second is wrong for all
     monkeypatch.setattr(sy, "draw_dev_set", lambda s: (questions, _docs()))
-    monkeypatch.setattr(ragft.retrievers, "build_retriever", lambda docs, **kw: FakeRetriever(HITS))
+    monkeypatch.setattr(ragft.retrieval.retrievers, "build_retriever", lambda docs, **kw: FakeRetriever(HITS))
     wrong = house.render("Use `np.float32` instead.", "", ["removed:numpy.float_"])
     pool = FakePool(lambda system: FakePool().reply(system) if system.name == "raft, seed 11" else wrong)
 

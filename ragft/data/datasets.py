@@ -1,0 +1,168 @@
+"""The QA set (migration questions with verifiable answers) and training pairs: loading, checking, subsetting.
+
+Loads what `qa_builder.py` wrote, and users' own JSONL of training pairs (every bad line reported with its number).
+It does not build data (see `qa_builder.py`) or score answers (see `evaluation.py`).
+Introduced in notebooks/00_overview.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..core.cache import seeded_key, stable_hash
+from ..core.io import DataError, ReadReport, read_jsonl
+from ..core.paths import CURRENT_VERSION, qa_path, train_path
+from .corpus import Document
+
+KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
+CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth moved between 1.26 and 2.x
+# answerable questions that one release's document answers (a removal notice, a new API, an unchanged one); a
+# changed_param question also needs the other release's signature, which a single-version index never holds
+ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
+REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (qa_builder.removed_items)
+    "My code uses `{old}`, which fails under NumPy 2.x. What should I use instead?",
+    "`{old}` raises an AttributeError in NumPy 2.4. What is the replacement?",
+    "`{old}` is gone in NumPy {current}. What should I call instead?",
+)
+# The answerable kinds' phrasings of the QA set (removed names, changed parameters) with `{x}` for a name. The QA set
+# asks its unanswerable questions in phrasings of their own, so a model can learn to abstain from the phrasing alone;
+# a fabricated name asked in one of these (`in_answerable_shape`) tells whether an abstention came from the passages.
+ANSWERABLE_SHAPES = tuple(t.replace("{old}", "np.{x}").replace("{current}", CURRENT_VERSION) for t in REMOVED_TEMPLATES) + (
+    "Which keyword argument did `np.{x}` gain in NumPy 2.x that it did not have in NumPy 1.26?",
+    "Name a parameter that `np.{x}` accepts in NumPy 2.x but not in NumPy 1.26.",
+)
+
+
+@dataclass
+class QAItem:
+    """One question. `required_facts` must appear in a correct answer, `stale_facts` must not; `gold_doc_ids` per version.
+
+    `accepted_facts`, when set, replaces the all-of rule: any one of them makes the answer right. A question that asks
+    for "a parameter" a function gained, where it gained several, is asked once per parameter (each item verifies its
+    own) and each of those items accepts every one of them.
+    """
+
+    id: str
+    kind: str
+    question: str
+    required_facts: list[str]
+    stale_facts: list[str]
+    gold_doc_ids: dict[str, list[str]]
+    split: str
+    reference: str = ""
+    verify: dict = field(default_factory=dict)
+    accepted_facts: list[str] = field(default_factory=list)
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "unanswerable"
+
+    def gold(self, version: str = CURRENT_VERSION) -> set[str]:
+        return set(self.gold_doc_ids.get(version, []))
+
+
+def load_qa(split: str | None = "dev", kinds: tuple[str, ...] | None = None, path: str | os.PathLike | None = None) -> list[QAItem]:
+    """QA items of one split ("dev" | "test" | None for all), optionally only some kinds, in file order."""
+    if split not in ("dev", "test", None):
+        raise ValueError(f"split must be 'dev', 'test' or None, not {split!r}")
+    rows, _ = read_jsonl(path or qa_path(), required=("id", "kind", "question", "split"))
+    items = [QAItem(**{k: r[k] for k in QAItem.__dataclass_fields__ if k in r}) for r in rows]
+    bad = [i.id for i in items if i.kind not in KINDS]
+    if bad:
+        raise DataError(f"unknown kind in items {bad[:5]}; kinds are {KINDS}")
+    return [i for i in items if (split is None or i.split == split) and (kinds is None or i.kind in kinds)]
+
+
+def in_answerable_shape(item: QAItem) -> QAItem:
+    """An unanswerable item (a fabricated name) asked in one of `ANSWERABLE_SHAPES` (chosen by a hash of the name, so
+    the same every run); its truth is unchanged: the name exists in no release, the right reply is the abstention.
+
+    >>> in_answerable_shape(item).question  # doctest: +SKIP
+    '`np.add_chkfinite` raises an AttributeError in NumPy 2.4. What is the replacement?'
+    """
+    if item.kind != "unanswerable":
+        raise ValueError(f"only an unanswerable item can be asked in another shape, not {item.kind!r} ({item.id})")
+    name = item.question.split("`")[1]
+    index = stable_hash("probe:" + name) % len(ANSWERABLE_SHAPES)
+    return replace(item, question=ANSWERABLE_SHAPES[index].format(x=name.removeprefix("np.")))
+
+
+def sample(items: list[QAItem], n: int | None, seed: int = 0) -> list[QAItem]:
+    """A deterministic, kind-stratified sample of n items (all if n is None or >= len). Order is stable across runs."""
+    if n is None or n >= len(items):
+        return list(items)
+    by_kind: dict[str, list[QAItem]] = {}
+    for it in sorted(items, key=lambda it: seeded_key(seed, it.id)):
+        by_kind.setdefault(it.kind, []).append(it)
+    out, queues = [], list(by_kind.values())
+    while len(out) < n:  # round-robin over kinds so every kind is represented even in a tiny sample
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out, key=lambda it: items.index(it))
+
+
+def subset_corpus(docs: list[Document], items: list[QAItem], version: str, n_docs: int | None, seed: int = 0) -> list[Document]:
+    """The gold documents of `items` for `version` plus deterministic distractors, n_docs in all (None = every doc).
+
+    Used by the smoke profile to embed a few hundred documents instead of a thousand, without removing any answer.
+    """
+    if n_docs is None or n_docs >= len(docs):
+        return list(docs)
+    gold = set().union(*(it.gold(version) for it in items)) if items else set()
+    keep = [d for d in docs if d.doc_id in gold]
+    rest = sorted((d for d in docs if d.doc_id not in gold),
+                  key=lambda d: seeded_key(seed, d.doc_id))
+    chosen = {d.doc_id for d in keep + rest[: max(0, n_docs - len(keep))]}
+    return [d for d in docs if d.doc_id in chosen]
+
+
+PROMPT_KEYS = ("prompt", "question", "instruction")
+COMPLETION_KEYS = ("completion", "answer", "output", "response")
+# kept from a pair's row besides its prompt and completion: what RAFT needs to put the gold passage(s) in the prompt
+PAIR_KEYS = ("kind", "doc_id", "passage", "old_passage", "version", "old_version", "facts")
+
+
+def load_train_pairs(path: str | os.PathLike | None = None, on_error: str = "raise") -> tuple[list[dict], ReadReport]:
+    """Training pairs from JSONL: each line an object with a prompt and a completion.
+
+    Accepted key names: prompt/question/instruction and completion/answer/output/response. on_error="raise" stops with
+    every bad line listed (line number and reason); "skip" keeps the good rows and returns the report of the bad ones.
+    """
+    path = Path(path or train_path())
+    rows, report = read_jsonl(path, on_error="skip")
+    pairs = []
+    for lineno, row in _numbered(path, rows):
+        p = next((row[k] for k in PROMPT_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
+        c = next((row[k] for k in COMPLETION_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
+        if p is None or c is None:
+            missing = "prompt" if p is None else "completion"
+            report.problems.append((f"{path.name}:{lineno}", f"no non-empty {missing} (keys tried: "
+                                    f"{', '.join(PROMPT_KEYS if p is None else COMPLETION_KEYS)})"))
+            continue
+        pairs.append({"prompt": p.strip(), "completion": c.strip(), **{k: v for k, v in row.items() if k in PAIR_KEYS}})
+    report.problems.sort(key=lambda wp: int(wp[0].rsplit(":", 1)[1]))
+    report.loaded = len(pairs)
+    if report.problems and on_error == "raise":
+        raise DataError(str(report))
+    if not pairs:
+        raise DataError(f"{path}: no usable training pairs\n{report}")
+    return pairs, report
+
+
+def _numbered(path: Path, rows: list[dict]):
+    """Pair parsed rows with their line numbers (read_jsonl keeps order and skips blank/bad lines)."""
+    import json
+
+    it = iter(rows)
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield lineno, next(it)

@@ -1,0 +1,2 @@
+"""Models, prompts and decoding: the offline model registry, chat prompts and greedy generation, optional fast engines.
+"""

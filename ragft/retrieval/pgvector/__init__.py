@@ -1,0 +1,2 @@
+"""PostgreSQL + pgvector behind the retriever interface: the server (embedded or by URL) and the store.
+"""

@@ -1,0 +1,2 @@
+"""What people touch: the `ragft` command line and the notebooks' widgets.
+"""
