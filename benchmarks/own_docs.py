@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from ragft.build import docs_bench  # noqa: E402
+from ragft.evaluation import calibration  # noqa: E402
 from ragft.retrieval import retrievers  # noqa: E402
 from ragft.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, ChunkConfig, token_lengths  # noqa: E402
 from ragft.retrieval.embeddings import get_encoder  # noqa: E402
@@ -94,7 +95,7 @@ def main(argv=None) -> dict:
                                                             candidates=CANDIDATES),
         }
         calibrated = retrievers.HybridRetriever(dense, bm25, fusion="convex", candidates=CANDIDATES)
-        cal = retrievers.calibrate_fusion(calibrated, [q.question for q in dev], [q.doc_id for q in dev])
+        cal = calibration.calibrate_fusion(calibrated, [q.question for q in dev], [q.doc_id for q in dev])
         print(f"\n[{set_name} questions] calibrate_fusion on {len(dev)} dev questions chose dense weight {cal.weight}:")
         print(cal.table().round(3).T.to_string())
         calibrated_name = f"hybrid, convex calibrated on dev ({cal.weight})"

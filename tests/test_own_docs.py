@@ -17,8 +17,9 @@ from ragft.build.docs_bench import (
     split_of,
 )
 from ragft.data.corpus import Document, decode_text, file_format, html_to_markdown, load_folder
+from ragft.evaluation.calibration import calibrate_fusion
 from ragft.retrieval.chunking import chunk_documents, token_lengths
-from ragft.retrieval.retrievers import BM25Retriever, HybridRetriever, build_retriever, calibrate_fusion, minmax
+from ragft.retrieval.retrievers import BM25Retriever, HybridRetriever, build_retriever, minmax
 from ragft.ui.cli import main
 
 GIANT_CODE = "```python\n" + "\n".join(f"value_{i} = transform(value_{i - 1}) * {i}" for i in range(1, 3000)) + "\n```\n"

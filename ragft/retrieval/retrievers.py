@@ -12,12 +12,10 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.corpus import Document, split_doc_id
-from ..evaluation.scoring import mrr, recall_at_k
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, ChunkConfig, chunk_documents
 from .index import DenseIndex, Hit, HnswConfig, Retriever, SyncReport, _check_query, _check_top_k
 
@@ -211,7 +209,7 @@ class BM25Retriever(Retriever):
 FUSIONS = ("convex", "rrf")
 # What build_retriever, retriever_from_index and `ragft search --mode hybrid` use. Convex fusion at 0.5 beat plain
 # RRF on both benchmarks (NumPy dev questions: MRR 0.880 vs 0.853; Python library docs, benchmarks/own_docs.py);
-# calibrate_fusion moves the weight per index when there are dev questions.
+# evaluation.calibration.calibrate_fusion moves the weight per index when there are dev questions.
 DEFAULT_FUSION = "convex"
 DEFAULT_FUSION_WEIGHT = 0.5
 
@@ -316,53 +314,6 @@ class HybridRetriever(Retriever):
         self.bm25._doc_hash = self.dense.doc_hashes()
         self.bm25._set(self.dense.chunks)
         return report
-
-
-@dataclass
-class FusionCalibration:
-    """What `calibrate_fusion` tried: one row per dense weight (1 = dense alone, 0 = BM25 alone) and the one it chose."""
-
-    weight: float
-    rows: list[dict]
-
-    def table(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows).set_index("weight")
-
-
-def calibrate_fusion(retriever: HybridRetriever, questions: Sequence[str], golds: Sequence[set[str] | str],
-                     weights: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2)), top_k: int = 10,
-                     apply: bool = True) -> FusionCalibration:
-    """Choose the convex fusion's dense weight on dev questions: the weight with the best recall@5 + MRR@10 of
-    documents (ties go to the larger dense weight). Weights 0 and 1 are the two parts alone, so on these questions the
-    chosen fusion is never worse than its better part. Sets retriever.fusion = "convex" and .weight when apply.
-
-    >>> cal = calibrate_fusion(hybrid, dev_questions, dev_golds); cal.weight  # doctest: +SKIP
-    0.8
-    """
-    if not questions:
-        raise ValueError("calibrate_fusion needs at least one dev question")
-    golds = [{g} if isinstance(g, str) else set(g) for g in golds]
-    cands = retriever.candidate_scores([_check_query(q) for q in questions], top_k)
-    saved = retriever.fusion
-    retriever.fusion = "convex"
-    rows = []
-    try:
-        for w in sorted({float(x) for x in weights}, reverse=True):
-            rankings = []
-            for c in cands:
-                ranked = retriever.fuse(c, w)
-                rankings.append(list(dict.fromkeys(c[cid]["hit"].doc_id for cid, _ in ranked))[:top_k])
-            r5 = float(np.mean([recall_at_k(r, g, 5) for r, g in zip(rankings, golds, strict=True)]))
-            m10 = float(np.mean([mrr(r, g, 10) for r, g in zip(rankings, golds, strict=True)]))
-            rows.append({"weight": w, "recall@5": r5, "mrr@10": m10})
-    finally:
-        retriever.fusion = saved
-    best = max(rows, key=lambda r: (round(r["recall@5"] + r["mrr@10"], 9), r["weight"]))
-    if apply:
-        retriever.fusion, retriever.weight = "convex", best["weight"]
-    return FusionCalibration(best["weight"], sorted(rows, key=lambda r: r["weight"]))
 
 
 # ------------------------------------------------------------------------------------------------------ building
