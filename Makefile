@@ -9,7 +9,7 @@ setup:  ## create/update .venv with everything (torch CPU first, then ragft[dev]
 	@bash scripts/setup_env.sh
 
 models: setup  ## verify the model files and convert SmolLM2 once into the user cache
-	@$(PY) -c "from ragft import models; [print(r) for r in models.describe()]; models.ensure_converted('smollm2-135m'); models.load_embedder(); print('models ready')"
+	@$(PY) -c "from ragft.generation import models; from ragft.retrieval import embeddings; [print(r) for r in models.describe()]; models.ensure_converted('smollm2-135m'); embeddings.load_embedder(); print('models ready')"
 
 report: models  ## run every notebook (PROFILE=workshop) into reports/ with an HTML index
 	@$(PY) scripts/build_report.py --profile $(PROFILE)

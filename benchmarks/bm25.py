@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa  # noqa: E402
-from ragft.evaluation.scoring import evaluate_retrieval  # noqa: E402
+from ragft.evaluation.ranking import evaluate_retrieval  # noqa: E402
 from ragft.retrieval.chunking import ChunkConfig, chunk_documents  # noqa: E402
 from ragft.retrieval.retrievers import BM25Retriever  # noqa: E402
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ragft import systems  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data import corpus, datasets  # noqa: E402
 from ragft.generation import engines  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     fused = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
     arms = systems.arms_for(fused, systems.tuned_adapters(settings, show_progress=True), settings, "hybrid")
     print(f"{len(arms)} arms ({', '.join(a.name for a in arms)}); {len(docs)} documents; "
-          f"{args.questions} warm questions; max_new_tokens {settings.max_new_tokens}")
+          f"{args.questions} warm questions; max_new_tokens {settings.answer.max_new_tokens}")
     results = {}
     for engine in ["transformers", *args.engine]:
         pool = systems.ModelPool(engine=engine)

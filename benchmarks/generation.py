@@ -33,16 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
+from ragft import (
+    evaluation,  # noqa: E402
+    systems,  # noqa: E402
+)
 from ragft.core import profiles  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa, sample, subset_corpus  # noqa: E402
-from ragft.evaluation import scoring as evaluation  # noqa: E402
 from ragft.evaluation.scoring import score_answer  # noqa: E402
 from ragft.generation import decoding as generation
 from ragft.generation import engines  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,9 @@ class Setting:
 
 
 TODAY = Setting("today (600-char passages, 80 tokens, no stop)", 80, False, 600)
-NEW = Setting(f"new ({systems.ArmSettings.passage_chars}-char passages, {profiles.ANSWER_MAX_NEW_TOKENS} tokens, "
+NEW = Setting(f"new ({systems.RetrievalSettings.passage_chars}-char passages, {profiles.ANSWER_MAX_NEW_TOKENS} tokens, "
               "stop at answer end)", profiles.ANSWER_MAX_NEW_TOKENS, generation.STOP_AT_ANSWER_END,
-              systems.ArmSettings.passage_chars)
+              systems.RetrievalSettings.passage_chars)
 
 
 def peak_rss_mb() -> float:

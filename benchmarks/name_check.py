@@ -42,10 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 from question_shape import add_dev_arguments, dev_parts, paired  # noqa: E402
 
+from ragft import (
+    evaluation,  # noqa: E402
+    systems,  # noqa: E402
+)
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.datasets import in_answerable_shape  # noqa: E402
-from ragft.evaluation import scoring as evaluation  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 
 CHECK = " + name check"
 

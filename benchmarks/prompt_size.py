@@ -24,12 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
+from ragft import (
+    evaluation,  # noqa: E402
+    systems,  # noqa: E402
+)
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa, sample, subset_corpus  # noqa: E402
-from ragft.evaluation import scoring as evaluation  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 
 
 def main() -> None:

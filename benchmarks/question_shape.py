@@ -42,21 +42,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
+from ragft import (
+    evaluation,  # noqa: E402
+    systems,  # noqa: E402
+)
 from ragft.build.pairs import PairSettings, build_pairs  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import in_answerable_shape, load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402
-from ragft.evaluation import scoring as evaluation  # noqa: E402
 from ragft.evaluation import stats
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 from ragft.training.pairs import Demonstrations, qa_documents  # noqa: E402
 
 
@@ -84,7 +85,8 @@ def add_dev_arguments(ap: argparse.ArgumentParser) -> None:
 def dev_parts(args):
     """(settings, dev questions, dev fabricated names, hybrid retriever over their 2.4.6 subset): notebook 05's arm
     settings without a similarity threshold, so that every abstention is the model's own."""
-    settings = replace(systems.ArmSettings(train_steps=args.steps), threshold=None)
+    settings = systems.ArmSettings(retrieval=systems.RetrievalSettings(threshold=None),
+                                   training=systems.TrainingSettings(train_steps=args.steps))
     items = sample(load_qa("dev"), args.n_dev)
     unanswerable = [it for it in load_qa("dev") if it.kind == "unanswerable"][: args.n_unanswerable]
     docs = subset_corpus(load_corpus(CURRENT_VERSION), items + unanswerable, CURRENT_VERSION, args.n_docs)
@@ -107,10 +109,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     settings, items, unanswerable, retriever = dev_parts(args)
-    task_pairs = load_train_pairs(systems.TRAINING_SETS[settings.pairs][0]())[0]
+    task_pairs = load_train_pairs(systems.TRAINING_SETS[settings.training.pairs][0]())[0]
     t0 = time.perf_counter()
     demos = Demonstrations(task_pairs, build_retriever(load_corpus(CURRENT_VERSION), mode="bm25"), k=args.examples,
-                           passage_chars=settings.passage_chars, exclude_docs=qa_documents())
+                           passage_chars=settings.retrieval.passage_chars, exclude_docs=qa_documents())
     print(f"{len(demos.pairs)} examples to choose from ({time.perf_counter() - t0:.1f} s); {len(items)} dev questions, "
           f"{len(unanswerable)} dev unanswerable names; hybrid index over {args.n_docs} NumPy {CURRENT_VERSION} documents",
           flush=True)

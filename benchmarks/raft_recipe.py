@@ -106,14 +106,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
+from ragft import (
+    evaluation,  # noqa: E402
+    systems,  # noqa: E402
+)
 from ragft.build import pairs as pair_builder  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.datasets import load_train_pairs  # noqa: E402
-from ragft.evaluation import scoring as evaluation  # noqa: E402
 from ragft.evaluation import stats
 from ragft.generation.decoding import PASSAGE_ORDER, PASSAGE_ORDERS  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.systems import system as systems  # noqa: E402
 from ragft.training import finetune  # noqa: E402
 
 METRICS = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "abstention_recall",
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--target", action="append", choices=["abstain", "answer"], default=[],
                     help="no-oracle target(s) to train (repeat; default: both)")
     ap.add_argument("--lr", action="append", type=float, default=[], help="learning rate(s) (repeat; default: "
-                    "ArmSettings.raft_lr, notebook 05's)")
+                    "RaftRecipe.lr, notebook 05's)")
     ap.add_argument("--pairs", action="append", type=Path, default=[],
                     help="task-pair JSONL file(s) to train on (repeat to compare files; default: the shipped task pairs)")
     ap.add_argument("--abstain-share", action="append", type=float, default=[],
@@ -155,21 +157,21 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     targets = args.target or ["abstain", "answer"]
     t_start = time.perf_counter()
-    base = systems.ArmSettings(train_steps=args.steps)
-    lrs = args.lr or [base.raft_lr]
+    base = systems.ArmSettings(training=systems.TrainingSettings(train_steps=args.steps))
+    lrs = args.lr or [base.recipe.lr]
     pair_sets = {str(f): load_train_pairs(f)[0] for f in args.pairs}  # label -> pairs (two files never share a label)
     for share in args.abstain_share:
         pair_sets[f"abstain share {share:g}"] = pair_builder.build_pairs(pair_builder.PairSettings(abstain_share=share))
     pair_sets = pair_sets or {"task pairs": load_train_pairs(systems.TRAINING_SETS["task"][0]())[0]}
     # the dev set notebook 05 judges its training draws on (systems.raft_draws), at this run's size
-    items, docs = systems.draw_dev_set(replace(base, draw_dev_questions=args.n_dev, draw_dev_docs=args.n_docs))
+    items, docs = systems.draw_dev_set(replace(base, draws=replace(base.draws, dev_questions=args.n_dev, dev_docs=args.n_docs)))
     retriever = build_retriever(docs, mode="hybrid", embedder="minilm", show_progress=False)
     sets = ", ".join(f"{label}: {len(pairs)}" for label, pairs in pair_sets.items())
     print(f"{len(pair_sets)} pair set(s) ({sets}); {len(items)} dev questions; hybrid index over {len(docs)} NumPy "
           f"{CURRENT_VERSION} documents; {args.steps} steps per recipe")
 
     pool, frames, names = systems.ModelPool(), [], []
-    quotes, orders, top_ks = args.quote or ["off"], args.passage_order or [PASSAGE_ORDER], args.top_k or [base.top_k]
+    quotes, orders, top_ks = args.quote or ["off"], args.passage_order or [PASSAGE_ORDER], args.top_k or [base.retrieval.top_k]
     contrasts = args.contrast or [0.0]
 
     def answer(name: str, adapter, max_new_tokens: int) -> None:
@@ -177,21 +179,21 @@ def main(argv: list[str] | None = None) -> None:
             full = (name + (f", {order}" if len(orders) > 1 else "") + (f", top {k}" if len(top_ks) > 1 else "")
                     + (f", contrast {alpha:g}" if len(contrasts) > 1 else ""))
             system = systems.System(full, adapter=adapter, retriever=retriever, retriever_label="hybrid", top_k=k,
-                                    threshold=None, passage_chars=base.passage_chars, passage_order=order,
+                                    threshold=None, passage_chars=base.retrieval.passage_chars, passage_order=order,
                                     prompt="none" if adapter else "house", max_new_tokens=max_new_tokens,
                                     contrast=alpha)
             frames.append(systems.compare(items, [system], pool=pool, show_progress=False))
             names.append((name, full))
 
     if args.base:
-        answer("rag (untuned)", None, base.max_new_tokens)
-    entry_golds = args.entry_gold or ["on" if base.raft_entry_gold else "off"]
-    seeds = args.seed or [base.seed]
+        answer("rag (untuned)", None, base.answer.max_new_tokens)
+    entry_golds = args.entry_gold or ["on" if base.recipe.entry_gold else "off"]
+    seeds = args.seed or [base.training.seed]
     seed_of = {}  # recipe name -> its training draw
     for seed, (label, task), target, lr, quote, entry in product(seeds, pair_sets.items(), targets, lrs, quotes,
                                                                  entry_golds):
-        arm = replace(base, raft_no_oracle_target=target, raft_quote=quote == "on", raft_entry_gold=entry == "on",
-                      seed=seed)
+        arm = replace(base, recipe=replace(base.recipe, no_oracle_target=target, quote=quote == "on",
+                                           entry_gold=entry == "on")).with_seed(seed)
         name = (f"raft, no-oracle target {target}, lr {lr:g}" + (f", {label}" if len(pair_sets) > 1 else "")
                 + (f", quote {quote}" if len(quotes) > 1 else "") + (f", entry gold {entry}" if len(entry_golds) > 1 else "")
                 + (f", seed {seed}" if len(seeds) > 1 else ""))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ragft.build import leaks  # noqa: E402
 from ragft.build import pairs as pair_builder  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION, OLD_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
@@ -40,7 +41,7 @@ from ragft.generation import decoding as generation  # noqa: E402
 from ragft.generation.decoding import context_message  # noqa: E402
 from ragft.retrieval.index import Hit  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
-from ragft.training import finetune  # noqa: E402
+from ragft.training import adapters, finetune  # noqa: E402
 
 DEV_PLAN = {"removed": 7, "added": 5, "unchanged": 6, "changed_param": 3, "unanswerable": 3}  # 24 questions
 
@@ -58,7 +59,7 @@ def distractors(bm25, question: str, exclude: set[str], banned: set[str], n: int
     """The best BM25 chunks for the question from documents that are neither gold nor asked about by any QA item."""
     out, seen = [], set()
     for h in bm25.search(question, top_k=n + 12):
-        if h.doc_id in exclude or h.doc_id in seen or pair_builder.doc_name(h.doc_id) in banned:
+        if h.doc_id in exclude or h.doc_id in seen or leaks.doc_name(h.doc_id) in banned:
             continue
         seen.add(h.doc_id)
         out.append(h)
@@ -133,11 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
 
-    qa_rows = pair_builder.load_qa_rows()
-    banned = pair_builder.qa_asked_names(qa_rows)
+    qa_rows = leaks.load_qa_rows()
+    banned = leaks.qa_asked_names(qa_rows)
     docs = {v: {d.doc_id: d for d in load_corpus(v)} for v in (OLD_VERSION, CURRENT_VERSION)}
     bm25 = build_retriever(list(docs[CURRENT_VERSION].values()), mode="bm25", show_progress=False)
-    task = pair_builder.load_qa_rows(pair_builder.default_path())  # one JSON object per line, like the QA file
+    task = leaks.load_qa_rows(pair_builder.default_path())  # one JSON object per line, like the QA file
     train_pairs = with_passages(task, bm25, banned, args.passage_chars, args.distractors)
     items = dev_items(DEV_PLAN)[: args.n_dev] if args.n_dev else dev_items(DEV_PLAN)
     prompts = [dev_prompt(it, docs, bm25, banned, args.passage_chars) for it in items]
@@ -158,8 +159,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{log.get('n_examples')} examples truncated); loss {losses[0]:.3f} -> {sum(tail) / len(tail):.3f} "
           f"(mean of the last {len(tail)} steps); {path}")
 
-    model, tok = finetune.load_tuned(path)
-    with finetune.adapter_off(model):
+    model, tok = adapters.load_tuned(path)
+    with adapters.adapter_off(model):
         before, before_s = answer_all(model, tok, prompts, args.max_new_tokens)
     after, after_s = answer_all(model, tok, prompts, args.max_new_tokens)
     rb = [score_answer(it, a)["correct"] for it, a in zip(items, before, strict=True)]

@@ -39,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ragft.data import corpus, datasets  # noqa: E402
 from ragft.data.corpus import Document  # noqa: E402
-from ragft.retrieval import embeddings, index, retrievers  # noqa: E402
+from ragft.retrieval import embeddings, hnsw, retrievers, speed  # noqa: E402
 from ragft.retrieval.chunking import ChunkConfig  # noqa: E402
 
 EF_VALUES = (10, 16, 24, 32, 64, 128, 256)
 K = 10
-ONE = "queries/s, 1 per call"  # hnswlib answering one query per knn_query call (see index.hnsw_curve)
+ONE = "queries/s, 1 per call"  # hnswlib answering one query per knn_query call (see speed.hnsw_curve)
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
@@ -70,19 +70,19 @@ def faiss_curve(X: np.ndarray, Q: np.ndarray, truth: np.ndarray, M: int, ef_cons
     for ef in EF_VALUES:
         graph.hnsw.efSearch = max(ef, K)
         found = graph.search(Q, K)[1]
-        qps = len(Q) / index.best_time(lambda: graph.search(Q, K), repeats)
-        rows.append({"library": "faiss HNSW", "ef": max(ef, K), f"recall@{K}": index.recall_vs_truth(found, truth),
+        qps = len(Q) / speed.best_time(lambda: graph.search(Q, K), repeats)
+        rows.append({"library": "faiss HNSW", "ef": max(ef, K), f"recall@{K}": speed.recall_vs_truth(found, truth),
                      "queries/s": qps, "build s": build_s})
     return rows
 
 
 def ann_section(name: str, X: np.ndarray, Q: np.ndarray, M: int, ef_construction: int, repeats: int) -> dict:
-    exact_qps, truth = index.exact_baselines(X, Q, K, repeats=repeats)
+    exact_qps, truth = speed.exact_baselines(X, Q, K, repeats=repeats)
     best_backend = max(exact_qps, key=exact_qps.get)
-    hn = index.hnsw_curve(X, Q, truth, EF_VALUES, M, ef_construction, repeats, one_per_call=True)
+    hn = speed.hnsw_curve(X, Q, truth, EF_VALUES, M, ef_construction, repeats, one_per_call=True)
     rows = [{"library": "hnswlib", **{c: r[c] for c in ("ef", f"recall@{K}", "queries/s", "build s", ONE)}}
             for r in hn.to_dict("records")]
-    if index._has_faiss():
+    if speed.has_faiss():
         rows += faiss_curve(X, Q, truth, M, ef_construction, repeats)
     for r in rows:
         r["x exact"] = r["queries/s"] / exact_qps[best_backend]
@@ -110,17 +110,17 @@ def pgvector_section(X: np.ndarray, Q: np.ndarray, M: int, ef_construction: int,
     """(d): hnswlib / faiss HNSW / pgvector on the same vectors and queries, then readers during one sync."""
     from ragft.retrieval.pgvector.store import BATCH, PgVectorIndex
 
-    exact_qps, truth = index.exact_baselines(X, Q, K, repeats=1)
+    exact_qps, truth = speed.exact_baselines(X, Q, K, repeats=1)
     if rows is None:  # (b) did not run: measure the two libraries here
-        hn = index.hnsw_curve(X, Q, truth, EF_VALUES, M, ef_construction, repeats, one_per_call=True)
+        hn = speed.hnsw_curve(X, Q, truth, EF_VALUES, M, ef_construction, repeats, one_per_call=True)
         rows = [{"library": "hnswlib", **{c: r[c] for c in ("ef", f"recall@{K}", "queries/s", "build s", ONE)}}
                 for r in hn.to_dict("records")]
-        rows += faiss_curve(X, Q, truth, M, ef_construction, repeats) if index._has_faiss() else []
+        rows += faiss_curve(X, Q, truth, M, ef_construction, repeats) if speed.has_faiss() else []
     libs = [r for r in rows if r["library"] in ("hnswlib", "faiss HNSW")]
     rows = [{**r, "backend": r["library"] + (", all queries per call" if r["library"] == "hnswlib" else "")} for r in libs]
     rows += [{**r, "backend": "hnswlib, 1 query per call", "queries/s": r[ONE]} for r in libs if ONE in r]
     folder = None if db_url else tempfile.mkdtemp(prefix="ragft-pg-bench-")  # outside any 0700 folder: see the tests
-    pg = PgVectorIndex.from_vectors(X, "bench_vectors", db_url, index.HnswConfig(M, ef_construction, 40), replace=True,
+    pg = PgVectorIndex.from_vectors(X, "bench_vectors", db_url, hnsw.HnswConfig(M, ef_construction, 40), replace=True,
                                     server_folder=folder)
     out = {"build_s": pg.build_seconds, "size_mb": pg.memory_bytes() / 1e6}
     print(f"\n### (d) backends: {len(X):,} vectors x {X.shape[1]}, {len(Q):,} queries, M={M}, "
@@ -137,7 +137,7 @@ def pgvector_section(X: np.ndarray, Q: np.ndarray, M: int, ef_construction: int,
                     found, _ = pg_queries(pool, pg, Q, max(ef, K), clients, batch)  # also warms each connection
                     best = min(pg_queries(pool, pg, Q, max(ef, K), clients, batch)[1]
                                for _ in range(max(1, min(repeats, 2))))
-                    rows.append({"backend": name, "ef": max(ef, K), f"recall@{K}": index.recall_vs_truth(found, truth),
+                    rows.append({"backend": name, "ef": max(ef, K), f"recall@{K}": speed.recall_vs_truth(found, truth),
                                  "queries/s": len(Q) / best, "build s": pg.build_seconds, "load": os.getloadavg()[0]})
         print(table(rows, ["backend", "ef", f"recall@{K}", "queries/s", "build s", "load"]))
         print("\n(load: the 1-minute load average after the row; other jobs on the machine count too)")
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
 
     print(f"# ragft retrieval benchmark\n\n{platform.platform()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average at start "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; faiss {'installed' if index._has_faiss() else 'not installed'}")
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; faiss {'installed' if speed.has_faiss() else 'not installed'}")
     results: dict = {"args": vars(args), "loadavg_start": os.getloadavg()}
     docs = corpus.load_corpus(args.version)
     if args.docs:
@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     if "a" not in skip:
         t0 = time.perf_counter()
         dense = retrievers.build_retriever(docs, "dense", embedder=encoder, show_progress=True,
-                                      hnsw=index.HnswConfig(args.M, args.ef_construction))
+                                      hnsw=hnsw.HnswConfig(args.M, args.ef_construction))
         print(f"\n(a) indexed {len(docs)} documents as {len(dense)} chunks in {time.perf_counter() - t0:.1f} s "
               f"({encoder.stats['computed']} embedded now, {encoder.stats['cached']} from the cache)")
         queries = [it.question for it in datasets.load_qa(None)] + [d.text.split("\n\n")[1][:300] if "\n\n" in d.text
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
         results["a"] = ann_section("a: real corpus", dense.vectors(), Q, args.M, args.ef_construction, args.repeats)
 
     if "b" not in skip:
-        data = index.clustered_vectors(args.n_synthetic + args.n_queries, seed=args.seed)
+        data = speed.clustered_vectors(args.n_synthetic + args.n_queries, seed=args.seed)
         results["b"] = ann_section("b: synthetic clustered", data[:args.n_synthetic], data[args.n_synthetic:], args.M,
                                    args.ef_construction, args.repeats)
 
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
         results["c"] = update_section(docs, encoder.model, args.update_share, args.seed)
 
     if args.pgvector:
-        data = index.clustered_vectors(args.n_synthetic + args.n_queries, seed=args.seed)
+        data = speed.clustered_vectors(args.n_synthetic + args.n_queries, seed=args.seed)
         results["d"] = pgvector_section(data[:args.n_synthetic], data[args.n_synthetic:], args.M, args.ef_construction,
                                         args.repeats, args.db, results["b"]["rows"] if "b" in results else None,
                                         sync_rows=args.pg_sync_rows, seed=args.seed)

@@ -9,23 +9,11 @@ import numpy as np
 import pytest
 
 from ragft.data.corpus import Document, load_corpus
-from ragft.retrieval.chunking import (
-    STRATEGIES,
-    Chunk,
-    ChunkConfig,
-    Tokenizer,
-    chunk_documents,
-    file_type_summary,
-    get_tokenizer,
-    heading_sections,
-    markdown_headings,
-    rst_headings,
-    sections,
-    sentence_spans,
-    token_lengths,
-    version_note,
-)
+from ragft.retrieval.chunking import STRATEGIES, Chunk, ChunkConfig, chunk_documents, file_type_summary, token_lengths
+from ragft.retrieval.docstrings import version_note
 from ragft.retrieval.embeddings import HashingEncoder
+from ragft.retrieval.headings import heading_sections, markdown_headings, rst_headings
+from ragft.retrieval.spans import Tokenizer, get_tokenizer, sections, sentence_spans
 
 MARKDOWN = Document("guide/intro.md", title="intro", text=(
     "# Installing\n\nRun pip install ragft. It takes two minutes.\n\n"
@@ -238,7 +226,7 @@ def test_version_note_reads_the_directives_of_one_entry():
 
 
 def test_an_index_saved_before_entry_notes_loads_with_them_off(tmp_path):
-    from ragft.retrieval.index import DenseIndex
+    from ragft.retrieval.hnsw import DenseIndex
 
     index = DenseIndex(HashingEncoder(), chunk_config=ChunkConfig(entry_notes=False))
     index.add([NOTED])

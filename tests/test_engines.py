@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
+from ragft import systems
 from ragft.generation import engines
+from ragft.generation import pool as model_pool
 from ragft.generation.decoding import Generation
-from ragft.systems import system as systems
 
 
 class TinyModel(torch.nn.Linear):
@@ -94,14 +95,14 @@ def test_engine_missing_means_one_message_and_the_transformers_path(monkeypatch,
     monkeypatch.setitem(sys.modules, "ctranslate2", None)
     monkeypatch.setitem(sys.modules, "ctranslate2.converters", None)
     monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)
-    monkeypatch.setattr(systems, "load_llm", lambda name, dtype=None: (TinyModel(), TinyTok()))
+    monkeypatch.setattr(model_pool, "load_llm", lambda name, dtype=None: (TinyModel(), TinyTok()))
     used = []
 
     def transformers_path(model, tok, batch, max_new_tokens, batch_size=8, **kw):
         used.append(len(batch))
         return [Generation("Answer: x.\nSource: numpy.x", 10, 5, 0.1, 0.2) for _ in batch]
 
-    monkeypatch.setattr(systems, "generate_chats", transformers_path)
+    monkeypatch.setattr(model_pool, "generate_chats", transformers_path)
     pool = systems.ModelPool(engine=engine)
     chats = [[{"role": "user", "content": "q?"}]] * 2
     for _ in range(2):
@@ -115,8 +116,8 @@ def test_engine_missing_means_one_message_and_the_transformers_path(monkeypatch,
 def test_cache_keys_keep_engines_apart():
     s, msgs = systems.System("base"), [{"role": "user", "content": "q?"}]
     assert systems.AnswerCache.key(s, msgs) == systems.AnswerCache.key(s, msgs, "transformers")
-    keys = {systems.AnswerCache.key(s, msgs, e) for e in systems.engines.ENGINES}
-    assert len(keys) == len(systems.engines.ENGINES)  # no two runtimes share an answer
+    keys = {systems.AnswerCache.key(s, msgs, e) for e in engines.ENGINES}
+    assert len(keys) == len(engines.ENGINES)  # no two runtimes share an answer
 
 
 def test_unknown_engine_is_refused():

@@ -1,6 +1,6 @@
+from ragft import evaluation as ev
 from ragft.core.house import ABSTAIN_ANSWER, render
 from ragft.data.datasets import QAItem
-from ragft.evaluation import scoring as ev
 
 
 def item(kind="removed", required=("np.float64",), stale=("np.float_",)):
@@ -54,7 +54,7 @@ def test_score_and_summarize_hand_computed():
 def test_story_decides_claims_by_paired_comparisons():
     import pandas as pd
 
-    from ragft.evaluation import scoring as evaluation
+    from ragft import evaluation
 
     rows = []
     for i in range(30):  # rag right on every changed question, base on none: a clear, paired win
@@ -75,7 +75,7 @@ def test_story_decides_claims_by_paired_comparisons():
 def test_arms_table_carries_intervals_and_reading_rate():
     import pandas as pd
 
-    from ragft.evaluation import scoring as evaluation
+    from ragft import evaluation
 
     rows = [{"arm": "rag", "id": f"q{i}", "kind": "removed", "correct": i < 6, "fact_ok": i < 6, "stale": False,
              "abstained": False, "compliant": True, "grounded": None, "gold_retrieved": i < 8, "latency_s": 1.0,
@@ -89,7 +89,7 @@ def test_one_release_accuracy_and_accuracy_by_kind():
     """The RAFT goal's denominator: answerable kinds one release's document answers (not changed_param, not unanswerable)."""
     import pandas as pd
 
-    from ragft.evaluation import scoring as evaluation
+    from ragft import evaluation
 
     kinds = ["removed", "added", "unchanged", "changed_param", "changed_param", "unanswerable"]
     right = [True, True, False, False, False, True]

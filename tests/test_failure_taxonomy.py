@@ -5,7 +5,7 @@ import pytest
 
 from ragft.core import house
 from ragft.data.datasets import load_qa
-from ragft.evaluation.scoring import FAILURE_KINDS, failure_kind, failure_table
+from ragft.evaluation.failures import FAILURE_KINDS, failure_kind, failure_table
 
 RIGHT = house.render("`np.float_` was removed in NumPy 2.0; use `np.float64` instead.", "x = np.float64(1.5)",
                      ["removed:numpy.float_"])

@@ -189,7 +189,7 @@ def test_base_arm_uses_no_retrieval_and_the_house_prompt(tok, fake_generation):
 
 
 def test_batch_answers_identical_prompts_once(tok, fake_generation):
-    rag = RagPipeline(FakeRetriever(hits(3)), FakeModel(), tok)
+    rag = RagPipeline(FakeRetriever(hits(3)), FakeModel(), tok, RagConfig(top_k=3))
     out = rag.answer_batch(["q1?", "q2?", "q1?"])
     assert len(fake_generation) == 2 and [a.cached for a in out] == [False, False, True]
     assert out[0].text == out[2].text and out[2].timings.generate_s == 0.0

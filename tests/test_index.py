@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 
 from ragft.data.corpus import Document, load_corpus
-from ragft.evaluation.scoring import calibrate_threshold, mrr, ndcg_at_k, recall_at_k, retrieval_scores
+from ragft.evaluation.calibration import calibrate_threshold
+from ragft.evaluation.ranking import mrr, ndcg_at_k, recall_at_k, retrieval_scores
 from ragft.generation.models import is_available
 from ragft.retrieval.chunking import Chunk, ChunkConfig
 from ragft.retrieval.embeddings import HashingEncoder
-from ragft.retrieval.index import (
-    DenseIndex,
-    HnswConfig,
-    IndexFormatError,
-    IndexMismatchError,
-    Retriever,
-    build_hnsw,
-    exact_topk,
-)
+from ragft.retrieval.exact import exact_topk
+from ragft.retrieval.hnsw import DenseIndex, HnswConfig, build_hnsw
+from ragft.retrieval.index import IndexFormatError, IndexMismatchError, Retriever
 from ragft.retrieval.retrievers import (
     BM25Retriever,
     HybridRetriever,

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from conftest import FakePool, qa_item
 
+from ragft import evaluation
+from ragft import systems as sy
 from ragft.core import paths
 from ragft.core.io import write_jsonl
 from ragft.core.paths import CURRENT_VERSION, OLD_VERSION
@@ -23,12 +25,10 @@ from ragft.data.corpus import (
     versioned_document,
 )
 from ragft.data.datasets import load_qa
-from ragft.evaluation import scoring as evaluation
 from ragft.retrieval.embeddings import HashingEncoder
 from ragft.retrieval.index import Hit
 from ragft.retrieval.retrievers import build_retriever
 from ragft.systems import pipeline
-from ragft.systems import system as sy
 from ragft.ui.cli import main
 
 VERSIONS = (OLD_VERSION, CURRENT_VERSION)

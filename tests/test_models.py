@@ -3,7 +3,9 @@ import dataclasses
 import pytest
 import torch
 
+from ragft.core import registry
 from ragft.generation import models
+from ragft.retrieval.embeddings import load_embedder
 
 
 def test_registry_describes_every_model():
@@ -29,7 +31,7 @@ def test_hash_mismatch_is_refused_and_nothing_loads(monkeypatch, tmp_path):
     monkeypatch.setenv("RAGFT_CACHE", str(tmp_path))
     tampered = tmp_path / "tampered.gguf"
     tampered.write_bytes(b"GGUF" + b"\0" * 1000)
-    monkeypatch.setattr(models, "_source_files", lambda s: [tampered])
+    monkeypatch.setattr(registry, "source_files", lambda s: [tampered])  # where verify reads it
     with pytest.raises(models.ModelUnavailable, match="sha256 mismatch"):
         models.gguf_file("smollm2-135m")
     with pytest.raises(models.ModelUnavailable, match="Refusing to load"):
@@ -46,7 +48,7 @@ def test_real_gguf_verifies_and_multi_file_hash_is_concatenation(tmp_path):
 
 
 def test_embedder_loads_offline_and_embeds():
-    emb = models.load_embedder()
+    emb = load_embedder()
     v = emb.encode(["np.float64 replaces np.float_", "sort an array"], normalize_embeddings=True)
     assert v.shape == (2, 384)
     assert abs(float((v[0] ** 2).sum()) - 1) < 1e-4

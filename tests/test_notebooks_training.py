@@ -7,11 +7,10 @@ in the cache, as a reader running the notebooks in order would (06 on a cold cac
 
 import pytest
 
+from ragft import evaluation, systems
 from ragft.core import paths, profiles
-from ragft.evaluation import scoring as evaluation
 from ragft.evaluation import stats
 from ragft.generation import decoding as generation
-from ragft.systems import system as systems
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
@@ -101,7 +100,7 @@ def test_hybrid_notebook_smoke(smoke_figures):
     assert shape[0]["n"] >= 1 and all(c["n"] == shape[0]["n"] for c in shape)  # the same fabricated names for each
     assert [r["arm"] for r in figs["unanswerable_by_phrasing"]] == tuned
     assert all(0.0 <= r[k] <= 1.0 for r in figs["unanswerable_by_phrasing"] for k in r if k != "arm")
-    assert figs["raft_contrast"] == systems.ArmSettings.raft_contrast
+    assert figs["raft_contrast"] == systems.AnswerSettings.raft_contrast
     for c in claims.values():
         assert c["verdict"] in ("supported", "contradicted", "not separable at this n", "not tested")
         if c["verdict"] != "not tested":

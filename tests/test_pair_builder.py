@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ragft.build import leaks
 from ragft.build import pairs as pair_builder
 from ragft.core import house
 from ragft.core.paths import DATA_DIR
@@ -22,7 +23,7 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def qa():
-    return pair_builder.load_qa_rows()
+    return leaks.load_qa_rows()
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +36,27 @@ def _train_files():
 
 
 def test_the_leak_check_sees_what_a_qa_item_asks_about(qa):
-    banned = pair_builder.qa_asked_names(qa)
+    banned = leaks.qa_asked_names(qa)
     removed = next(it for it in qa if it["id"] == "removed:float_")
     unanswerable = next(it for it in qa if it["kind"] == "unanswerable")
     fake = re.search(r"`np\.(\w+)`", unanswerable["question"]).group(1)
     assert {"np.float_", f"np.{fake}"} <= banned
-    assert all(pair_builder.doc_name(i) in banned for it in qa for ids in it["gold_doc_ids"].values() for i in ids)
+    assert all(leaks.doc_name(i) in banned for it in qa for ids in it["gold_doc_ids"].values() for i in ids)
     leaky = {"prompt": "What does `np.float_` do?", "completion": house.ABSTAIN_ANSWER, "doc_id": None}
-    assert pair_builder.pair_names(leaky) & banned == {"np.float_"}
+    assert leaks.pair_names(leaky) & banned == {"np.float_"}
     in_code = {"prompt": "Which NumPy function sums?", "completion": house.render("`np.foo`: x.", "np.float_(1)", ["numpy.foo"])}
-    assert "np.float_" in pair_builder.pair_names(in_code)
+    assert "np.float_" in leaks.pair_names(in_code)
     assert removed["required_facts"] == ["np.float64"]
 
 
 @pytest.mark.parametrize("path", _train_files())
 def test_no_qa_item_leaks_into_a_training_set(path, qa):
-    banned = pair_builder.qa_asked_names(qa)
+    banned = leaks.qa_asked_names(qa)
     qa_ids, questions = {it["id"] for it in qa}, {it["question"] for it in qa}
     rows = _rows(path)
     assert rows, f"{path} is empty"
-    leaks = [(r["prompt"], sorted(pair_builder.pair_names(r) & banned)) for r in rows if pair_builder.pair_names(r) & banned]
-    assert not leaks, f"{len(leaks)} of {len(rows)} pairs name a QA API, e.g. {leaks[:3]}"
+    leaked = [(r["prompt"], sorted(leaks.pair_names(r) & banned)) for r in rows if leaks.pair_names(r) & banned]
+    assert not leaked, f"{len(leaked)} of {len(rows)} pairs name a QA API, e.g. {leaked[:3]}"
     assert not [r for r in rows if r["prompt"] in questions], "a training prompt is a QA question"
     ids = {str(r.get("id", "")).removeprefix("pair:") for r in rows}
     assert not ids & qa_ids
@@ -188,5 +189,5 @@ def test_house_style_builder_matches_the_committed_file(tmp_path, qa):
 
     rows = build_train(out=tmp_path / "house_style.jsonl")
     assert (tmp_path / "house_style.jsonl").read_text() == train_path().read_text()
-    assert not [r for r in rows if pair_builder.pair_names(r) & pair_builder.qa_asked_names(qa)]
+    assert not [r for r in rows if leaks.pair_names(r) & leaks.qa_asked_names(qa)]
     assert 0.13 <= sum(r["kind"] == "abstain" for r in rows) / len(rows) <= 0.16

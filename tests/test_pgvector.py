@@ -21,9 +21,9 @@ import pytest
 
 from ragft.data.corpus import Document, load_corpus
 from ragft.retrieval.embeddings import HashingEncoder
-from ragft.retrieval.index import HnswConfig
+from ragft.retrieval.hnsw import HnswConfig
 from ragft.retrieval.pgvector import server as pg_server
-from ragft.retrieval.pgvector import store as pgvector_store
+from ragft.retrieval.pgvector.search import MAX_EF_SEARCH
 from ragft.retrieval.pgvector.store import EmbeddedServer, PgStoreError, PgVectorIndex, connect
 from ragft.retrieval.retrievers import build_retriever
 from ragft.ui.cli import main
@@ -96,7 +96,7 @@ def test_search_equals_hnswlib_at_exhaustive_ef(server, docs, encoder):
     with PgVectorIndex.from_dense(dense, "ranking", server.url, replace=True) as pg:
         assert len(pg) == len(dense) and pg.doc_hashes() == dense.doc_hashes()
         exhaustive = len(dense)  # ef >= the number of chunks: both HNSW searches are exact
-        assert exhaustive < pgvector_store.MAX_EF_SEARCH
+        assert exhaustive < MAX_EF_SEARCH
         hn = dense.search_batch(QUERIES, top_k=10, ef=exhaustive)
         for mode in ("dense", "exact"):
             got = pg.search_batch(QUERIES, top_k=10, ef=exhaustive, mode=mode)

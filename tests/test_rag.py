@@ -5,10 +5,10 @@
 import pandas as pd
 import pytest
 
+from ragft import evaluation
 from ragft.core.house import ABSTAIN_ANSWER
 from ragft.data.corpus import Document, load_corpus
 from ragft.data.datasets import QAItem
-from ragft.evaluation import scoring as evaluation
 from ragft.generation.decoding import weights_checksum
 from ragft.retrieval.index import Hit
 from ragft.systems import pipeline

@@ -5,16 +5,18 @@ import pandas as pd
 import pytest
 from conftest import FakePool
 
-from ragft.core import house
+from ragft import evaluation
+from ragft import systems as sy
+from ragft.core import house, profiles
 from ragft.core.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
 from ragft.data.corpus import CHANGE_NOTES_SECTION, Document
 from ragft.data.datasets import QAItem, load_qa
-from ragft.evaluation import scoring as evaluation
 from ragft.generation import decoding as generation
 from ragft.generation import models
 from ragft.generation.decoding import Generation
 from ragft.retrieval.index import Hit
-from ragft.systems import system as sy
+from ragft.systems import draws as system_draws
+from ragft.training import draws as training_draws
 from ragft.training import finetune
 from ragft.training import pairs as pr
 from ragft.ui import widgets
@@ -69,9 +71,9 @@ def test_every_arm_is_constructible_and_follows_the_prompt_rule(adapter_dir):
     tuned = sy.TunedAdapters(adapter_dir, adapter_dir, {}, {}, [], 0.0)
     arms = {a.name: a for a in sy.arms_for(FakeRetriever(HITS), tuned, sy.ArmSettings())}
     # the settings of notebooks 05 and 06: only the RAFT arm contrasts (chosen on dev; RAG lost with it)
-    assert arms["raft"].contrast == sy.ArmSettings.raft_contrast > 0
+    assert arms["raft"].contrast == sy.AnswerSettings.raft_contrast > 0
     assert all(a.contrast == 0 for n, a in arms.items() if n != "raft")
-    assert arms["raft"].describe()["contrast"] == sy.ArmSettings.raft_contrast and arms["base"].describe()["contrast"] is None
+    assert arms["raft"].describe()["contrast"] == sy.AnswerSettings.raft_contrast and arms["base"].describe()["contrast"] is None
 
 
 def test_arms_whose_parts_are_missing_are_left_out():
@@ -340,7 +342,7 @@ def test_raft_settings_validate():
     with pytest.raises(ValueError, match="no_oracle_target"):
         pr.RaftSettings(no_oracle_target="guess")
     with pytest.raises(ValueError, match="pairs must be one of"):
-        sy.ArmSettings(pairs="mine")
+        sy.TrainingSettings(pairs="mine")
 
 
 def test_raft_no_oracle_target_answer_keeps_the_real_answer_as_published():
@@ -449,9 +451,9 @@ def test_a_quote_line_is_working_not_answer():
 
 
 def test_answering_top_k_and_raft_training_passages_are_separate_settings(tmp_path):
-    two, three = sy.ArmSettings(top_k=2), sy.ArmSettings(top_k=3)
-    assert two.raft() == three.raft() and two.raft().top_k == two.raft_passages  # the training data does not move
-    assert sy.ArmSettings(raft_passages=4).raft().top_k == 4
+    two, three = sy.ArmSettings(sy.RetrievalSettings(top_k=2)), sy.ArmSettings(sy.RetrievalSettings(top_k=3))
+    assert two.raft() == three.raft() and two.raft().top_k == two.recipe.passages  # the training data does not move
+    assert sy.ArmSettings(recipe=sy.RaftRecipe(passages=4)).raft().top_k == 4
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "adapter_config.json").write_text("{}")
     tuned = sy.TunedAdapters(sft=tmp_path / "a", raft=tmp_path / "a", sft_log={}, raft_log={}, raft_data=[], raft_build_s=0.0)
@@ -459,16 +461,16 @@ def test_answering_top_k_and_raft_training_passages_are_separate_settings(tmp_pa
 
 
 def test_arm_settings_give_the_quoting_raft_arm_room_for_its_quote(tmp_path):
-    assert sy.ArmSettings().raft_max_new_tokens == sy.ArmSettings().max_new_tokens
-    quoting = sy.ArmSettings(raft_quote=True)
-    assert quoting.raft().quote and quoting.raft_max_new_tokens == quoting.max_new_tokens + sy.QUOTE_NEW_TOKENS
+    assert sy.ArmSettings().raft_max_new_tokens == sy.ArmSettings().answer.max_new_tokens
+    quoting = sy.ArmSettings(recipe=sy.RaftRecipe(quote=True))
+    assert quoting.raft().quote and quoting.raft_max_new_tokens == quoting.answer.max_new_tokens + sy.QUOTE_NEW_TOKENS
     for name in ("sft", "raft"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "adapter_config.json").write_text("{}")
     adapters = sy.TunedAdapters(tmp_path / "sft", tmp_path / "raft", {}, {}, [], 0.0)
     arms = {a.name: a for a in sy.arms_for(object(), adapters, quoting)}
     assert arms["raft"].max_new_tokens == quoting.raft_max_new_tokens
-    assert arms["hybrid"].max_new_tokens == quoting.max_new_tokens
+    assert arms["hybrid"].max_new_tokens == quoting.answer.max_new_tokens
 
 
 def test_built_in_training_sets_load_with_the_fields_raft_needs():
@@ -648,17 +650,32 @@ def test_pick_draw_takes_the_best_on_dev_then_format_then_the_first_seed():
 
 def test_arm_settings_draw_seeds_and_validation():
     assert sy.ArmSettings().draw_seeds == [0]  # one draw unless asked: the arm is seed `seed`
-    assert sy.ArmSettings(seed=7, raft_draws=3).draw_seeds == [7, 8, 9]
+    assert sy.ArmSettings(training=sy.TrainingSettings(seed=7), draws=sy.DrawSettings(count=3)).draw_seeds == [7, 8, 9]
     with pytest.raises(ValueError, match="raft_draws"):
-        sy.ArmSettings(raft_draws=0)
+        sy.DrawSettings(count=0)
     with pytest.raises(ValueError, match="draw_dev_questions"):
-        sy.ArmSettings(draw_dev_questions=0)
+        sy.DrawSettings(dev_questions=0)
+    smoke = profiles.resolve("smoke")  # the sizes are the profile's, not repeated here
+    assert sy.DrawSettings.of(smoke) == sy.DrawSettings(smoke.raft_draws, smoke.draw_dev_questions, smoke.draw_dev_docs)
+    assert sy.DrawSettings() == sy.DrawSettings.of(profiles.Profile("x", None, None, 1, 1, False))
+
+
+def test_arm_settings_make_the_training_settings_that_key_the_adapter_cache():
+    """The objects these methods return key cached adapters and answers: the same values as before the split."""
+    s = sy.ArmSettings()
+    assert s.raft() == pr.RaftSettings(top_k=3, p_oracle=0.8, passage_chars=300, seed=0, no_oracle_target="answer",
+                                       quote=False, entry_gold=True)
+    assert s.lora() == finetune.LoraSettings(lora_r=16, lora_alpha=32)
+    assert s.sft_train() == finetune.TrainSettings(steps=60, seed=0)
+    assert s.raft_train() == finetune.TrainSettings(steps=60, lr=1e-3, batch_size=2, max_length=768, seed=0)
+    assert s.raft_max_new_tokens == profiles.ANSWER_MAX_NEW_TOKENS and s.raft_examples == 120
+    assert s.with_seed(5).raft().seed == 5 and s.with_seed(5).raft_train().seed == 5 and s.with_seed(5).lora() == s.lora()
 
 
 def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypatch, fake_adapter):
     import ragft.retrieval.retrievers
 
-    settings = sy.ArmSettings(raft_draws=3, seed=10, train_steps=4)
+    settings = sy.ArmSettings(training=sy.TrainingSettings(seed=10, train_steps=4), draws=sy.DrawSettings(count=3))
     trained, built = [], []
 
     def train(data, lora, train, model_name, show_progress):  # one adapter folder per seed, weights that differ
@@ -666,16 +683,16 @@ def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypa
         return fake_adapter(f"draw{train.seed}", config={"r": 16}, weights=f"seed {train.seed}".encode())
 
     def raft_data(pairs, draw, training_set, show_progress=False):
-        built.append(draw.seed)
-        return [{"seed": draw.seed, "raft": "oracle"}]
+        built.append(draw.training.seed)
+        return [{"seed": draw.training.seed, "raft": "oracle"}]
 
-    monkeypatch.setattr(sy.finetune, "train_or_load_adapter", train)
-    monkeypatch.setattr(sy.finetune, "read_training_log",
+    monkeypatch.setattr(finetune, "train_or_load_adapter", train)
+    monkeypatch.setattr(finetune, "read_training_log",
                         lambda path: {"eval_losses": [[0, 2.0], [4, 1.0 + int(path.name[-2:]) / 100]],
                                       "total_train_s": 3.0})
-    monkeypatch.setattr(sy, "raft_data", raft_data)
+    monkeypatch.setattr(training_draws, "raft_data", raft_data)  # train_draws reads it there
     questions = [item(), item("unanswerable", "unanswerable:frob")]  # nobody abstains: the second is wrong for all
-    monkeypatch.setattr(sy, "draw_dev_set", lambda s: (questions, _docs()))
+    monkeypatch.setattr(system_draws, "draw_dev_set", lambda s: (questions, _docs()))
     monkeypatch.setattr(ragft.retrieval.retrievers, "build_retriever", lambda docs, **kw: FakeRetriever(HITS))
     wrong = house.render("Use `np.float32` instead.", "", ["removed:numpy.float_"])
     pool = FakePool(lambda system: FakePool().reply(system) if system.name == "raft, seed 11" else wrong)
@@ -696,9 +713,9 @@ def test_raft_draws_train_one_adapter_per_seed_and_keep_the_best_on_dev(monkeypa
 
 
 def test_draw_dev_set_carries_the_change_notes_of_the_arms_synced_index():
-    settings = sy.ArmSettings(draw_dev_questions=12, draw_dev_docs=40)
+    settings = sy.ArmSettings(draws=sy.DrawSettings(dev_questions=12, dev_docs=40))
     items, docs = sy.draw_dev_set(settings)
-    _, plain = sy.draw_dev_set(replace(settings, change_notes=False))
+    _, plain = sy.draw_dev_set(replace(settings, retrieval=sy.RetrievalSettings(change_notes=False)))
     assert [d.doc_id for d in docs] == [d.doc_id for d in plain]  # the same documents, only their text differs
     assert not any("change_notes" in d.metadata for d in plain)
     noted = {d.doc_id: d for d in docs if "change_notes" in d.metadata}

@@ -3,10 +3,10 @@
 import pytest
 from conftest import FakePool
 
+from ragft import systems as sy
 from ragft.core import house
 from ragft.data.datasets import QAItem
 from ragft.retrieval.index import Hit
-from ragft.systems import system as sy
 from ragft.ui.widgets import ComparisonDashboard, comparison_dashboard
 
 pytest.importorskip("ipywidgets")

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..data.corpus import LICENSE_NOTICE, build_numpy_corpus
 from ..core.paths import DATA_DIR, NUMPY_VERSIONS
+from .corpora import LICENSE_NOTICE, build_numpy_corpus
 
 NUMPY_LICENSE = """Copyright (c) 2005-2025, NumPy Developers.
 All rights reserved.

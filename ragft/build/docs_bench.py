@@ -6,7 +6,7 @@ markup removed (a reverse lookup: "Serialize obj to a JSON formatted str ..." ->
 file that holds it; a sentence found in more than one file is dropped. A hash of the question id puts it in the "dev"
 split (for choosing settings) or the held-out "test" split (for reporting).
 This module derives questions and scores file rankings; it does not ship the documents (install the Debian package) and
-does not build retrievers (see `retrievers.py`). Run by benchmarks/own_docs.py.
+does not build retrievers (see `ragft.retrieval.retrievers`). Run by benchmarks/own_docs.py.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..retrieval.chunking import Chunk
 from ..data.corpus import Document, load_folder
-from ..evaluation.scoring import mrr, recall_at_k
+from ..evaluation.ranking import mrr, recall_at_k
+from ..retrieval.chunking import Chunk
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/_sources")  # `apt-get install python3.11-doc` (PSF license)
 DEV_SHARE = 0.3  # share of questions, by hash of their id, that may be used to choose settings

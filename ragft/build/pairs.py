@@ -1,31 +1,32 @@
 """Training pairs that ask what the QA set asks, about facts the QA set does not use: `python -m ragft.build.pairs`.
 
-Each QA kind gets pairs of its own question shapes (the templates of `qa_builder.py`), built from the extracted corpora:
-reverse lookups from docstring summaries (added / unchanged), replacements from removal notices, deprecation notes and
-aliases that the QA set leaves out (removed), parameters gained or lost between two versions' signatures of functions
-the QA set never names (changed_param), and abstentions on fabricated names the QA set does not use (unanswerable).
-Every pair keeps its gold passage so a with-passages (RAFT) form can be built from it later. Every API name the QA set
-asks about is excluded, from the prompt and from the whole completion, code example included.
-It does not build the QA set (see `qa_builder.py`) and does not add retrieved passages (see `pairs.raft_pairs`).
+Each QA kind gets pairs of its own question shapes (the templates of `ragft/build/qa.py`), built from the extracted
+corpora: reverse lookups from docstring summaries (added / unchanged), replacements from removal notices, deprecation
+notes and aliases that the QA set leaves out (removed), parameters gained or lost between two versions' signatures of
+functions the QA set never names (changed_param), and abstentions on fabricated names the QA set does not use
+(unanswerable). Every pair keeps its gold passage so a with-passages (RAFT) form can be built from it later. Every API
+name the QA set asks about is excluded (`leaks`), from the prompt and from the whole completion, code example included.
+It does not build the QA set (see `ragft/build/qa.py`) and does not add retrieved passages (see
+`ragft.training.pairs.raft_pairs`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core import house
+from ..core.cache import stable_hash as _h
+from ..core.io import write_jsonl
+from ..core.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, task_pairs_path
 from ..data.corpus import Document, changed_params
 from ..data.datasets import ANSWERABLE_SHAPES, REMOVED_TEMPLATES
-from ..core.io import write_jsonl
 from ..training.pairs import examples, public_callable, short
-from ..core.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path, task_pairs_path
-from .qa import _api, _h, _unique_summaries, fabricated_names, which_function_question
+from .leaks import api_names, load_qa_rows, pair_names, qa_asked_names
+from .qa import fabricated_names, load_api, unique_summaries, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
 DEPRECATED_TEMPLATE = "`{old}` is deprecated in NumPy {version}. What should I use instead?"
@@ -33,7 +34,6 @@ ALIAS_TEMPLATE = "Which NumPy 2.x name can I use instead of `{old}`?"
 UNANSWERABLE_TEMPLATES = ("What does `np.{x}` return, and how do I call it?", "How do I use `np.{x}` in NumPy 2.4?",
                           "Which arguments does `np.{x}` take?")
 ABSTAIN_SHAPES = ("own", "all")
-_API_NAME = re.compile(r"\b(?:np|numpy)\.[A-Za-z_][\w.]*[A-Za-z0-9_]")
 _VAR_PARAMS = ("args", "kwargs", "params")  # *args / **kwargs wrappers being replaced by real parameters: no fact to learn
 
 
@@ -85,41 +85,6 @@ class PairSettings:
             raise ValueError(f"abstain_shapes must be one of {ABSTAIN_SHAPES}, not {self.abstain_shapes!r}")
 
 
-# --- what the QA set asks about -----------------------------------------------------------------------------------------
-def api_names(text: str) -> set[str]:
-    """`np.X` / `numpy.X` names in a text, normalized to `np.X`. `api_names("use numpy.float64") -> {'np.float64'}`."""
-    return {"np." + m.group(0).split(".", 1)[1] for m in _API_NAME.finditer(text)}
-
-
-def doc_name(doc_id: str) -> str:
-    """`removed:numpy.float_` -> `np.float_`; `numpy.linalg.norm` -> `np.linalg.norm`."""
-    return short(doc_id.removeprefix("removed:"))
-
-
-def qa_asked_names(qa: Iterable[dict]) -> set[str]:
-    """Every API name a QA item asks about: its gold documents in every version and the names in its question."""
-    names = set()
-    for it in qa:
-        for ids in it.get("gold_doc_ids", {}).values():
-            names |= {doc_name(i) for i in ids}
-        names |= api_names(it["question"])
-    return names
-
-
-def pair_names(pair: dict) -> set[str]:
-    """Every API name a training pair mentions in its prompt or completion (code and Source line included) or has as
-    its doc_id. This is what the leak check compares against `qa_asked_names`."""
-    names = api_names(pair["prompt"]) | api_names(pair["completion"])
-    names |= {doc_name(s) for s in house.parse(pair["completion"]).sources if "." in s}
-    if pair.get("doc_id"):
-        names.add(doc_name(pair["doc_id"]))
-    return names
-
-
-def load_qa_rows(path: Path | None = None) -> list[dict]:
-    return [json.loads(line) for line in Path(path or qa_path()).read_text().splitlines() if line.strip()]
-
-
 # --- building blocks ------------------------------------------------------------------------------------------------------
 def _clean_code(doc: Document | None, banned: set[str], fallback: str) -> str:
     """The doc's first example statements, minus any line that names a banned API; `fallback` if none is left."""
@@ -156,7 +121,7 @@ def reverse_lookup_pairs(apis: dict[str, dict[str, Document]], banned: set[str],
     """added: "Which NumPy 2.x function does ...?" for names new in 2.x; unchanged: "Which NumPy function does ...?"
     for names present in every version. Same filters as the QA set (unique summary, the name not in it)."""
     current = apis[CURRENT_VERSION]
-    uniq = _unique_summaries(current)
+    uniq = unique_summaries(current)
     out = []
     for name in sorted(current):
         doc, summ = current[name], uniq.get(name, "")
@@ -371,7 +336,7 @@ def build_pairs(settings: PairSettings | None = None, qa: list[dict] | None = No
     """Every task pair, deterministic (hash-ordered, hash-capped), no API name of the QA set anywhere in a pair."""
     s = settings or PairSettings()
     qa = load_qa_rows() if qa is None else qa
-    apis = apis or {v: _api(v) for v in NUMPY_VERSIONS}
+    apis = apis or {v: load_api(v) for v in NUMPY_VERSIONS}
     banned = qa_asked_names(qa)
     by_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
     for p in (reverse_lookup_pairs(apis, banned, s) + removal_notice_pairs(apis, banned) + deprecation_pairs(apis, banned)

@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 from ..core.cache import stable_hash as _h
-from ..data.corpus import Document, changed_params, keyword_params, load_corpus, run_under_numpy
 from ..core.house import ABSTAIN_ANSWER
 from ..core.io import write_jsonl
-from ..training.pairs import house_pair, public_callable, short, summary
 from ..core.paths import NUMPY_VERSIONS, OLD_VERSION, cache_dir, qa_path, train_path
+from ..data.corpus import Document, changed_params, keyword_params, load_corpus
+from ..training.pairs import house_pair, public_callable, short, summary
+from .corpora import run_under_numpy
+from .leaks import load_qa_rows, pair_names, qa_asked_names
 
 DEV_SHARE = 0.3  # of each kind; fixed by a hash of the item id, so the split never moves between rebuilds
 # removed and added are limited by what NumPy changed (47 and 20 verified); changed_param by the parameter changes a
@@ -47,11 +49,11 @@ def _item(kind: str, key: str, question: str, required: list[str], stale: list[s
             "split": split_of(item_id)}
 
 
-def _api(version: str) -> dict[str, Document]:
+def load_api(version: str) -> dict[str, Document]:
     return {d.doc_id: d for d in load_corpus(version)}
 
 
-def _unique_summaries(api: dict[str, Document]) -> dict[str, str]:
+def unique_summaries(api: dict[str, Document]) -> dict[str, str]:
     counts = Counter(summary(d) for d in api.values())
     return {k: s for k, d in api.items() if (s := summary(d)) and counts[s] == 1}
 
@@ -116,7 +118,7 @@ def which_function_question(s: str, version_hint: str) -> str:
 def added_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
     items = []
     current = NUMPY_VERSIONS[-1]
-    uniq = _unique_summaries(apis[current])
+    uniq = unique_summaries(apis[current])
     for name in sorted(set(apis[current]) - set(apis[OLD_VERSION])):
         doc = apis[current][name]
         s = uniq.get(name, "")
@@ -172,7 +174,7 @@ def changed_param_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
 
 
 def unchanged_items(apis: dict[str, dict[str, Document]], limit: int) -> list[dict]:
-    uniq = [_unique_summaries(apis[v]) for v in NUMPY_VERSIONS]
+    uniq = [unique_summaries(apis[v]) for v in NUMPY_VERSIONS]
     names = set.intersection(*(set(a) for a in apis.values()))
     cands = []
     for name in names:
@@ -262,7 +264,7 @@ def verify_items(items: list[dict], workdir: Path) -> tuple[list[dict], Counter]
 
 
 def build_qa(workdir: Path, out: Path | None = None) -> list[dict]:
-    apis = {v: _api(v) for v in NUMPY_VERSIONS}
+    apis = {v: load_api(v) for v in NUMPY_VERSIONS}
     items = removed_items(apis) + added_items(apis) + changed_param_items(apis) \
         + unchanged_items(apis, MAX_PER_KIND["unchanged"] * 2) + unanswerable_items(apis, MAX_PER_KIND["unanswerable"] * 2)
     kept, dropped = verify_items(items, workdir)
@@ -287,14 +289,12 @@ ABSTAIN_TEMPLATES = ["What does `np.{x}` do?", "How do I call `np.{x}`?", "Expla
 def build_train(out: Path | None = None, abstain_share: float = 0.15) -> list[dict]:
     """(prompt -> house-format completion) pairs from the 1.26 docs, plus abstentions on names that exist nowhere.
 
-    No pair names an API that a QA item asks about (`pair_builder.qa_asked_names`: its gold documents in every version
+    No pair names an API that a QA item asks about (`leaks.qa_asked_names`: its gold documents in every version
     and the names in its question), so the fine-tuned arm cannot have learned a test answer by heart; the check is
     tests/test_pair_builder.py's. The fabricated names use a different salt than the QA set's, and any that a QA item
     names is excluded by the same list. Abstentions are `abstain_share` of the pairs kept.
     """
-    from .pairs import load_qa_rows, pair_names, qa_asked_names  # pair_builder imports this module
-
-    apis = {v: _api(v) for v in NUMPY_VERSIONS}
+    apis = {v: load_api(v) for v in NUMPY_VERSIONS}
     pairs = [p for _, doc in sorted(apis[OLD_VERSION].items()) if (p := house_pair(doc))]
     qa_rows = load_qa_rows() if qa_path().exists() else []
     banned = qa_asked_names(qa_rows)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 # max_new_tokens is only a cap for an answer that never reaches that line. Measured in SmolLM2 tokens
 # (benchmarks/answer_lengths.py): house-style training answers median 76, p90 102, p95 111; the abstention reply 35.
 ANSWER_MAX_NEW_TOKENS = 112
+# Passages a retrieving system answers from: 2 beat 3 on dev for every retrieving arm (docs/decisions.md, top_k).
+DEFAULT_TOP_K = 2
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Profile:
     menu_questions: int | None = None
     menu_docs: int | None = None
     # notebooks 05 and 06: training draws of the RAFT adapter (seeds seed, seed + 1, ...); with more than one, the best
-    # on `draw_dev_questions` dev questions over `draw_dev_docs` documents becomes the RAFT arm (systems.raft_draws)
+    # on `draw_dev_questions` dev questions over `draw_dev_docs` documents becomes the RAFT arm (systems.raft_draws, systems.DrawSettings.of)
     raft_draws: int = 1
     draw_dev_questions: int = 80
     draw_dev_docs: int | None = 300

@@ -1,6 +1,7 @@
-"""Calibrations chosen on dev questions: the convex fusion's dense weight of a hybrid retriever.
+"""Calibrations of a retriever chosen on dev questions: the convex fusion's dense weight of a hybrid retriever, and
+the top-1 score threshold below which a retriever should stop answering.
 
-It measures retrievers from outside (their rankings against gold documents); retrieval itself never grades.
+It measures retrievers from outside (their rankings and scores); retrieval itself never grades.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..retrieval.index import _check_query
+from ..retrieval.index import check_query
 from ..retrieval.retrievers import HybridRetriever
-from .scoring import mrr, recall_at_k
+from .ranking import mrr, recall_at_k
 
 
 @dataclass
@@ -41,7 +42,7 @@ def calibrate_fusion(retriever: HybridRetriever, questions: Sequence[str], golds
     if not questions:
         raise ValueError("calibrate_fusion needs at least one dev question")
     golds = [{g} if isinstance(g, str) else set(g) for g in golds]
-    cands = retriever.candidate_scores([_check_query(q) for q in questions], top_k)
+    cands = retriever.candidate_scores([check_query(q) for q in questions], top_k)
     saved = retriever.fusion
     retriever.fusion = "convex"
     rows = []
@@ -60,3 +61,52 @@ def calibrate_fusion(retriever: HybridRetriever, questions: Sequence[str], golds
     if apply:
         retriever.fusion, retriever.weight = "convex", best["weight"]
     return FusionCalibration(best["weight"], sorted(rows, key=lambda r: r["weight"]))
+
+
+# Where a retriever should stop answering: top-1 scores of answerable vs unanswerable questions. Notebook 02.
+@dataclass
+class ThresholdCalibration:
+    """Top-1 scores of answerable and unanswerable questions, and what each threshold would do.
+
+    A question is answered when its top hit scores >= threshold. precision = answerable among answered; recall = answered
+    among answerable. `suggested` maximizes F1 unless `min_precision` was asked for.
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    answerable_scores: np.ndarray
+    unanswerable_scores: np.ndarray
+    suggested: float
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame({"threshold": self.thresholds, "precision": self.precision, "recall": self.recall, "f1": self.f1})
+
+
+def calibrate_threshold(retriever, answerable: Sequence[str], unanswerable: Sequence[str],
+                        min_precision: float | None = None) -> ThresholdCalibration:
+    """Sweep thresholds over the observed top-1 scores of answerable vs unanswerable questions."""
+    if not answerable or not unanswerable:
+        raise ValueError("calibration needs both answerable and unanswerable questions")
+
+    def top1(qs):
+        return np.array([h[0].score if h else -np.inf for h in retriever.search_batch(list(qs), top_k=1)])
+
+    pos, neg = top1(answerable), top1(unanswerable)
+    ths = np.unique(np.concatenate([pos, neg])[np.isfinite(np.concatenate([pos, neg]))])
+    prec, rec = [], []
+    for t in ths:
+        tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
+        prec.append(tp / (tp + fp) if tp + fp else 1.0)
+        rec.append(tp / len(pos))
+    prec, rec = np.array(prec), np.array(rec)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    if min_precision is not None and (prec >= min_precision).any():
+        ok = np.flatnonzero(prec >= min_precision)
+        best = ok[np.argmax(rec[ok])]
+    else:
+        best = int(np.argmax(f1))
+    return ThresholdCalibration(ths, prec, rec, f1, pos, neg, float(ths[best]))

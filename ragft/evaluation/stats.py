@@ -3,7 +3,7 @@ the same questions (a seeded paired bootstrap of the difference, an exact McNema
 
 A claim is "supported" only when the paired interval of the difference excludes the claimed boundary, "contradicted"
 when it lies wholly on the other side, and otherwise "not separable at this n". This module computes; it does not
-score answers (see `evaluation.py`) or decide which claims to make.
+score answers (see `scoring`) or decide which claims to make.
 Needs only numpy and the standard library (no scipy).
 """
 

@@ -1,5 +1,5 @@
 """Optional fast CPU engines for batch answering: CTranslate2 (PyPI `ctranslate2`, extra `fast`), plugged in behind
-`systems.ModelPool(engine="ct2")`, and ONNX Runtime GenAI (PyPI `onnxruntime-genai` and `onnx-ir`, which its model
+`pool.ModelPool(engine="ct2")`, and ONNX Runtime GenAI (PyPI `onnxruntime-genai` and `onnx-ir`, which its model
 builder imports), behind `ModelPool(engine="ortgenai")`. A model (the base, or an adapter merged into it with
 `adapters.merge_adapter`) is converted once and cached under `cache_dir("ct2")` (`cache_dir("ortgenai")`), keyed by
 the sha256 of its weights; a cached conversion that is half-written or whose files no longer match the hashes recorded when it was written is rebuilt.
@@ -149,7 +149,7 @@ def _generation(tok, ids: list[int], logprobs: list[float], prompt: list[int], s
 
 
 class Ct2Generator:
-    """Greedy answers to chat prompts with a converted model: the `systems.generate_chats` contract, per-batch timings."""
+    """Greedy answers to chat prompts with a converted model: the `pool.generate_chats` contract, per-batch timings."""
 
     def __init__(self, folder: str | Path, tok, threads: int | None = None):
         """threads: CPU threads (None: as many as torch uses, so that both runtimes are compared on equal terms)."""
@@ -247,7 +247,7 @@ def ortgenai_converted(model, tok, precision: str = "int4", folder: str | Path |
 
 
 class OrtGenAIGenerator:
-    """Greedy answers with an ONNX Runtime GenAI model: `Ct2Generator`'s interface (the `systems.generate_chats`
+    """Greedy answers with an ONNX Runtime GenAI model: `Ct2Generator`'s interface (the `pool.generate_chats`
     contract, per-call timings). Prompts are tokenized by the transformers tokenizer, as on the other runtimes."""
 
     def __init__(self, folder: str | Path, tok, threads: int | None = None):

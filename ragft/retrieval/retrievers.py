@@ -2,7 +2,7 @@
 and BM25 rankings, `build_retriever(docs, mode)` and `retriever_from_index(dense, mode)`, and `search_table` for one
 query's hits as a table.
 
-Does not embed or hold vectors (see `index.py`), does not generate answers and does not score them.
+Does not embed or hold vectors (see `hnsw.py`), does not generate answers and does not score them.
 Introduced in notebooks/02_hnsw_retrieval.ipynb.
 """
 
@@ -17,7 +17,8 @@ import numpy as np
 
 from ..data.corpus import Document, split_doc_id
 from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, ChunkConfig, chunk_documents
-from .index import DenseIndex, Hit, HnswConfig, Retriever, SyncReport, _check_query, _check_top_k
+from .hnsw import DenseIndex, HnswConfig
+from .index import Hit, Retriever, SyncReport, check_query, check_top_k
 
 MODES = ("dense", "exact", "bm25", "hybrid")
 
@@ -166,8 +167,8 @@ class BM25Retriever(Retriever):
         return s
 
     def search_batch(self, queries: Sequence[str], top_k: int = 5, threshold: float | None = None) -> list[list[Hit]]:
-        queries = [_check_query(q) for q in queries]
-        top_k = _check_top_k(top_k)
+        queries = [check_query(q) for q in queries]
+        top_k = check_top_k(top_k)
         out = []
         for q in queries:
             s = self.scores(q)
@@ -293,8 +294,8 @@ class HybridRetriever(Retriever):
         return [(ids[i], float(fused[i])) for i in order]
 
     def search_batch(self, queries: Sequence[str], top_k: int = 5, threshold: float | None = None) -> list[list[Hit]]:
-        queries = [_check_query(q) for q in queries]
-        top_k = _check_top_k(top_k)
+        queries = [check_query(q) for q in queries]
+        top_k = check_top_k(top_k)
         out = []
         for cands in self.candidate_scores(queries, top_k):
             hits = []

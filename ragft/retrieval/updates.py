@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..generation.models import load_embedder
+from .embeddings import load_embedder
 from .index import chunks_of
 
 

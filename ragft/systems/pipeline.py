@@ -3,8 +3,8 @@ prompts that fit a token budget via `generation.build_prompt`, answers that carr
 retrieve / prompt / generate time split; `evaluate_pipeline` scores a run) and notebook 04's base-vs-tuned behaviour
 evaluation (`evaluate_behaviour`, `compare_adapter`: one model, its adapter off and on, no system prompt).
 
-Generation, deduplication and caching are `systems.generate_unique`'s; this module only retrieves, builds prompts and
-keeps the bookkeeping a learner inspects. The pipeline's cache is in memory (it is handed a loaded model it cannot
+Generation, deduplication and caching are `generation.answers.generate_unique`'s and the abstentions without the model
+`answering.gate`'s; this module only retrieves, builds prompts and keeps the bookkeeping a learner inspects. The pipeline's cache is in memory (it is handed a loaded model it cannot
 name), so `clear_cache` is needed after changing the model's weights or adapter.
 Introduced in notebooks/03_rag.ipynb (RAG) and notebooks/04_qlora_finetuning.ipynb (behaviour).
 """
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field, replace
 from ..core.cache import content_key
 from ..core.house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse, split_quote
 from ..core.paths import CURRENT_VERSION
-from ..core.profiles import ANSWER_MAX_NEW_TOKENS
-from ..evaluation.scoring import BEHAVIOUR_TABLE, gold_found, score_answer, summarize_arms
+from ..core.profiles import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K
+from ..evaluation.arms import BEHAVIOUR_TABLE, summarize_arms
+from ..evaluation.ranking import gold_found
+from ..evaluation.scoring import score_answer
 from ..generation import decoding as generation
+from ..generation.answers import AnswerCache, generate_unique
 from ..generation.decoding import (
     DECODING,
     PASSAGE_ORDER,
@@ -34,8 +37,9 @@ from ..generation.decoding import (
     cut_passage,
     truncate_question,
 )
+from ..generation.pool import generate_chats
 from ..retrieval.retrievers import undocumented_names
-from .system import AnswerCache, generate_chats, generate_unique
+from .answering import gate
 
 
 @dataclass
@@ -43,7 +47,7 @@ class RagConfig:
     """How the pipeline retrieves and prompts. threshold: hits scoring below it are dropped (None: keep top_k);
     when none is left the pipeline abstains in the house format without generating."""
 
-    top_k: int = 3
+    top_k: int = DEFAULT_TOP_K
     threshold: float | None = None
     max_prompt_tokens: int = 1024  # the whole chat-formatted prompt; SmolLM2 reads 8192, but prefill time grows with it
     max_question_tokens: int = 256
@@ -224,12 +228,13 @@ class RagPipeline:
         prompts, slots = [], []
         for i, (q, hits) in enumerate(zip(questions, hit_lists, strict=True)):
             t1 = time.perf_counter()
-            if hits is not None and not hits:  # nothing above the threshold: abstain instead of generating from nothing
+            reason = gate(q, hits, threshold_on=True, name_check=self.config.name_check)
+            if reason == "threshold":  # nothing above the threshold: abstain instead of generating from nothing
                 answers[i] = RagAnswer(q, ABSTAIN_ANSWER, [], [], Timings(retrieve_s), True, abstained_no_context=True,
                                        warnings=["no passage above the threshold: abstained without generating"])
                 continue
-            missing = undocumented_names(q, hits) if self.config.name_check and hits else []
-            if missing:  # the passages are about other APIs: the system check of System.name_check
+            if reason == "name":  # the passages are about other APIs: the system check of System.name_check
+                missing = undocumented_names(q, hits)
                 answers[i] = RagAnswer(q, ABSTAIN_ANSWER, list(hits), [], Timings(retrieve_s), True,
                                        abstained_no_context=True, n_retrieved=len(hits),
                                        warnings=[f"no retrieved passage documents {', '.join(missing)}: abstained "
@@ -265,7 +270,7 @@ class RagPipeline:
         return answers
 
 
-def compare_answers(pipeline: RagPipeline, question: str, top_k: int = 3, threshold: float | None = None,
+def compare_answers(pipeline: RagPipeline, question: str, top_k: int = DEFAULT_TOP_K, threshold: float | None = None,
                     retriever=None) -> dict:
     """Base (no retrieval) vs RAG for one question: {"passages": DataFrame of hits with scores, "answers": DataFrame}.
 

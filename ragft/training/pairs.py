@@ -22,7 +22,7 @@ from ..core.paths import OLD_VERSION
 from ..data.corpus import Document, load_corpus
 from ..data.datasets import load_qa
 from ..generation.decoding import context_message, cut_passage
-from ..retrieval.chunking import noted_parameter
+from ..retrieval.docstrings import noted_parameter
 from ..retrieval.index import Hit, chunks_of
 from ..retrieval.retrievers import bm25_idf, bm25_tokens, build_retriever
 

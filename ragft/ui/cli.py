@@ -34,7 +34,8 @@ from ..generation.decoding import PASSAGE_ORDER, PASSAGE_ORDERS
 from ..generation.models import DEFAULT_LLM, ModelUnavailable, load_llm
 from ..retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
 from ..retrieval.embeddings import BACKENDS, ENCODERS, get_encoder
-from ..retrieval.index import DenseIndex, HnswConfig, IndexLoadError
+from ..retrieval.hnsw import DenseIndex, HnswConfig
+from ..retrieval.index import IndexLoadError
 from ..retrieval.retrievers import (
     DEFAULT_FUSION,
     DEFAULT_FUSION_WEIGHT,
@@ -43,10 +44,11 @@ from ..retrieval.retrievers import (
     build_retriever,
     retriever_from_index,
 )
+from ..systems.arms import AnswerSettings, ArmSettings, RaftRecipe, RetrievalSettings, TrainingSettings
 from ..systems.pipeline import RagConfig, RagPipeline
-from ..systems.system import ArmSettings, raft_data
 from ..training import finetune
 from ..training.adapters import load_adapter
+from ..training.draws import raft_data
 from ..training.pairs import NO_ORACLE_TARGETS
 
 EXIT_USAGE = 2
@@ -334,7 +336,7 @@ def register_ask(sub) -> None:
     p.add_argument("question", metavar="QUESTION", help="the question, in quotes")
     p.add_argument("--no-retrieval", action="store_true", help="answer from the model alone (the base arm)")
     p.add_argument("--adapter", metavar="PATH", help="a LoRA adapter saved by ragft (refused if made for another base)")
-    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=ArmSettings.top_k,
+    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=RetrievalSettings.top_k,
                    help="passages to retrieve (default: %(default)s, as notebook 05's arms)")
     p.add_argument("--threshold", type=float, default=None,
                    help="drop passages scoring below it; with none left the answer is the house abstention")
@@ -349,7 +351,7 @@ def register_ask(sub) -> None:
                    "another one is refused")
     p.add_argument("--contrast", type=float, default=None, metavar="ALPHA",
                    help="context-aware decoding: contrast each step of the answer's first line with the question "
-                        f"asked without its passages (0 = off; default: {ArmSettings.raft_contrast}, the RAFT arm's, "
+                        f"asked without its passages (0 = off; default: {AnswerSettings.raft_contrast}, the RAFT arm's, "
                         "with --adapter, else 0)")
     p.add_argument("--model", default=DEFAULT_LLM, help="LLM by registry name (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=ANSWER_MAX_NEW_TOKENS,
@@ -369,7 +371,7 @@ def cmd_ask(args) -> int:
     if args.max_new_tokens < 1:
         raise CliError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if args.contrast is None:  # a tuned adapter answers as notebook 05's RAFT arm does; the untuned model lost with it
-        args.contrast = ArmSettings.raft_contrast if args.adapter else 0.0
+        args.contrast = AnswerSettings.raft_contrast if args.adapter else 0.0
     if args.contrast < 0:
         raise CliError(f"--contrast must be >= 0 (0 = off), got {args.contrast}")
     retriever = None
@@ -385,7 +387,7 @@ def cmd_ask(args) -> int:
         model, tok = _load_model(args.model, args.adapter)
         # a tuned adapter LEARNED the format: it gets the prompt it was trained on (no system prompt, passages cut as
         # the arms of notebook 05 cut them), as systems.make_arms does; the base model is TOLD the format
-        tuned = {"system": None, "base_system": None, "passage_chars": ArmSettings.passage_chars} if args.adapter else {}
+        tuned = {"system": None, "base_system": None, "passage_chars": RetrievalSettings.passage_chars} if args.adapter else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(top_k=args.top_k, threshold=args.threshold,
                                                             passage_order=args.passage_order,
                                                             contrast=args.contrast, name_check=args.name_check,
@@ -456,7 +458,7 @@ def register_train(sub) -> None:
                    help="with --raft: what a pair without its gold passage is trained to say: the real 'answer' (as "
                    "published) or 'abstain' (default: notebook 05's)")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.training.finetune.TrainSettings' 2e-3; with --raft, ArmSettings.raft_lr 1e-3)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.training.finetune.TrainSettings' 2e-3; with --raft, RaftRecipe.lr 1e-3)")
     p.add_argument("--lora-r", type=int, default=16, help="adapter rank (default: %(default)s)")
     p.add_argument("--lora-alpha", type=int, default=32, help="adapter scale numerator (default: %(default)s)")
     p.add_argument("--model", default=DEFAULT_LLM, help="base LLM by registry name (default: %(default)s)")
@@ -478,8 +480,9 @@ def cmd_train(args) -> int:
         print(f"ragft: skipped {where}: {why}", file=sys.stderr)
     train = finetune.TrainSettings(steps=args.steps, **({"lr": args.lr} if args.lr else {}))
     if args.raft:  # the RAFT arm's settings (systems.ArmSettings): one pair per example, longer prompts
-        arm = ArmSettings(llm=args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps,
-                          **({"raft_no_oracle_target": args.no_oracle_target} if args.no_oracle_target else {}))
+        arm = ArmSettings(answer=AnswerSettings(llm=args.model),
+                          training=TrainingSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps),
+                          recipe=RaftRecipe(**({"no_oracle_target": args.no_oracle_target} if args.no_oracle_target else {})))
         pairs = raft_data(pairs, arm, None if args.pairs else "task", show_progress=not args.quiet)
         train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr else {}))
     lora = finetune.LoraSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha)

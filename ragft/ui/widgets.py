@@ -12,9 +12,10 @@ import time
 
 import ipywidgets as w
 
+from .. import systems
+from ..core.profiles import DEFAULT_TOP_K
 from ..retrieval.chunking import chunk_table
 from ..retrieval.retrievers import search_table
-from ..systems import system as systems
 from ..systems.pipeline import compare_adapter, compare_answers
 
 
@@ -122,7 +123,7 @@ class ComparisonDashboard:
     Introduced in notebooks/06_compare.ipynb.
     """
 
-    def __init__(self, systems, questions, retrievers: dict | None = None, *, top_k: int = 3,
+    def __init__(self, systems, questions, retrievers: dict | None = None, *, top_k: int = DEFAULT_TOP_K,
                  threshold: float | None = None, pool=None, cache=True, auto: bool = True):
         if not systems:
             raise ValueError("the dashboard needs at least one system")
@@ -274,7 +275,7 @@ def rag_comparison_html(result: dict) -> str:
     return f"<b>retrieved</b>{top}" + card_row(cards)
 
 
-def rag_widget(pipeline, retrievers: dict, questions: list[str] | None = None, top_k: int = 3):
+def rag_widget(pipeline, retrievers: dict, questions: list[str] | None = None, top_k: int = DEFAULT_TOP_K):
     """Type or pick a question, set top_k / threshold / retriever; "Ask" shows the retrieved passages with their scores
     and the base and RAG answers side by side (`pipeline.compare_answers`).
 
