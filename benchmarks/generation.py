@@ -35,6 +35,7 @@ import pandas as pd  # noqa: E402
 
 from ragft import (
     evaluation,  # noqa: E402
+    generation,
     systems,  # noqa: E402
 )
 from ragft.core import profiles  # noqa: E402
@@ -42,7 +43,6 @@ from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa, sample, subset_corpus  # noqa: E402
 from ragft.evaluation.scoring import score_answer  # noqa: E402
-from ragft.generation import decoding as generation
 from ragft.generation import engines  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ragft import generation  # noqa: E402
 from ragft.build import leaks  # noqa: E402
 from ragft.build import pairs as pair_builder  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION, OLD_VERSION  # noqa: E402
@@ -37,7 +38,6 @@ from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa  # noqa: E402
 from ragft.evaluation import stats  # noqa: E402
 from ragft.evaluation.scoring import score_answer  # noqa: E402
-from ragft.generation import decoding as generation  # noqa: E402
 from ragft.generation.decoding import context_message  # noqa: E402
 from ragft.retrieval.index import Hit  # noqa: E402
 from ragft.retrieval.retrievers import build_retriever  # noqa: E402

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ragft.report import notebooks as report
+from ragft import report
 
 ROOT = Path(__file__).resolve().parent.parent
 

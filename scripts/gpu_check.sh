@@ -34,7 +34,7 @@ timeout 300 "$PY" -m pytest -v -s -p no:cacheprovider tests/test_finetune.py \
 echo "== notebook 04, smoke profile, on CUDA (bf16 compute, paged AdamW)"
 timeout 300 "$PY" - "$OUT" <<'EOF' || status=1
 import json, sys, time
-from ragft.report import notebooks as report
+from ragft import report
 out = sys.argv[1]
 t0 = time.perf_counter()
 report.execute_notebook("04_qlora_finetuning", out, profile="smoke", REUSE_ADAPTER=False)

@@ -6,14 +6,16 @@ Fixtures are found by name; the plain helpers (`make_hits`, `FakeRetriever`, `qa
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from ragft import report
 from ragft.core import house
 from ragft.data.datasets import QAItem
 from ragft.generation.decoding import Generation
-from ragft.report import notebooks as report
 from ragft.retrieval.index import Hit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -139,6 +141,9 @@ def smoke_figures(tmp_path):
     """run(name) -> the figures notebooks/<name>.ipynb records when papermill executes it in the smoke profile."""
     def run(name: str) -> dict:
         report.execute_notebook(name, tmp_path, profile="smoke")
+        if keep := os.environ.get("RAGFT_KEEP_SMOKE_FIGURES"):  # a folder: compare two commits' figures afterwards
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(tmp_path) / f"{name}.json", Path(keep) / f"{name}.json")
         return report.read_figures(name, tmp_path)
 
     return run

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ragft.report import notebooks as report
+from ragft import report
 
 ARMS = [  # as notebook 05 records them, with the [low, high] intervals of a bootstrap
     {"arm": "base", "retrieval": "none", "n": 12, "accuracy": 0.25, "accuracy_ci": [0.083, 0.5],

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ragft.report import notebooks as report
+from ragft import report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

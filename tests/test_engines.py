@@ -131,8 +131,8 @@ def test_fast_engine_in_full_precision_answers_like_transformers(small_llm, tmp_
     """Same decoding on both runtimes (greedy, no penalty, the stop at the answer's end, the answer-only n-gram ban):
     the same answer in full precision (same prompt tokens, same stop). CTranslate2 cannot ban within the answer only,
     so it refuses while the ban is on and is compared with the ban off on both runtimes."""
+    from ragft import generation
     from ragft.core import house
-    from ragft.generation import decoding as generation
 
     name, precision = engine.split()
     for module in {"ct2": ["ctranslate2"], "ortgenai": ["onnxruntime_genai", "onnx_ir"]}[name]:

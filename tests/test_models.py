@@ -72,7 +72,7 @@ def test_half_written_conversion_is_rebuilt_and_matches_gguf_logits(monkeypatch,
 
 @pytest.mark.slow
 def test_llm_returns_text(small_llm):
-    from ragft.generation import decoding as generation
+    from ragft import generation
 
     model, tok = small_llm
     g = generation.generate(model, tok, generation.chat_messages("What does numpy.argsort return?"), max_new_tokens=12)

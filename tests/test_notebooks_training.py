@@ -7,10 +7,9 @@ in the cache, as a reader running the notebooks in order would (06 on a cold cac
 
 import pytest
 
-from ragft import evaluation, systems
+from ragft import evaluation, generation, systems
 from ragft.core import paths, profiles
 from ragft.evaluation import stats
-from ragft.generation import decoding as generation
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 

@@ -5,9 +5,9 @@ import re
 import pytest
 from report_fixtures import FIGURES, write_fixture_report
 
+from ragft import report
 from ragft.core import profiles
 from ragft.report import labels as report_labels
-from ragft.report import notebooks as report
 from ragft.report import page as report_page
 from ragft.report import summaries as report_summaries
 from ragft.report import tables as report_tables

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import write_fixture_report
 
-from ragft.report import notebooks as report
+from ragft import report
 
 pytestmark = pytest.mark.browser
 

@@ -5,13 +5,12 @@ import pandas as pd
 import pytest
 from conftest import FakePool
 
-from ragft import evaluation
+from ragft import evaluation, generation
 from ragft import systems as sy
 from ragft.core import house, profiles
 from ragft.core.house import SYSTEM_PROMPT as HOUSE_SYSTEM_PROMPT
 from ragft.data.corpus import CHANGE_NOTES_SECTION, Document
 from ragft.data.datasets import QAItem, load_qa
-from ragft.generation import decoding as generation
 from ragft.generation import models
 from ragft.generation.decoding import Generation
 from ragft.retrieval.index import Hit
