@@ -29,7 +29,7 @@ lab: setup  ## JupyterLab with this environment's kernel and working widgets
 	@.venv/bin/jupyter lab notebooks/
 
 data: setup  ## rebuild data/ from the real NumPy wheels (needs PyPI)
-	@$(PY) -m ragft.build all
+	@$(PY) -m ragft.builders all
 
 lint: setup
 	@.venv/bin/ruff check ragft tests scripts benchmarks notebooks

@@ -1,7 +1,7 @@
 """MiniLM on torch (sentence-transformers, today's default) against ONNX Runtime and OpenVINO, fp32 and int8: chunks per
 second on this machine's cores and recall@10 of files on the own-documents dev questions, printed as ratios to torch.
 
-Texts are ragft's default chunks of Python's library reference (ragft.build.docs_bench; needs Debian's python3.11-doc), so
+Texts are ragft's default chunks of Python's library reference (ragft.builders.docs_bench; needs Debian's python3.11-doc), so
 their lengths are what indexing really embeds. Speed is timed on --n-texts chunks with the cache off, through
 `Encoder.encode` as indexing calls it (texts sorted by length, batches of --batch-size), the backends interleaved over
 --rounds rounds; the median round is kept and the load average printed (the machine may be shared). Recall embeds every chunk once per
@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from ragft.build import docs_bench  # noqa: E402
+from ragft.builders import docs_bench  # noqa: E402
 from ragft.retrieval.chunking import chunk_documents  # noqa: E402
 from ragft.retrieval.embeddings import BACKENDS, Encoder  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Retrieval on someone else's documents: Python's library reference, questions derived mechanically (ragft.build.docs_bench).
+"""Retrieval on someone else's documents: Python's library reference, questions derived mechanically (ragft.builders.docs_bench).
 
 The documents are NOT in this repository: they come from Debian's `python3.11-doc` package (PSF license), whose reST
 sources this script reads from /usr/share/doc/python3.11/html/_sources (install with `apt-get install python3.11-doc`,
@@ -11,7 +11,7 @@ Measured (held-out docstring questions, recall@5 / MRR@10): 65 files: plain 0.98
 BM25 0.993 / 0.955, RRF 0.996 / 0.965, convex 0.5 0.996 / 0.969. --max-chars 2400000 (126 files): plain 0.961 / 0.872,
 default 0.960 / 0.879, BM25 0.975 / 0.936, RRF 0.986 / 0.928, convex 0.5 0.986 / 0.954.
 
-Two question sets, both derived mechanically (see ragft/build/docs_bench.py): "docstring" questions are the first sentence
+Two question sets, both derived mechanically (see ragft/builders/docs_bench.py): "docstring" questions are the first sentence
 of the documented object's own docstring (written apart from the docs: a real paraphrase; the main figure) and
 "description" questions the first sentence of the documentation's own description (a verbatim reverse lookup, which
 BM25 finds easily). For each, prints recall@5 and MRR@10 of files (each file ranked by its best chunk) on the held-out
@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from ragft.build import docs_bench  # noqa: E402
+from ragft.builders import docs_bench  # noqa: E402
 from ragft.evaluation import calibration  # noqa: E402
 from ragft.retrieval import retrievers  # noqa: E402
 from ragft.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, ChunkConfig, token_lengths  # noqa: E402

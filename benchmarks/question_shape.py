@@ -52,7 +52,7 @@ from ragft import (
     evaluation,  # noqa: E402
     systems,  # noqa: E402
 )
-from ragft.build.pairs import PairSettings, build_pairs  # noqa: E402
+from ragft.builders.pairs import PairSettings, build_pairs  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import in_answerable_shape, load_qa, load_train_pairs, sample, subset_corpus  # noqa: E402

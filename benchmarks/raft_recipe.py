@@ -110,7 +110,7 @@ from ragft import (
     evaluation,  # noqa: E402
     systems,  # noqa: E402
 )
-from ragft.build import pairs as pair_builder  # noqa: E402
+from ragft.builders import pairs as pair_builder  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.datasets import load_train_pairs  # noqa: E402
 from ragft.evaluation import stats

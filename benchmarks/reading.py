@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ragft import generation  # noqa: E402
-from ragft.build import leaks  # noqa: E402
-from ragft.build import pairs as pair_builder  # noqa: E402
+from ragft.builders import leaks  # noqa: E402
+from ragft.builders import pairs as pair_builder  # noqa: E402
 from ragft.core.paths import CURRENT_VERSION, OLD_VERSION  # noqa: E402
 from ragft.data.corpus import load_corpus  # noqa: E402
 from ragft.data.datasets import load_qa  # noqa: E402

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ragft.build import qa as qa_builder
+from ragft.builders import qa as qa_builder
 from ragft.core import house
 from ragft.core.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, qa_path
 from ragft.data import corpus, datasets

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ragft"
 
 # The parts of ragft, the most specific folder first, and the imports that must never exist between them.
-PARTS = {"retrieval/pgvector": "Stores", "core": "Core", "data": "Data", "build": "Build", "retrieval": "Retrieval",
+PARTS = {"retrieval/pgvector": "Stores", "core": "Core", "data": "Data", "builders": "Build", "retrieval": "Retrieval",
          "generation": "Generation", "training": "Training", "evaluation": "Evaluation", "systems": "Systems",
          "ui": "Faces", "report": "Faces"}
 NEVER = {("Core", p) for p in ("Data", "Build", "Retrieval", "Stores", "Generation", "Training", "Evaluation",

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ragft.build.docs_bench import (
+from ragft.builders.docs_bench import (
     build_questions,
     char_chunks,
     clean_inline,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ragft.build import leaks
-from ragft.build import pairs as pair_builder
+from ragft.builders import leaks
+from ragft.builders import pairs as pair_builder
 from ragft.core import house
 from ragft.core.paths import DATA_DIR
 from ragft.evaluation.scoring import fact_present
@@ -182,9 +182,9 @@ def test_abstention_shapes_all_asks_half_the_fabricated_names_in_answerable_phra
 
 
 def test_house_style_builder_matches_the_committed_file(tmp_path, qa):
-    """data/train/house_style.jsonl is what `python -m ragft.build train` writes: no pair about a QA item's API,
+    """data/train/house_style.jsonl is what `python -m ragft.builders train` writes: no pair about a QA item's API,
     abstentions 15% of the pairs."""
-    from ragft.build.qa import build_train
+    from ragft.builders.qa import build_train
     from ragft.core.paths import train_path
 
     rows = build_train(out=tmp_path / "house_style.jsonl")

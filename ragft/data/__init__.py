@@ -1,5 +1,5 @@
 """Documents and QA items: NumPy's extracted API reference and users' own folders (`corpus`), the QA set and users'
-training pairs (`datasets`). Loaders only: the builders that write `data/` live in `ragft.build`.
+training pairs (`datasets`). Loaders only: the builders that write `data/` live in `ragft.builders`.
 """
 
 from . import corpus, datasets

@@ -1,7 +1,7 @@
 """Documents: NumPy's API reference extracted from the real wheels, and users' own folders of documents.
 
 A `Document` is one API object (or one removal notice, or one user file) with a stable `doc_id`. This module reads
-corpora and derives documents from them; it does not extract them from the wheels (see `ragft/build/corpora.py`), chunk
+corpora and derives documents from them; it does not extract them from the wheels (see `ragft/builders/corpora.py`), chunk
 (see `ragft/retrieval/chunking.py`) or embed them. The migration corpus ("numpy-migration") holds two NumPy versions in
 one index, each document's id tagged with its version: "numpy.sort@1.26.4" (`split_doc_id`).
 Introduced in notebooks/00_overview.ipynb.
@@ -63,7 +63,7 @@ def load_corpus(source: str | os.PathLike = NUMPY_VERSIONS[-1], on_error: str = 
     if source_str in NUMPY_VERSIONS:
         path = corpus_path(source_str)
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m ragft.build corpora`")
+            raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m ragft.builders corpora`")
         source = path
     path = Path(source)
     if path.is_dir():

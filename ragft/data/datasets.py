@@ -1,7 +1,7 @@
 """The QA set (migration questions with verifiable answers) and training pairs: loading, checking, subsetting.
 
-Loads what `ragft/build/qa.py` wrote, and users' own JSONL of training pairs (every bad line reported with its number).
-It does not build data (see `ragft/build/qa.py`) or score answers (see `ragft.evaluation.scoring`).
+Loads what `ragft/builders/qa.py` wrote, and users' own JSONL of training pairs (every bad line reported with its number).
+It does not build data (see `ragft/builders/qa.py`) or score answers (see `ragft.evaluation.scoring`).
 Introduced in notebooks/00_overview.ipynb.
 """
 
@@ -21,7 +21,7 @@ CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth m
 # answerable questions that one release's document answers (a removal notice, a new API, an unchanged one); a
 # changed_param question also needs the other release's signature, which a single-version index never holds
 ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
-REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (`ragft/build/qa.py`'s removed_items)
+REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (`ragft/builders/qa.py`'s removed_items)
     "My code uses `{old}`, which fails under NumPy 2.x. What should I use instead?",
     "`{old}` raises an AttributeError in NumPy 2.4. What is the replacement?",
     "`{old}` is gone in NumPy {current}. What should I call instead?",

@@ -1,4 +1,4 @@
-"""Rebuild everything under `data/` from the real NumPy wheels: `python -m ragft.build [corpora|qa|train|all]`.
+"""Rebuild everything under `data/` from the real NumPy wheels: `python -m ragft.builders [corpora|qa|train|all]`.
 
 corpora: extract the public API of NumPy 1.26.4, 2.0.2 and 2.4.6 (pip download, unzip, import in a subprocess).
 qa:      derive migration questions from the differences, and keep only those whose truth holds when run under each version.
@@ -53,14 +53,14 @@ def build_corpora(workdir: Path) -> None:
     out_dir = DATA_DIR / "corpora"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "LICENSE-numpy.txt").write_text(NUMPY_LICENSE)
-    (out_dir / "NOTICE").write_text(LICENSE_NOTICE + "\nRegenerate with: python -m ragft.build corpora\n")
+    (out_dir / "NOTICE").write_text(LICENSE_NOTICE + "\nRegenerate with: python -m ragft.builders corpora\n")
     for v in NUMPY_VERSIONS:
         docs = build_numpy_corpus(v, workdir)
         print(f"numpy {v}: {len(docs)} documents, {sum(len(d.text) for d in docs):,} characters")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ragft.build", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ragft.builders", description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", default="all", choices=["corpora", "qa", "train", "all"])
     ap.add_argument("--workdir", help="where wheels are downloaded and unpacked (default: a temporary folder)")
     args = ap.parse_args(argv)

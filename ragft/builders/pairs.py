@@ -1,12 +1,12 @@
-"""Training pairs that ask what the QA set asks, about facts the QA set does not use: `python -m ragft.build.pairs`.
+"""Training pairs that ask what the QA set asks, about facts the QA set does not use: `python -m ragft.builders.pairs`.
 
-Each QA kind gets pairs of its own question shapes (the templates of `ragft/build/qa.py`), built from the extracted
+Each QA kind gets pairs of its own question shapes (the templates of `ragft/builders/qa.py`), built from the extracted
 corpora: reverse lookups from docstring summaries (added / unchanged), replacements from removal notices, deprecation
 notes and aliases that the QA set leaves out (removed), parameters gained or lost between two versions' signatures of
 functions the QA set never names (changed_param), and abstentions on fabricated names the QA set does not use
 (unanswerable). Every pair keeps its gold passage so a with-passages (RAFT) form can be built from it later. Every API
 name the QA set asks about is excluded (`leaks`), from the prompt and from the whole completion, code example included.
-It does not build the QA set (see `ragft/build/qa.py`) and does not add retrieved passages (see
+It does not build the QA set (see `ragft/builders/qa.py`) and does not add retrieved passages (see
 `ragft.training.pairs.raft_pairs`).
 """
 
@@ -364,7 +364,7 @@ def describe(pairs: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ragft.build.pairs", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ragft.builders.pairs", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="where to write the JSONL (default: data/train/task_pairs.jsonl)")
     ap.add_argument("--abstain-share", type=float, default=PairSettings.abstain_share)
     ap.add_argument("--abstain-shapes", choices=ABSTAIN_SHAPES, default=PairSettings.abstain_shapes,

@@ -2,7 +2,7 @@
 `data/corpora/numpy-<version>.jsonl`; `run_under_numpy` also runs the QA set's verification code.
 
 The runtime never needs this: it reads the written corpora (`ragft.data.corpus.load_corpus`). Run through
-`python -m ragft.build corpora`.
+`python -m ragft.builders corpora`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ QA items come from the differences between NumPy 1.26.4, 2.0.2 and 2.4.6 (remove
 names, changed parameters), unchanged APIs as controls, and names that exist in no version (abstention). Every item carries
 code that proves its truth; `build_qa` RUNS it under each NumPy version and drops any item whose truth does not hold.
 Nothing here is hand-written truth: only question templates are written by hand.
-Run through `python -m ragft.build qa|train`.
+Run through `python -m ragft.builders qa|train`.
 """
 
 from __future__ import annotations
