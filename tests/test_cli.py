@@ -185,7 +185,7 @@ def test_ask_name_check_abstains_on_an_api_no_passage_documents(ask_index, capsy
     (["ask", "{index}", "   "], "empty question"),
     (["ask", "{tmp}/nowhere", "q?"], "no index at"),
     (["ask", "{index}", "q?", "-k", "0"], "-k must be at least 1"),
-    (["ask", "{index}", "q?", "--contrast", "-1"], "--contrast must be >= 0"),
+    (["ask", "{index}", "q?", "--contrast", "-1"], "--contrast must be at least 0"),
     (["ask", "{index}", "q?", "--embedder", "hashing-128"], "was built with"),
     (["ask", "{index}", "q?", "--adapter", "{adapter}"], "trained on base model"),
     (["ask", "{index}", "q?", "--adapter", "{tmp}"], "holds no adapter"),

@@ -203,6 +203,13 @@ def test_sync_killed_half_way_leaves_previous_state(server, docs, encoder, monke
         assert pg.sync(edited(docs), show_progress=False).changed  # the connection is usable again
 
 
+def counts(before, after):
+    """(added, removed, changed) doc counts going from the documents `before` to `after`."""
+    old, new = {d.doc_id: d.content_hash for d in before}, {d.doc_id: d.content_hash for d in after}
+    return (len(new.keys() - old.keys()), len(old.keys() - new.keys()),
+            sum(old[i] != new[i] for i in new.keys() & old.keys()))
+
+
 def test_two_concurrent_syncs_end_in_one_of_the_two_states(server, docs, encoder):
     a_docs, b_docs = docs[:40], edited(docs)
     with PgVectorIndex.build(a_docs, encoder, "want_a", server.url, replace=True, show_progress=False, config=FAST) as want_a, \
@@ -211,9 +218,9 @@ def test_two_concurrent_syncs_end_in_one_of_the_two_states(server, docs, encoder
     for _ in range(2):
         base = PgVectorIndex.build(docs[20:], encoder, "two_writers", server.url, replace=True, show_progress=False, config=FAST)
         writers = [PgVectorIndex.open("two_writers", server.url, encoder) for _ in range(2)]
-        barrier, errors = threading.Barrier(2), []
-        threads = [threading.Thread(target=sync_after, args=(w, t, barrier, errors))
-                   for w, t in zip(writers, (a_docs, b_docs), strict=True)]
+        barrier, errors, reports = threading.Barrier(2), [], {}
+        threads = [threading.Thread(target=sync_after, args=(w, t, barrier, errors, reports, name))
+                   for w, t, name in zip(writers, (a_docs, b_docs), "ab", strict=True)]
         for t in threads:
             t.start()
         for t in threads:
@@ -221,14 +228,21 @@ def test_two_concurrent_syncs_end_in_one_of_the_two_states(server, docs, encoder
         assert not errors
         final = state(base)[:2]
         assert final in expected, "two writers left a mix of both corpora"
+        # no false report: the first diffed from the start, the second from what the first committed
+        last = "ab"[expected.index(final)]
+        first = "ba"["ab".index(last)]
+        target = {"a": a_docs, "b": b_docs}
+        for name, before in ((first, docs[20:]), (last, target[first])):
+            r = reports[name]
+            assert (len(r.added), len(r.removed), len(r.changed)) == counts(before, target[name]), (name, str(r))
         for index in writers + [base]:
             index.close()
 
 
-def sync_after(index, target, barrier, errors):
+def sync_after(index, target, barrier, errors, reports, name):
     try:
         barrier.wait()
-        index.sync(target, show_progress=False)
+        reports[name] = index.sync(target, show_progress=False)
     except Exception as e:  # reported by the test
         errors.append(e)
 
@@ -345,26 +359,54 @@ def pets(tmp_path):
     return folder
 
 
-def test_cli_index_search_update_on_pgvector(server, pets, capsys):
-    folder = pets
+def test_cli_index_search_update_on_pgvector(server, pets, tmp_path, capsys):
+    """`index --backend pgvector --out PATH` writes a pointer file at PATH: search and update follow it, no --backend."""
+    folder, idx = pets, tmp_path / "cli_pets"
     db = ["--backend", "pgvector", "--db", server.url]
-    assert main(["index", str(folder), "--out", "cli_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
-    assert main(["search", "cli_pets", "--query", "what do cats eat", "-k", "1", "--json", "--mode", "hybrid", *db]) == 0
+    assert main(["index", str(folder), "--out", str(idx), "--embedder", "hashing", "--quiet", "--force", *db]) == 0
+    pointer = json.loads(idx.read_text())
+    assert pointer["backend"] == "pgvector" and pointer["name"].startswith("cli_pets_")
+    assert "password" not in (pointer["db"] or "")
+    assert main(["search", str(idx), "--query", "what do cats eat", "-k", "1", "--json", "--mode", "hybrid"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["results"][0]["doc_id"] == "cats.md"
     (folder / "dogs.txt").unlink()
-    assert main(["update", "cli_pets", str(folder), "--quiet", *db]) == 0
+    assert main(["update", str(idx), str(folder), "--quiet"]) == 0
     assert "1 removed" in capsys.readouterr().err
-    assert main(["search", "cli_pets", "--query", "dogs", "--backend", "pgvector", "--db", "postgresql://x@127.0.0.1:1/x"]) == 2
+    # an exact scan reads every row: no HNSW beam warning, and never a warning with a source line
+    assert main(["search", str(idx), "--query", "cats", "-k", "100", "--mode", "exact"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err and ".py:" not in err and all(x.startswith("ragft: ") for x in err.splitlines()), err
+    assert main(["index", str(folder), "--out", str(idx), "--embedder", "hashing", "--quiet", *db]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["search", str(idx), "--query", "dogs", "--db", "postgresql://x@127.0.0.1:1/x"]) == 2
     assert capsys.readouterr().err.startswith("ragft: error: cannot reach PostgreSQL")
+
+
+def test_cli_same_last_part_in_two_folders_makes_two_indexes(server, pets, tmp_path, capsys):
+    """`--out a/idx` and `--out b/idx` used to name one table `idx` ("already exists", or one overwriting the other)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "fish.md").write_text("Fish swim in schools.")
+    db = ["--backend", "pgvector", "--db", server.url]
+    for src, out in ((pets, tmp_path / "a" / "idx"), (other, tmp_path / "b" / "idx")):
+        assert main(["index", str(src), "--out", str(out), "--embedder", "hashing", "--quiet", "--force", *db]) == 0
+    names = {json.loads((tmp_path / x / "idx").read_text())["name"] for x in "ab"}
+    assert len(names) == 2
+    capsys.readouterr()
+    for x, doc in (("a", "cats.md"), ("b", "fish.md")):
+        assert main(["search", str(tmp_path / x / "idx"), "--query", "cats fish", "-k", "5", "--json"]) == 0
+        ids = {r["doc_id"] for r in json.loads(capsys.readouterr().out)["results"]}
+        assert doc in ids and ({"cats.md", "fish.md"} - {doc}).isdisjoint(ids), (x, ids)
 
 
 @pytest.mark.slow  # loads the real small model
 def test_cli_ask_on_pgvector(server, pets, capsys):
     db = ["--backend", "pgvector", "--db", server.url]
-    assert main(["index", str(pets), "--out", "cli_ask_pets", "--embedder", "hashing", "--quiet", "--force", *db]) == 0
+    idx = pets.parent / "cli_ask_pets"
+    assert main(["index", str(pets), "--out", str(idx), "--embedder", "hashing", "--quiet", "--force", *db]) == 0
     capsys.readouterr()
-    assert main(["ask", "cli_ask_pets", "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json", *db]) == 0
+    assert main(["ask", str(idx), "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["doc_id"] for p in out["passages"]] == ["cats.md"] and out["n_new_tokens"] > 0
 

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import diskcache
@@ -59,15 +59,28 @@ def files_state(folder: str | os.PathLike, pattern: str = "*") -> str:
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike, timeout: float = -1) -> Iterator[None]:
+def locked(path: str | os.PathLike, timeout: float = -1, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) while the block runs; other processes wait for it.
+    `on_wait` is called once when another process holds it (to say why nothing happens yet).
 
-    Used where two notebooks or test workers may build the same cached artefact at once (e.g. one adapter).
+    Used where two notebooks or test workers may build the same cached artefact at once (e.g. one adapter), and by
+    writers of one index folder (two `ragft update` runs queue).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(path), timeout=timeout):
+    lock = filelock.FileLock(str(path))
+    if on_wait is None:
+        lock.acquire(timeout=timeout)
+    else:
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            on_wait()
+            lock.acquire(timeout=timeout)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 class KeyValueCache:

@@ -1,4 +1,5 @@
-"""Small file helpers shared by every module: atomic writes and JSONL reading that reports bad lines instead of skipping them.
+"""Small file helpers shared by every module: atomic writes (with the recovery of a folder whose swap a kill cut in
+two) and JSONL reading that reports bad lines instead of skipping them.
 
 Not a general I/O layer: only what ragft needs to never leave half-written files behind.
 """
@@ -6,6 +7,7 @@ Not a general I/O layer: only what ragft needs to never leave half-written files
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
     try:
         yield tmp
         if is_dir and path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = old_name(path)  # a kill before the second rename leaves only this: see recover_folder
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -41,6 +43,50 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+def old_name(path: str | os.PathLike, pid: int | None = None) -> Path:
+    """Where atomic_path parks the previous folder between its two renames: `.NAME.old-PID` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.old-{os.getpid() if pid is None else pid}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def recover_folder(path: str | os.PathLike) -> Path | None:
+    """Undo half of a folder swap that a kill interrupted: with `path` missing and a `.NAME.old-PID` of a dead process
+    beside it, rename that back to `path` (the state before the interrupted write) and return where it came from.
+    Leftover `.NAME.old-PID` folders of dead processes next to an existing `path` are removed. A live PID's folder
+    is left alone: its writer is between the two renames right now."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return None
+    stale = []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.old-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and p.is_dir() and not _alive(int(pid)):
+            stale.append(p)
+    if not stale:
+        return None
+    stale.sort(key=lambda p: p.stat().st_mtime_ns)
+    recovered = None
+    if not path.exists():
+        recovered = stale.pop()  # the newest: the last complete state
+        try:
+            os.replace(recovered, path)
+        except OSError:  # another reader recovered it first
+            return None
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return recovered
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
@@ -66,6 +112,9 @@ class ReadReport:
         return not self.problems
 
     def __str__(self) -> str:
+        if len(self.problems) == 1:  # one bad line: one line, naming it
+            where, why = self.problems[0]
+            return f"{where}: {why} ({self.source}: {self.loaded} loaded, 1 problem)"
         head = f"{self.source}: {self.loaded} loaded, {len(self.problems)} problem(s)"
         return "\n".join([head] + [f"  {where}: {why}" for where, why in self.problems[:50]]
                          + ([f"  ... and {len(self.problems) - 50} more"] if len(self.problems) > 50 else []))

@@ -271,8 +271,8 @@ def load_folder(folder: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES,
 
     Each document's metadata records its "format" (markdown, rst, html, text: the chunker cuts by its headings) and
     "encoding". HTML keeps its headings as Markdown lines. Files that cannot be used (binary, larger than max_bytes,
-    not UTF-8 and not `fallback_encoding`, empty, unreadable, a broken or looping link, another suffix) are listed in
-    the report with the reason, never silently skipped and never raised one by one.
+    not UTF-8 and not `fallback_encoding`, a name that is not UTF-8, empty, unreadable, a broken or looping link,
+    another suffix) are listed in the report with the reason, never silently skipped and never raised one by one.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -281,6 +281,12 @@ def load_folder(folder: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES,
     docs = []
     for path in _walk_files(folder, report):
         rel = path.relative_to(folder).as_posix()
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 in the name: a doc_id no index, JSON or terminal can hold
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            report.problems.append((shown, "skipped: the file name is not valid UTF-8 (rename the file)"))
+            continue
         if path.suffix.lower() not in USER_SUFFIXES:
             report.problems.append((rel, f"skipped: suffix {path.suffix or '(none)'} is not one of {', '.join(USER_SUFFIXES)}"))
             continue
@@ -306,8 +312,10 @@ def load_folder(folder: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES,
         if not text.strip():
             report.problems.append((rel, "skipped: empty"))
             continue
+        # a folder above whose name is not UTF-8 is shown escaped (b"\xff" -> "\\xff"): JSON and indexes take only UTF-8
+        source = os.fsencode(path).decode("utf-8", "backslashreplace")
         docs.append(Document(doc_id=rel, text=text, title=title,
-                             metadata={"source": str(path), "format": fmt, "encoding": encoding}))
+                             metadata={"source": source, "format": fmt, "encoding": encoding}))
     report.loaded = len(docs)
     if not docs:
         raise DataError(f"no usable documents in {folder}" + (f"\n{report}" if report.problems else " (the folder is empty)"))

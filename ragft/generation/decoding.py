@@ -463,8 +463,13 @@ def _n_tokens(tok, messages: list[dict]) -> int:
     return len(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def truncate_question(tok, question: str, max_question_tokens: int) -> tuple[str, bool]:
-    """Keep the head and tail of an over-long question (a pasted traceback often ends with the actual ask)."""
+    """Keep the head and tail of an over-long question (a pasted traceback often ends with the actual ask). Bytes that
+    were not UTF-8 (lone surrogates, as Python hands over such command-line text) become U+FFFD: a tokenizer refuses them."""
+    question = _LONE_SURROGATE.sub("\ufffd", question)
     ids = tok(question, add_special_tokens=False)["input_ids"]
     if len(ids) <= max_question_tokens:
         return question, False

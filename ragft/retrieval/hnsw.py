@@ -1,7 +1,8 @@
 """Dense retrieval: an HNSW index (hnswlib, cosine) you can update in place, and the exact dense baseline.
 
 The HNSW index saves and loads atomically and checks on load what it was built with (format version, model, dimension,
-file checksums). `sync(docs)` diffs a new corpus against the index by doc_id and content hash and touches only what
+file checksums), and recovers a folder that a kill left parked as `.NAME.old-PID` mid-swap; writers of one folder
+queue on `writer_lock`. `sync(docs)` diffs a new corpus against the index by doc_id and content hash and touches only what
 changed. Does not do lexical or fused retrieval (see `retrievers.py`), does not measure recall vs speed (see `speed.py`),
 does not generate answers and does not score anything.
 Introduced in notebooks/02_hnsw_retrieval.ipynb.
@@ -9,6 +10,7 @@ Introduced in notebooks/02_hnsw_retrieval.ipynb.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_path
+from ..core.cache import locked
+from ..core.io import atomic_path, recover_folder
 from ..data.corpus import Document
 from .chunking import Chunk, ChunkConfig, chunk_documents
 from .exact import exact_topk
@@ -50,6 +53,13 @@ class HnswConfig:
             raise ValueError(f"HNSW knobs must be positive (M >= 2): got {self}")
         if self.build_threads != -1 and self.build_threads < 1:
             raise ValueError(f"build_threads must be >= 1, or -1 for every core: got {self.build_threads}")
+
+
+def writer_lock(path: str | os.PathLike, on_wait=None):
+    """The lock every writer of the index folder `path` holds while it reads, syncs and saves it, so two writers queue
+    and neither loses the other's update. A file `.NAME.lock` beside the folder (inside, a save would replace it)."""
+    path = Path(path)
+    return locked(path.with_name(f".{path.name}.lock"), on_wait=on_wait)
 
 
 def build_hnsw(vectors: np.ndarray, config: HnswConfig | None = None, labels: np.ndarray | None = None,
@@ -89,6 +99,7 @@ class DenseIndex(Retriever):
         self._exact_cache = None
         self._warned_ef = False
         self.build_seconds = 0.0
+        self.recovered_from: Path | None = None  # set by `load` when it recovered an interrupted swap
 
     # -- contents
     def __len__(self) -> int:
@@ -271,6 +282,9 @@ class DenseIndex(Retriever):
         path = Path(path)
         with atomic_path(path, is_dir=True) as tmp:
             self._hnsw.save_index(str(tmp / "hnsw.bin"))
+            written, size = (tmp / "hnsw.bin").stat().st_size, self._hnsw.index_file_size()
+            if written != size:  # hnswlib does not check its writes: a full disk would leave a short file
+                raise OSError(errno.ENOSPC, f"hnsw.bin written short ({written} of {size} bytes)", str(path))
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for label in sorted(self._chunks):
                     f.write(json.dumps({"label": label, **self._chunks[label].to_json()}, ensure_ascii=False) + "\n")
@@ -291,6 +305,7 @@ class DenseIndex(Retriever):
         from .embeddings import encoder_for_model_id
 
         path = Path(path)
+        recovered = recover_folder(path)  # a kill between atomic_path's two renames left only `.NAME.old-PID`
         meta = _read_meta(path)
         if encoder is None:
             encoder = encoder_for_model_id(meta["encoder"]["model_id"])
@@ -299,6 +314,7 @@ class DenseIndex(Retriever):
                 f"{path} was built with {meta['encoder']['model_id']} ({meta['encoder']['dim']}-d) but the encoder given is "
                 f"{encoder.model_id} ({encoder.dim}-d): its vectors would not be comparable. Rebuild it with `ragft index`.")
         self = cls(encoder, HnswConfig(**meta["hnsw"]), ChunkConfig.from_saved(meta["chunking"]))
+        self.recovered_from = recovered
         self._hnsw = hnswlib.Index(space="cosine", dim=encoder.dim)
         self._hnsw.load_index(str(path / "hnsw.bin"), max_elements=meta["max_elements"], allow_replace_deleted=True)
         self._hnsw.set_ef(self.config.ef)

@@ -8,9 +8,12 @@ and ask it questions.
     ragft ask INDEX "question" [--no-retrieval] [--adapter PATH] [-k N] [--threshold X] [--name-check]
               [--mode dense|bm25|hybrid]
     ragft train [--pairs FILE.jsonl] [--raft] [--steps 60]   (prints the adapter folder for `ragft ask --adapter`)
-    add `--backend pgvector [--db URL]` to any of them: PATH is then an index name in PostgreSQL (pgvector_store.py)
+    add `--backend pgvector [--db URL]` to index: the index lives in PostgreSQL and PATH is a small pointer file
+    naming it, which search, update and ask follow (pgvector/pointer.py)
 
-Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback; skipped files are listed.
+Bad input ends with a one-line `ragft: error: ...` and exit status 2, never a traceback, with the files on disk as they
+were; numbers are checked at parse time (inputs.py); skipped files are listed. Writers of one hnswlib index queue on its
+lock, and each reports what it did.
 Each subcommand is one `register_*` function that adds its parser, listed in SUBCOMMANDS. The command only parses
 arguments and prints: chunking, indexing, retrieval and generation live in their own modules.
 Introduced in notebooks/02_hnsw_retrieval.ipynb (`ask`: notebooks/03_rag.ipynb).
@@ -19,13 +22,15 @@ Introduced in notebooks/02_hnsw_retrieval.ipynb (`ask`: notebooks/03_rag.ipynb).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from ..core.io import DataError
+from ..core.io import DataError, recover_folder
 from ..core.paths import NUMPY_VERSIONS, task_pairs_path
 from ..core.profiles import ANSWER_MAX_NEW_TOKENS
 from ..data.corpus import MIGRATION_CORPUS, corpus_versions, load_corpus, load_folder, with_change_notes
@@ -34,8 +39,9 @@ from ..generation.decoding import PASSAGE_ORDER, PASSAGE_ORDERS
 from ..generation.models import DEFAULT_LLM, ModelUnavailable, load_llm
 from ..retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, STRATEGIES, ChunkConfig, file_type_summary
 from ..retrieval.embeddings import BACKENDS, ENCODERS, get_encoder
-from ..retrieval.hnsw import DenseIndex, HnswConfig
+from ..retrieval.hnsw import DenseIndex, HnswConfig, writer_lock
 from ..retrieval.index import IndexLoadError
+from ..retrieval.pgvector.pointer import name_for_path, read_pointer, write_pointer
 from ..retrieval.retrievers import (
     DEFAULT_FUSION,
     DEFAULT_FUSION_WEIGHT,
@@ -47,15 +53,12 @@ from ..retrieval.retrievers import (
 from ..systems.arms import AnswerSettings, ArmSettings, RaftRecipe, RetrievalSettings, TrainingSettings
 from ..systems.pipeline import RagConfig, RagPipeline
 from ..training import finetune
-from ..training.adapters import load_adapter
+from ..training.adapters import check_adapter_files, load_adapter
 from ..training.draws import raft_data
 from ..training.pairs import NO_ORACLE_TARGETS
+from .inputs import EXIT_USAGE, CliError, OneLineParser, check_text, number, printable, read_queries
 
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A problem with the user's input; printed as `ragft: error: <message>`."""
+__all__ = ["EXIT_USAGE", "CliError", "build_parser", "main", "read_queries"]
 
 
 def _load_source(source: str, skipped: list | None = None):
@@ -119,7 +122,8 @@ def _load_noted(source: str, since: str | None, skipped: list | None = None):
 def add_backend_args(p) -> None:
     """--backend and --db, shared by index, update and search."""
     p.add_argument("--backend", default="hnswlib", choices=("hnswlib", "pgvector"),
-                   help="hnswlib: an index folder (default); pgvector: PATH names an index in PostgreSQL")
+                   help="hnswlib: an index folder (default); pgvector: the index lives in PostgreSQL, PATH is a pointer "
+                        "file naming it (search, update and ask follow it without --backend)")
     p.add_argument("--db", metavar="URL", default=None, help="PostgreSQL URL for --backend pgvector (default: "
                    "$RAGFT_DATABASE_URL, else an embedded server under the cache)")
 
@@ -133,15 +137,18 @@ def register_index(sub) -> None:
                    f"(\"1.26.4,2.4.6\", or {MIGRATION_CORPUS} for 1.26.4 and 2.4.6: doc ids tagged numpy.sort@1.26.4)")
     p.add_argument("--out", required=True, metavar="PATH", help="index folder to write")
     p.add_argument("--chunker", default="structure", choices=STRATEGIES, help="chunking strategy (default: structure)")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="tokens per chunk (default: %(default)s)")
-    p.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP, help="tokens shared by neighbouring chunks")
+    p.add_argument("--chunk-size", type=number(int, "--chunk-size", low=1), default=DEFAULT_CHUNK_SIZE,
+                   help="tokens per chunk (default: %(default)s)")
+    p.add_argument("--chunk-overlap", type=number(int, "--chunk-overlap", low=0), default=DEFAULT_CHUNK_OVERLAP,
+                   help="tokens shared by neighbouring chunks")
     p.add_argument("--embedder", default="minilm", choices=ENCODERS, help="minilm (default) or the weak hashing encoder")
     p.add_argument("--embedding-backend", default="torch", choices=BACKENDS,
                    help="minilm only: torch (default), onnx / onnx-int8 (the onnx extra) or openvino / openvino-int8 "
                         "(the openvino extra; fastest on 2 cores)")
-    p.add_argument("--M", type=int, default=16, help="HNSW links per node")
-    p.add_argument("--ef-construction", type=int, default=200, help="HNSW build-time beam width")
-    p.add_argument("--ef", type=int, default=64, help="HNSW default query-time beam width (>= k)")
+    p.add_argument("--M", type=number(int, "--M", low=2), default=16, help="HNSW links per node")
+    p.add_argument("--ef-construction", type=number(int, "--ef-construction", low=1), default=200,
+                   help="HNSW build-time beam width")
+    p.add_argument("--ef", type=number(int, "--ef", low=1), default=64, help="HNSW default query-time beam width (>= k)")
     p.add_argument("--force", action="store_true", help="overwrite an existing index at PATH")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_change_notes_arg(p)
@@ -150,9 +157,10 @@ def register_index(sub) -> None:
 
 
 def cmd_index(args) -> int:
-    out = Path(args.out)
+    out = Path(check_text(args.out, "--out", _PATH_FIX))
     if args.backend == "pgvector":
         return _pgvector_index(args)
+    _say_recovered(out, recover_folder(out))
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
     skipped: list[tuple[str, str]] = []
@@ -160,7 +168,11 @@ def cmd_index(args) -> int:
     t0 = time.perf_counter()
     embedder = get_encoder(args.embedder, args.embedding_backend) if args.embedder == "minilm" else args.embedder
     index = build_retriever(docs, "dense", cfg, embedder=embedder, show_progress=not args.quiet, hnsw=hnsw)
-    index.save(out)
+    with writer_lock(out, on_wait=lambda: _say_waiting(out)):
+        if out.exists() and not args.force:  # another `ragft index` wrote it while this one was embedding
+            raise CliError(f"{out} was created meanwhile by another ragft: sync it with `ragft update {out} SOURCE`, "
+                           "or --force to rebuild")
+        index.save(out)
     print(f"indexed {len(docs)} documents as {len(index)} chunks ({args.chunker}, chunk_size {args.chunk_size}) with "
           f"{index.encoder.model_id} in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)
     _print_file_types(docs, index.chunks, skipped)
@@ -188,22 +200,54 @@ def _index_inputs(args, skipped: list | None = None):
     return cfg, hnsw, _load_noted(args.source, args.change_notes_since, skipped)
 
 
+_PATH_FIX = "choose a path whose name is UTF-8 (hnswlib and PostgreSQL take no other)"
+
+
+def _say_waiting(path) -> None:
+    print(f"ragft: {path} is being written by another ragft process: waiting for it to finish", file=sys.stderr)
+
+
+def _say_recovered(path, old) -> None:
+    if old is not None:
+        print(f"ragft: recovered {path} from {old.name}, left by a write killed between its two renames (the index "
+              "is as before that write)", file=sys.stderr)
+
+
 def _pgvector_index(args) -> int:
+    """`ragft index --backend pgvector`: the tables under a name unique to PATH, and a pointer file at PATH naming them."""
     from ..retrieval.pgvector.store import PgVectorIndex  # psycopg and the embedded server only when asked for
 
+    out = Path(args.out)
+    if out.exists() and read_pointer(out) is None:
+        raise CliError(f"{out} exists and is not a pgvector index pointer: give --out another path")
+    if out.exists() and not args.force:
+        raise CliError(f"{out} already exists: use `ragft update {out} SOURCE` to sync it, or --force to rebuild")
+    # the hnswlib path refuses a missing extra in get_encoder: so does this one (it used to embed with torch silently)
+    encoder = get_encoder(args.embedder, args.embedding_backend if args.embedder == "minilm" else "torch")
     cfg, hnsw, docs = _index_inputs(args)
-    with PgVectorIndex.build(docs, get_encoder(args.embedder), args.out, args.db, hnsw, cfg, replace=args.force,
+    with PgVectorIndex.build(docs, encoder, name_for_path(out), args.db, hnsw, cfg, replace=args.force,
                              show_progress=not args.quiet) as index:
+        write_pointer(out, index.name, None if index.embedded else index.url, index.where)
         print(f"indexed {len(docs)} documents as {len(index)} chunks with {index.encoder.model_id} in "
-              f"{index.build_seconds:.1f} s -> PostgreSQL {index.where}, index {index.name}", file=sys.stderr)
+              f"{index.build_seconds:.1f} s -> PostgreSQL {index.where}, index {index.name} (named by {out})",
+              file=sys.stderr)
     return 0
+
+
+def _pgvector_target(args, path: str) -> tuple[str, str | None] | None:
+    """(index name, database URL) when PATH is a pgvector index: the pointer file `ragft index` wrote there, or, with
+    --backend pgvector, PATH itself as the name (an index made before pointer files); None for an hnswlib folder."""
+    pointer = read_pointer(path)
+    if pointer is not None:
+        return pointer["name"], args.db or pointer.get("db")
+    return (path, args.db) if args.backend == "pgvector" else None
 
 
 # --------------------------------------------------------------------------------------------------------- update
 def register_update(sub) -> None:
     p = sub.add_parser("update", help="sync an index to a changed source (re-embeds only what changed)",
                        description="Add new documents, drop removed ones, re-index changed ones (by content hash).")
-    p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
+    p.add_argument("path", metavar="PATH", help="index made by `ragft index` (its folder, or its pgvector pointer file)")
     p.add_argument("source", metavar="SOURCE", help="the changed folder or corpus JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_change_notes_arg(p)
@@ -212,17 +256,27 @@ def register_update(sub) -> None:
 
 
 def cmd_update(args) -> int:
-    if args.backend == "pgvector":
+    check_text(args.path, "PATH", _PATH_FIX)
+    target = _pgvector_target(args, args.path)
+    if target is not None:  # one transaction in the server: writers queue there
         from ..retrieval.pgvector.store import open_retriever
 
         docs = _load_noted(args.source, args.change_notes_since)
-        with open_retriever(args.path, db_url=args.db) as index:
+        with open_retriever(target[0], db_url=target[1]) as index:
             print(index.sync(docs, show_progress=not args.quiet), file=sys.stderr)
         return 0
-    index = DenseIndex.load(args.path)
+    path = Path(args.path)
+    _say_recovered(path, recover_folder(path))
+    if not path.is_dir():  # before the lock: a refused update leaves nothing behind, not even a lock file
+        raise CliError(f"no index at {path}: build one with `ragft index SOURCE --out {path}`")
     docs = _load_noted(args.source, args.change_notes_since)
-    report = index.sync(docs, show_progress=not args.quiet)
-    index.save(args.path)
+    # load, sync and save under the folder's lock: a second writer waits, then syncs from what this one saved, so
+    # neither update is lost and each report says what its own save changed
+    with writer_lock(path, on_wait=lambda: _say_waiting(path)):
+        index = DenseIndex.load(path)
+        _say_recovered(path, index.recovered_from)
+        report = index.sync(docs, show_progress=not args.quiet)
+        index.save(path)
     print(report, file=sys.stderr)
     return 0
 
@@ -231,78 +285,48 @@ def cmd_update(args) -> int:
 def register_search(sub) -> None:
     p = sub.add_parser("search", help="search an index; --json prints one JSON line per query",
                        description="Print the top k chunks for each query, best first.")
-    p.add_argument("path", metavar="PATH", help="index folder made by `ragft index`")
+    p.add_argument("path", metavar="PATH", help="index made by `ragft index` (its folder, or its pgvector pointer file)")
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--query", metavar="TEXT", help="one query")
     q.add_argument("--queries", metavar="FILE.jsonl", help='a JSONL file of {"qid": ..., "query": ...} lines')
-    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=5, help="results per query (default: 5)")
+    p.add_argument("-k", "--top-k", dest="top_k", type=number(int, "-k", low=1), default=5,
+                   help="results per query (default: 5)")
     # hybrid by default: convex fusion beat dense on NumPy's dev questions (notebook 02: MRR 0.880 vs 0.784) and on the
     # own-documents benchmark (README: recall@5 / MRR@10 0.986 / 0.954 vs dense 0.960 / 0.879)
     p.add_argument("--mode", default="hybrid", choices=MODES, help="hybrid (dense + BM25, default), dense (HNSW), "
                    "exact or bm25")
     p.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSIONS,
                    help="hybrid on an hnswlib index: convex (min-max normalized scores, default) or rrf")
-    p.add_argument("--fusion-weight", type=float, default=DEFAULT_FUSION_WEIGHT,
+    p.add_argument("--fusion-weight", type=number(float, "--fusion-weight", low=0, high=1), default=DEFAULT_FUSION_WEIGHT,
                    help="hybrid convex only: the dense share in [0, 1] (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=number(float, "--threshold"), default=None,
                    help="drop hits scoring below it (cosine for dense/exact/hybrid, raw BM25 score for bm25)")
-    p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (default: the index's)")
+    p.add_argument("--ef", type=number(int, "--ef", low=1), default=None,
+                   help="HNSW query beam width (default: the index's)")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed --queries lines (listed on stderr)")
     p.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
     add_backend_args(p)
     p.set_defaults(func=cmd_search)
 
 
-def read_queries(path: str, skip_bad: bool = False) -> list[dict]:
-    """{"qid", "query"} rows of a JSONL file; malformed lines raise CliError listing their numbers (or are skipped)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f"no such queries file: {path}")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise CliError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    rows, bad = [], []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            bad.append(f"{p.name}:{lineno}: not valid JSON ({e.msg})")
-            continue
-        if not isinstance(row, dict) or "qid" not in row or not isinstance(row.get("query"), str) or not row["query"].strip():
-            bad.append(f"{p.name}:{lineno}: expected an object with \"qid\" and a non-empty \"query\" string")
-            continue
-        rows.append({"qid": row["qid"], "query": row["query"]})
-    if bad and not skip_bad:
-        raise CliError(f"{len(bad)} malformed line(s) in {path} (use --skip-bad-lines to skip them):\n  " + "\n  ".join(bad[:50]))
-    for b in bad:
-        print(f"ragft: skipped {b}", file=sys.stderr)
-    if not rows:
-        raise CliError(f"no usable queries in {path}")
-    return rows
-
-
 def cmd_search(args) -> int:
     if args.query is not None:
         if not args.query.strip():
             raise CliError("empty query: give some text to search for")
-        queries = [{"query": args.query}]
+        queries = [{"query": check_text(args.query, "--query")}]
     else:
         queries = read_queries(args.queries, args.skip_bad_lines)
-    if args.top_k < 1:
-        raise CliError(f"-k must be at least 1, got {args.top_k}")
+    check_text(args.path, "PATH", _PATH_FIX)
     if args.ef is not None and args.ef < args.top_k:
         print(f"ragft: --ef {args.ef} is below -k {args.top_k}; HNSW needs ef >= k, using ef={args.top_k}", file=sys.stderr)
-    if args.backend == "pgvector":
+    target = _pgvector_target(args, args.path)
+    if target is not None:
         from ..retrieval.pgvector.store import open_retriever  # psycopg and the embedded server only when asked for
 
-        index = retriever = open_retriever(args.path, args.mode, args.db)
+        index = retriever = open_retriever(target[0], args.mode, target[1])
     else:
-        if not 0.0 <= args.fusion_weight <= 1.0:
-            raise CliError(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
         index = DenseIndex.load(args.path)
+        _say_recovered(args.path, index.recovered_from)
         retriever = retriever_from_index(index, args.mode, args.fusion, args.fusion_weight)
     if args.ef is not None:
         index.config.ef = max(args.ef, args.top_k)
@@ -312,16 +336,16 @@ def cmd_search(args) -> int:
     try:
         results = retriever.search_batch([q["query"] for q in queries], top_k=args.top_k, threshold=args.threshold)
     finally:
-        if args.backend == "pgvector":
+        if target is not None:
             index.close()
     for q, hits in zip(queries, results, strict=True):
         if args.json:
             print(json.dumps({**q, "results": [h.to_json() for h in hits]}, ensure_ascii=False))
-        else:
-            print(f"# {q.get('qid', '')}{': ' if 'qid' in q else ''}{q['query']}")
+        else:  # one row per hit: a newline or tab in a file name is shown escaped, never splitting the table
+            print(f"# {printable(str(q.get('qid', '')))}{': ' if 'qid' in q else ''}{printable(q['query'])}")
             for h in hits:
-                snippet = " ".join(h.text.split())[:100]
-                print(f"{h.rank + 1:3d}. {h.score:.4f}  {h.chunk_id:40s}  {snippet}")
+                snippet = printable(" ".join(h.text.split())[:100])
+                print(f"{h.rank + 1:3d}. {h.score:.4f}  {printable(h.chunk_id):40s}  {snippet}")
             if not hits:
                 print("    (no results" + (f" above threshold {args.threshold})" if args.threshold is not None else ")"))
     return 0
@@ -332,13 +356,14 @@ def register_ask(sub) -> None:
     p = sub.add_parser("ask", help="answer a question with retrieved context (RAG) and show sources and timings",
                        description="Retrieve the top k chunks for QUESTION from INDEX, put them in a numbered, "
                        "delimited prompt and generate an answer greedily.")
-    p.add_argument("index", metavar="INDEX", help="index folder made by `ragft index` (not read with --no-retrieval)")
+    p.add_argument("index", metavar="INDEX", help="index made by `ragft index`: its folder or pgvector pointer file "
+                   "(not read with --no-retrieval)")
     p.add_argument("question", metavar="QUESTION", help="the question, in quotes")
     p.add_argument("--no-retrieval", action="store_true", help="answer from the model alone (the base arm)")
     p.add_argument("--adapter", metavar="PATH", help="a LoRA adapter saved by ragft (refused if made for another base)")
-    p.add_argument("-k", "--top-k", dest="top_k", type=int, default=RetrievalSettings.top_k,
+    p.add_argument("-k", "--top-k", dest="top_k", type=number(int, "-k", low=1), default=RetrievalSettings.top_k,
                    help="passages to retrieve (default: %(default)s, as notebook 05's arms)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=number(float, "--threshold"), default=None,
                    help="drop passages scoring below it; with none left the answer is the house abstention")
     p.add_argument("--passage-order", default=PASSAGE_ORDER, choices=PASSAGE_ORDERS,
                    help="where the best passage sits in the prompt (default: %(default)s, next to the question)")
@@ -349,14 +374,16 @@ def register_ask(sub) -> None:
                    "BM25 as `ragft search`)")
     p.add_argument("--embedder", default=None, help="query encoder (default: the one the index was built with); "
                    "another one is refused")
-    p.add_argument("--contrast", type=float, default=None, metavar="ALPHA",
+    p.add_argument("--contrast", type=number(float, "--contrast", low=0, why=", 0 = off"), default=None,
+                   metavar="ALPHA",
                    help="context-aware decoding: contrast each step of the answer's first line with the question "
                         f"asked without its passages (0 = off; default: {AnswerSettings.raft_contrast}, the RAFT arm's, "
                         "with --adapter, else 0)")
     p.add_argument("--model", default=DEFAULT_LLM, help="LLM by registry name (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=ANSWER_MAX_NEW_TOKENS,
+    p.add_argument("--max-new-tokens", type=number(int, "--max-new-tokens", low=1), default=ANSWER_MAX_NEW_TOKENS,
                    help="cap on the answer's length; generation stops at the answer's end (default: %(default)s)")
-    p.add_argument("--max-prompt-tokens", type=int, default=1024, help="prompt budget; lowest-ranked passages are cut")
+    p.add_argument("--max-prompt-tokens", type=number(int, "--max-prompt-tokens", low=1), default=1024,
+                   help="prompt budget; lowest-ranked passages are cut")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_backend_args(p)
     p.set_defaults(func=cmd_ask)
@@ -366,21 +393,20 @@ def cmd_ask(args) -> int:
     """Answer `args.question`; print the answer, its sources (doc ids, scores) and the retrieve/prompt/generate time."""
     if not args.question.strip():
         raise CliError("empty question: give some text to ask")
-    if args.top_k < 1:
-        raise CliError(f"-k must be at least 1, got {args.top_k}")
-    if args.max_new_tokens < 1:
-        raise CliError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    check_text(args.question, "the question")
+    check_text(args.index, "INDEX", _PATH_FIX)
+    if args.adapter:  # a damaged adapter file is named now, not as a SafetensorError after the model has loaded
+        check_adapter_files(args.adapter)
     if args.contrast is None:  # a tuned adapter answers as notebook 05's RAFT arm does; the untuned model lost with it
         args.contrast = AnswerSettings.raft_contrast if args.adapter else 0.0
-    if args.contrast < 0:
-        raise CliError(f"--contrast must be >= 0 (0 = off), got {args.contrast}")
     retriever = None
+    target = None if args.no_retrieval else _pgvector_target(args, args.index)
     if not args.no_retrieval:
         encoder = get_encoder(args.embedder) if args.embedder else None
-        if args.backend == "pgvector":
+        if target is not None:
             from ..retrieval.pgvector.store import open_retriever  # psycopg and the embedded server only when asked for
 
-            retriever = open_retriever(args.index, args.mode, args.db, encoder=encoder)
+            retriever = open_retriever(target[0], args.mode, target[1], encoder=encoder)
         else:
             retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
     try:
@@ -395,7 +421,7 @@ def cmd_ask(args) -> int:
                                                             max_prompt_tokens=args.max_prompt_tokens, **tuned))
         answer = pipe.answer(args.question, retrieval=not args.no_retrieval)
     finally:
-        if args.backend == "pgvector" and retriever is not None:
+        if target is not None and retriever is not None:
             retriever.close()
     for w in answer.warnings:
         print(f"ragft: {w}", file=sys.stderr)
@@ -457,10 +483,15 @@ def register_train(sub) -> None:
     p.add_argument("--no-oracle-target", choices=NO_ORACLE_TARGETS, default=None,
                    help="with --raft: what a pair without its gold passage is trained to say: the real 'answer' (as "
                    "published) or 'abstain' (default: notebook 05's)")
-    p.add_argument("--steps", type=int, default=60, help="optimizer steps (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: ragft.training.finetune.TrainSettings' 2e-3; with --raft, RaftRecipe.lr 1e-3)")
-    p.add_argument("--lora-r", type=int, default=16, help="adapter rank (default: %(default)s)")
-    p.add_argument("--lora-alpha", type=int, default=32, help="adapter scale numerator (default: %(default)s)")
+    p.add_argument("--steps", type=number(int, "--steps", low=1), default=60, help="optimizer steps (default: %(default)s)")
+    # 0 would train nothing (and used to fall back to the default silently); above 1 the adapter's weights diverge
+    p.add_argument("--lr", type=number(float, "--lr", above=0, high=1, why=": try 1e-4 to 1e-2"), default=None,
+                   help="learning rate in (0, 1] (default: ragft.training.finetune.TrainSettings' 2e-3; with --raft, "
+                        "RaftRecipe.lr 1e-3)")
+    p.add_argument("--lora-r", type=number(int, "--lora-r", low=1), default=16, help="adapter rank (default: %(default)s)")
+    p.add_argument("--lora-alpha", type=number(int, "--lora-alpha", low=1, why=": the adapter is scaled by alpha / r, "
+                                                                           "so 0 would switch it off"),
+                   default=32, help="adapter scale numerator (default: %(default)s)")
     p.add_argument("--model", default=DEFAULT_LLM, help="base LLM by registry name (default: %(default)s)")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines of --pairs instead of stopping")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -469,8 +500,8 @@ def register_train(sub) -> None:
 
 def cmd_train(args) -> int:
     """Train (or load from the cache) the adapter; print its folder on stdout and what the run took on stderr."""
-    if args.steps < 1:
-        raise CliError(f"--steps must be at least 1, got {args.steps}")
+    if args.pairs and Path(args.pairs).is_dir():
+        raise CliError(f"--pairs {args.pairs} is a folder: give a JSONL file of prompt/completion pairs")
     if args.pairs and not Path(args.pairs).is_file():
         raise CliError(f"no such pairs file: {args.pairs}")
     pairs, report = load_train_pairs(args.pairs or task_pairs_path(), on_error="skip" if args.skip_bad_lines else "raise")
@@ -478,13 +509,13 @@ def cmd_train(args) -> int:
         raise CliError(f"no usable pairs in {args.pairs or 'the built-in set'}")
     for where, why in report.problems:
         print(f"ragft: skipped {where}: {why}", file=sys.stderr)
-    train = finetune.TrainSettings(steps=args.steps, **({"lr": args.lr} if args.lr else {}))
+    train = finetune.TrainSettings(steps=args.steps, **({"lr": args.lr} if args.lr is not None else {}))
     if args.raft:  # the RAFT arm's settings (systems.ArmSettings): one pair per example, longer prompts
         arm = ArmSettings(answer=AnswerSettings(llm=args.model),
                           training=TrainingSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha, train_steps=args.steps),
                           recipe=RaftRecipe(**({"no_oracle_target": args.no_oracle_target} if args.no_oracle_target else {})))
         pairs = raft_data(pairs, arm, None if args.pairs else "task", show_progress=not args.quiet)
-        train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr else {}))
+        train = replace(arm.raft_train(), **({"lr": args.lr} if args.lr is not None else {}))
     lora = finetune.LoraSettings(lora_r=args.lora_r, lora_alpha=args.lora_alpha)
     if args.quiet:  # transformers' "Loading weights" bar too (imported here: it takes a second, see _load_model)
         from transformers.utils import logging as hf_logging
@@ -503,20 +534,45 @@ SUBCOMMANDS = [register_index, register_update, register_search, register_ask, r
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ragft", description="Index, update and search documents with ragft.")
+    ap = OneLineParser(prog="ragft", description="Index, update and search documents with ragft.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(sub)
     return ap
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as `ragft: warning: ...`, without the source line Python adds (it names our code, not the input)."""
+    print(f"ragft: warning: {message}", file=sys.stderr)
+
+
+def _os_error(e: OSError) -> str:
+    """A system error as one line naming the file, and what to do about a full disk."""
+    where = e.filename or "a file"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device writing {where}: free some space or choose another --out, then run "
+                "again (the index on disk is unchanged)")
+    return f"{where}: {e.strerror or e}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a refused argument (one line printed) is a status like any other bad input; --help exits
+        if e.code == EXIT_USAGE:
+            return EXIT_USAGE
+        raise
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            warnings.simplefilter("ignore", DeprecationWarning)  # libraries' notes to their callers, as Python's default
+            return args.func(args)
     except (CliError, DataError, IndexLoadError, FileNotFoundError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"ragft: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"ragft: error: {_os_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ragft: interrupted (the index on disk is unchanged: writes are atomic)", file=sys.stderr)

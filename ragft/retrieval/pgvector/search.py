@@ -65,7 +65,10 @@ class Searching:
         out: list[list[Hit]] = []
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            self._set_search(conn, self._ef(ef, n if mode == "hybrid" else top_k), exact=mode == "exact")
+            # an exact scan reads every row: the HNSW beam does not apply, and a warning about it would mislead
+            beam = min(max(self.config.ef, top_k), MAX_EF_SEARCH) if mode == "exact" else \
+                self._ef(ef, n if mode == "hybrid" else top_k)
+            self._set_search(conn, beam, exact=mode == "exact")
             for s in range(0, len(queries), batch):
                 part = slice(s, s + batch)
                 params = {"qs": None if qv is None else list(np.asarray(qv[part], np.float32)),

@@ -200,6 +200,11 @@ class PgVectorIndex(Searching, Writing, Retriever):
             self._server.stop()
             self._server = None
 
+    @property
+    def embedded(self) -> bool:
+        """Whether this index runs on the embedded server it started (no URL was given)."""
+        return self._server is not None
+
     def __enter__(self) -> PgVectorIndex:
         return self
 
