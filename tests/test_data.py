@@ -1,5 +1,6 @@
 """The committed data: corpora, QA set and training set are present, consistent, and their truth is re-checkable."""
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -27,7 +28,7 @@ def test_qa_set_kinds_splits_and_gold_ids_exist():
     items = datasets.load_qa(split=None)
     kinds = Counter(i.kind for i in items)
     assert set(kinds) == set(datasets.KINDS) and len(items) >= 300  # the thesis issue: at least 300 verified items
-    assert {i.split for i in items} == {"dev", "test"}
+    assert {i.split for i in items} == set(datasets.SPLITS)
     ids = {v: {d.doc_id for d in corpus.load_corpus(v)} for v in NUMPY_VERSIONS}
     for it in items:
         for v in NUMPY_VERSIONS:
@@ -42,9 +43,23 @@ def test_qa_set_kinds_splits_and_gold_ids_exist():
             assert not any(it.gold_doc_ids.values())
 
 
-def test_split_is_fixed_by_id():
-    for it in datasets.load_qa(split=None):
-        assert qa_builder.split_of(it.id) == it.split
+def test_split_is_fixed_by_what_earlier_runs_used():
+    """dev stays dev; what an earlier test sample drew (notebook 05's 80 questions) is validation; the locked test is
+    what no earlier run drew: earlier test items no sample reached, and items new to the QA set."""
+    earlier = qa_builder.load_earlier_runs()
+    items = datasets.load_qa(split=None)
+    for it in items:
+        assert qa_builder.split_of(it.id, earlier) == it.split
+    test = [it for it in items if it.split == "test"]
+    assert not {it.id for it in test} & (earlier["dev"] | earlier["drawn"])
+    assert {it.id for it in items if it.split == "validation"} <= earlier["drawn"]
+    # the workshop sample of today's file: every item still in the QA set is in validation
+    last = datasets.load_qa("validation") + [it for it in items if it.id in earlier["drawn"]]
+    assert {it.split for it in last} == {"validation"}
+    assert len(test) >= 150 and {k for k in datasets.KINDS if any(it.kind == k for it in test)} >= {
+        "removed", "changed_param", "unchanged", "unanswerable"}
+    with pytest.raises(ValueError, match="unknown split 'tset'"):
+        datasets.load_qa("tset")
 
 
 def test_sample_is_stratified_and_deterministic():
@@ -54,21 +69,57 @@ def test_sample_is_stratified_and_deterministic():
     assert len({i.kind for i in a}) == len(datasets.KINDS)
 
 
-def test_unanswerable_questions_have_phrasings_of_their_own_and_can_be_asked_in_answerable_ones():
-    """The QA set's unanswerable questions use phrasings no answerable question uses (so a model could learn to abstain
-    from the phrasing); `in_answerable_shape` asks the same fabricated name like an answerable question."""
-    def shape(text):
-        return re.sub(r"`[^`]+`", "`N`", text)
+def test_no_two_questions_ask_the_same_thing():
+    """No duplicated question text (normalized) and no two items asking the same fact: a question that accepts any
+    of several gained parameters is asked once per function, not once per parameter (the old nanstd / var twins)."""
+    items = datasets.load_qa(split=None)
+    texts = Counter(datasets.normalized_question(it.question) for it in items)
+    facts = Counter(datasets.asked_fact(it) for it in items)
+    assert not [t for t, n in texts.items() if n > 1] and not [f for f, n in facts.items() if n > 1]
+    twin = datasets.QAItem("changed_param:var+mean", "changed_param", "Q", ["mean"], [], {}, "test",
+                           accepted_facts=["correction", "mean"])
+    assert datasets.asked_fact(twin) == "changed_param:var+" == datasets.asked_fact(
+        dataclasses.replace(twin, id="changed_param:var+correction"))
+    kept, dropped = qa_builder.dedupe([{"id": "changed_param:var+correction", "kind": "changed_param",
+                                        "required_facts": ["correction"], "stale_facts": [], "gold_doc_ids": {},
+                                        "accepted_facts": ["correction", "mean"]},
+                                       {"id": "changed_param:var+mean", "kind": "changed_param", "required_facts": ["mean"],
+                                        "stale_facts": [], "gold_doc_ids": {}, "accepted_facts": ["correction", "mean"]}])
+    assert [k["id"] for k in kept] == ["changed_param:var+correction"] and dropped == ["changed_param:var+mean"]
 
+
+def test_phrasings_give_nothing_away():
+    """Each kind is asked in 4+ phrasings, train and unseen; every phrasing that names an API holds real and invented
+    names alike (summary phrasings name none, so no invented name can be asked in them); each item's question is in
+    its phrasing, and every split holds both train and unseen phrasings of every kind it has."""
+    items = datasets.load_qa(split=None)
+    for kind in datasets.KINDS:
+        options = datasets.phrasings_of(kind)
+        assert len(options) >= 4 and any(p.seen for p in options) and not all(p.seen for p in options), kind
+    for it in items:
+        ph = datasets.PHRASING[it.phrasing]
+        assert it.kind in ph.kinds and it.phrasing_seen == ph.seen and it.phrasing_seen == (it.phrasing in datasets.TRAIN_PHRASINGS)
+        assert datasets.phrasing_of(it.question) is ph, it.id
+    held = {(it.phrasing, it.answerable) for it in items}
+    for ph in datasets.PHRASINGS:
+        if "unanswerable" in ph.kinds:
+            assert {(ph.id, True), (ph.id, False)} <= held, ph.id
+        else:
+            assert (ph.id, False) not in held and {it.kind for it in items if it.phrasing == ph.id} == set(ph.kinds), ph.id
+    for split in datasets.SPLITS:
+        for kind in datasets.KINDS:
+            seen = {it.phrasing_seen for it in items if it.split == split and it.kind == kind}
+            assert seen in (set(), {True, False}), (split, kind)
+
+
+def test_an_invented_name_can_still_be_asked_in_an_answerable_shape():
     qa = datasets.load_qa(split=None)
-    answerable = {shape(it.question) for it in qa if it.answerable}
     fabricated = [it for it in qa if not it.answerable]
-    assert not answerable & {shape(it.question) for it in fabricated}
     asked = [datasets.in_answerable_shape(it) for it in fabricated]
     for it, new in zip(fabricated, asked, strict=True):
-        assert shape(new.question) in answerable and it.question.split("`")[1] in new.question
+        name = re.search(r"`(np\.[^`]+)`", it.question).group(1)
+        assert name in new.question and datasets.phrasing_of(new.question) is not None
         assert (new.id, new.kind, new.required_facts, new.gold_doc_ids) == (it.id, it.kind, [], it.gold_doc_ids)
-    assert {shape(q.question) for q in asked} == {shape(t.format(x="x")) for t in datasets.ANSWERABLE_SHAPES}
     assert [q.question for q in asked] == [datasets.in_answerable_shape(it).question for it in fabricated]
     with pytest.raises(ValueError, match="only an unanswerable item"):
         datasets.in_answerable_shape(next(it for it in qa if it.answerable))

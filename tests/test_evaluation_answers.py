@@ -115,3 +115,12 @@ def test_accepted_facts_take_any_one_of_several_right_answers():
     assert not ev.score_answer(gained, render("`np.var` accepts `axis`.", "", ["numpy.var"]))["correct"]
     plain = item(kind="changed_param", required=("mean",), stale=())
     assert not ev.score_answer(plain, render("`np.var` accepts `correction`.", "", ["numpy.var"]))["correct"]
+
+
+def test_strict_and_lenient_grades_side_by_side():
+    """`correct` reads the Answer: sentence; `lenient_correct` (the earlier grade) reads the whole reply."""
+    on_source_only = render("Use the replacement.", "x = 1", ["numpy.float64"])
+    row = ev.score_answer(item(), on_source_only)
+    assert (row["correct"], row["lenient_correct"], row["fact_ok"]) == (False, True, False)
+    s = ev.summarize([row, ev.score_answer(item(), render("Use np.float64 instead.", "np.float64(1)", ["a"]))])
+    assert s["accuracy"] == 0.5 and s["lenient_accuracy"] == 1.0

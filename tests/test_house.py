@@ -47,3 +47,18 @@ def test_an_answer_about_a_release_is_not_an_abstention():
     for declined in ("That function is not available in NumPy.", "`np.frob` does not exist in numpy",
                      "It is not documented in NumPy, sorry."):
         assert house.parse(declined).abstained, declined
+
+
+def test_a_decline_that_names_the_fix_is_an_answer():
+    """Issue 34: "X no longer exists; use Y" answers the question; an abstention recommends no API. `declined` keeps
+    the looser signal (any decline) that lenient grading reads."""
+    for answer in ("There is no function `np.trapz` any more; use `np.trapezoid`.",
+                   "`np.mat` does not exist in NumPy anymore; use `np.asmatrix`.",
+                   "That function is not available in NumPy; `np.add` works instead."):
+        a = house.parse(house.render(answer, "np.ones(2)", ["numpy.ones"]))
+        assert a.declined and not a.abstained and a.compliant, (answer, a.problems)
+    for declined in (house.ABSTAIN_ANSWER, "Answer: I don't know how to use `np.frob`.\nSource: none",
+                     "Answer: I cannot find it; try the documentation.\nSource: none"):
+        a = house.parse(declined)
+        assert a.abstained and a.declined, declined
+    assert not house.recommends_api(house.ABSTAIN_SENTENCE)  # the docs URL names no API

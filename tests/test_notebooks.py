@@ -70,6 +70,9 @@ def test_rag_notebook_smoke(smoke_figures):
     assert 0 < figs["retrieval_share"] < 1
     arms = {r["arm"]: r for r in figs["arms"]}
     assert {"base (no retrieval)", "RAG"} <= set(arms) and all(r["n"] == figs["n_questions"] for r in arms.values())
+    graders = {r["arm"]: r for r in figs["graders"]}  # strict against lenient, per arm, from this run
+    assert set(graders) == set(arms) and figs["lenient_only"] >= 0
+    assert all(r["accuracy"] <= r["lenient_accuracy"] + 1e-9 for r in graders.values() if r["lenient_accuracy"] is not None)
     lab = {r["arm"]: r for r in figs["lab_threshold"]}
     assert len(lab) == 3 and len(figs["lab_retrieval"]) == 3 and len(figs["lab_cannot_tell"]) == 3
     assert {r["arm"] for r in figs["injection"]} == {"delimited + escaped", "raw text"}

@@ -112,6 +112,20 @@ def test_hybrid_notebook_smoke(smoke_figures):
     assert all(v is None or 0.0 <= v <= 1.0 for r in by_kind for k, v in r.items() if k != "arm")
     assert all(a["one_release_accuracy"] is None or 0.0 <= a["one_release_accuracy"] <= 1.0 for a in arms)
     assert figs["decoding"] == generation.DECODING and figs["decoding"]["repetition_penalty"] == 1.0  # one decoding
+    # issue 34: strict and lenient grades, seen and unseen phrasings, code that runs, one Holm family, a dev threshold
+    graders = {r["arm"]: r for r in figs["graders"]}
+    assert list(graders) == list(systems.ARMS)
+    for r in graders.values():
+        assert r["lenient - strict"] is None or abs(r["lenient - strict"] - (r["lenient (a fact anywhere)"]
+                                                                             - r["strict (the sentence)"])) < 1e-3
+        assert r["code runs"] is None or 0.0 <= r["code runs"] <= 1.0
+    assert all(a["lenient_accuracy"] is None or a["accuracy"] <= a["lenient_accuracy"] + 1e-9 for a in arms)
+    tested = [c for c in claims.values() if c["verdict"] != "not tested"]
+    assert tested and len({c["family"] for c in tested}) == 1 and 0 < tested[0]["family"] <= len(tested)
+    assert all(c["p_adjusted"] is None or c["p_adjusted"] >= c["p_raw"] - 1e-12 for c in tested)  # Holm never lowers a p
+    assert -1.0 <= figs["threshold_calibrated"] <= 1.0 and figs["threshold"] == figs["threshold_calibrated"]
+    assert {r["arm"] for r in figs["per_question"]} >= set(systems.ARMS) | {"fine-tuned, retrained"}
+    assert figs["update_facts"] > 0 and figs["update_steps"] >= 1
 
 
 def test_compare_notebook_smoke(smoke_figures):

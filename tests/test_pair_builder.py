@@ -12,6 +12,7 @@ from ragft.builders import leaks
 from ragft.builders import pairs as pair_builder
 from ragft.core import house
 from ragft.core.paths import DATA_DIR
+from ragft.data import datasets
 from ragft.evaluation.scoring import fact_present
 
 TRAIN_DIR = DATA_DIR / "train"
@@ -66,13 +67,14 @@ def test_every_kind_is_present_with_a_modest_abstention_share(pairs):
     kinds = Counter(p["kind"] for p in pairs)
     assert set(kinds) == set(pair_builder.KINDS)
     assert 0.05 <= kinds["unanswerable"] / len(pairs) <= 0.15
-    # NumPy's parameter changes a caller can see are few (79; the QA set asks about 35 of them): 30+ are left to train on
-    assert len(pairs) >= 200 and kinds["changed_param"] >= 30 and kinds["removed"] >= 24
+    # NumPy's parameter changes a caller can see are few (79; the QA set asks about 40 of them, 20 for the locked test):
+    # 20+ are left to train on
+    assert len(pairs) >= 180 and kinds["changed_param"] >= 20 and kinds["removed"] >= 24
     assert kinds["unchanged"] <= 0.5 * len(pairs), "reverse lookups flood the set again"
 
 
 def test_each_removal_is_asked_in_every_qa_phrasing(pairs):
-    """Removals outside the QA set are few, so each is asked in all three of the QA set's replacement phrasings."""
+    """Removals outside the QA set are few, so each is asked in all three of the removed kind's train phrasings."""
     removed = [p for p in pairs if p["kind"] == "removed" and "#" in p["id"]]
     by_fact = {}
     for p in removed:
@@ -111,36 +113,37 @@ def test_the_gold_passage_holds_the_answer(pairs):
             assert not re.search(rf"\b{p['facts'][0]}=", first(other)), p["id"]
 
 
-def test_question_shapes_are_the_qa_sets(pairs, qa):
-    """Each pair kind asks in a phrasing the QA set uses for that kind (its templates, with other names)."""
-    def shape(text):
-        text = re.sub(r'"[^"]*"', '"S"', text)
-        return re.sub(r"`[^`]+`", "`N`", text)
-
-    qa_shapes = {(it["kind"], shape(it["question"])) for it in qa}
-    pair_shapes = Counter((p["kind"], shape(p["prompt"])) for p in pairs)
-    covered = sum(n for s, n in pair_shapes.items() if s in qa_shapes)
-    alias_or_deprecated = sum(p["source"] in ("alias", "deprecation") for p in pairs)
-    assert covered + alias_or_deprecated >= len(pairs) - 5, [s for s in pair_shapes if s not in qa_shapes][:5]
+def test_pairs_are_asked_only_in_train_phrasings(pairs, qa):
+    """Every pair asked in one of the QA set's phrasings is asked in a TRAIN one, in every training file; each train
+    phrasing of a kind has pairs of that kind; the QA set's unseen phrasings are asked by no pair at all."""
+    unseen = [(ph, lost) for ph in datasets.PHRASINGS if not ph.seen for lost in (False, True) if not lost or ph.lost]
+    for path in sorted(TRAIN_DIR.glob("*.jsonl")):
+        hits = [r["prompt"] for r in _rows(path) for ph, lost in unseen if ph.pattern(lost).match(r["prompt"])]
+        assert not hits, f"{path.name}: {len(hits)} prompts in an unseen phrasing, e.g. {hits[:3]}"
+    for p in pairs:
+        ph = datasets.phrasing_of(p["prompt"])
+        assert p["phrasing"] == (ph.id if ph else None), p["id"]
+        assert ph is None or (ph.seen and p["kind"] in ph.kinds), (p["id"], ph)
+    asked = {(p["kind"], p["phrasing"]) for p in pairs}
     for kind in pair_builder.KINDS:
-        assert any(s[0] == kind for s in pair_shapes if s in qa_shapes), kind
-    # and the other way round: the models learn the shapes they see, so every phrasing the QA set asks in is trained on
-    # but one, left out by measurement (`PairSettings.name_a_parameter_share`: training it cost accuracy on dev)
-    untrained = qa_shapes - set(pair_shapes)
-    assert untrained == {("changed_param", "Name a parameter that `N` accepts in NumPy 2.x but not in NumPy 1.26.")}, \
-        sorted(untrained)
+        assert {(kind, ph.id) for ph in datasets.phrasings_of(kind, seen=True)} <= asked, kind
+    # and the other way round: what the QA set asks in a phrasing no pair uses is exactly its unseen half
+    qa_phrasings = {it["phrasing"] for it in qa}
+    assert qa_phrasings - {p["phrasing"] for p in pairs} == {ph.id for ph in datasets.PHRASINGS if not ph.seen}
+    # the pairs of 2.0 -> 2.4 changes and of aliases are asked in training-only shapes, a few
+    assert sum(p["phrasing"] is None for p in pairs) <= sum(p["source"] in ("alias", "deprecation", "signature") for p in pairs)
 
 
 def test_name_a_parameter_share_is_a_setting(qa):
-    """Single-gain parameter pairs are asked "Name a parameter ..." at the share set (0 by default: the builder's
-    multi-gain functions are all QA items, so none is), the rest as the QA set asks about one gained parameter."""
+    """Gained-parameter pairs are asked "Name a parameter ..." at the share set (0 by default: it is an unseen
+    phrasing), the rest in the changed_param kind's train phrasings."""
     def asked(share):
         pairs = pair_builder.build_pairs(pair_builder.PairSettings(name_a_parameter_share=share), qa=qa)
         gained = [p for p in pairs if p["kind"] == "changed_param" and "+" in p["id"].rsplit(":", 1)[1]]
         return sum(p["prompt"].startswith("Name a parameter") for p in gained), len(gained)
 
     (default, n), (some, _), (every, _) = asked(pair_builder.PairSettings.name_a_parameter_share), asked(0.4), asked(1.0)
-    assert default == 0 < some < every == n >= 20
+    assert default == 0 < some < every == n >= 15
     with pytest.raises(ValueError, match="name_a_parameter_share"):
         pair_builder.PairSettings(name_a_parameter_share=1.5)
 
@@ -159,24 +162,15 @@ def test_abstention_share_is_a_setting(qa):
         pair_builder.PairSettings(abstain_share=0.6)
 
 
-def test_abstention_shapes_all_asks_half_the_fabricated_names_in_answerable_phrasings(pairs, qa):
-    """The QA set asks its unanswerable questions in phrasings no answerable question uses; with abstain_shapes "all"
-    half the abstention pairs use the answerable kinds' phrasings, the names and every other pair unchanged."""
-    def shape(text):
-        return re.sub(r"`[^`]+`", "`N`", text)
-
-    answerable_qa = {shape(it["question"]) for it in qa if it["kind"] != "unanswerable"}
-    unanswerable_qa = {shape(it["question"]) for it in qa if it["kind"] == "unanswerable"}
-    assert not answerable_qa & unanswerable_qa  # what makes the setting worth having
-    mixed = pair_builder.build_pairs(pair_builder.PairSettings(abstain_shapes="all"), qa=qa)
-    assert [p["id"] for p in mixed] == [p["id"] for p in pairs]
-    reshaped = [(p, o) for p, o in zip(mixed, pairs, strict=True) if p != o]
-    abstentions = [p for p in mixed if p["kind"] == "unanswerable"]
-    assert all(p["kind"] == "unanswerable" and {**p, "prompt": o["prompt"]} == o for p, o in reshaped)
-    reshaped = [p for p, _ in reshaped]
-    assert len(reshaped) == len(abstentions) // 2
-    assert all(shape(p["prompt"]) in answerable_qa for p in reshaped)
-    assert all(p["id"].split(":")[-1] in p["prompt"] for p in reshaped)  # the same fabricated name, asked otherwise
+def test_abstention_shapes_own_asks_every_fabricated_name_in_the_old_abstention_phrasing(pairs, qa):
+    """The default "all" spreads abstentions over every train phrasing the QA set asks invented names in; "own" asks
+    them all in "What does `np.X` return ...", the one train phrasing that used to mean "invented"; names unchanged."""
+    default = {p["phrasing"] for p in pairs if p["kind"] == "unanswerable"}
+    assert default == {ph.id for ph in datasets.phrasings_of("unanswerable", seen=True)}
+    own = pair_builder.build_pairs(pair_builder.PairSettings(abstain_shapes="own"), qa=qa)
+    assert [p["id"] for p in own] == [p["id"] for p in pairs]
+    assert {p["phrasing"] for p in own if p["kind"] == "unanswerable"} == {"name:what-return"}
+    assert all(p["id"].split(":")[-1] in p["prompt"] for p in own if p["kind"] == "unanswerable")
     with pytest.raises(ValueError, match="abstain_shapes"):
         pair_builder.PairSettings(abstain_shapes="some")
 
@@ -191,3 +185,20 @@ def test_house_style_builder_matches_the_committed_file(tmp_path, qa):
     assert (tmp_path / "house_style.jsonl").read_text() == train_path().read_text()
     assert not [r for r in rows if leaks.pair_names(r) & leaks.qa_asked_names(qa)]
     assert 0.13 <= sum(r["kind"] == "abstain" for r in rows) / len(rows) <= 0.16
+
+
+def test_task_pairs_and_the_fact_update_pairs_share_one_answer_shape(pairs):
+    """The fair fine-tuned arm's update (`training.pairs.fact_update_pairs`) answers a removal notice and a 1.26 -> 2.x
+    parameter change exactly as the task pairs do, and an added API with the same sentence: one copy of each shape."""
+    from ragft.data.corpus import load_corpus
+    from ragft.training.pairs import fact_update_pairs
+
+    facts = fact_update_pairs(load_corpus("1.26.4"), load_corpus("2.4.6"))
+    completions = {p["completion"] for p in facts}
+    sentences = {house.parse(p["completion"]).sentence for p in facts}
+    shared = [p for p in pairs if p["source"] == "removal_notice"
+              or (p["kind"] == "changed_param" and p["id"].startswith("pair:changed_param:1.26.4:"))]
+    assert len(shared) >= 20
+    assert [p["id"] for p in shared if p["completion"] not in completions] == []
+    added = [p for p in pairs if p["kind"] == "added" and p["source"] == "summary"]
+    assert added and [p["id"] for p in added if house.parse(p["completion"]).sentence not in sentences] == []

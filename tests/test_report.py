@@ -226,3 +226,48 @@ def test_a_card_taken_from_a_table_leaves_the_table_on_the_page(tmp_path):
     table = section[section.index("<h3>The knowledge update</h3>"):]
     assert _rows(_tables(table)[0]) == [["Recall@5 before the sync (0–1)", "Recall@5 after the sync (0–1)",
                                          "Index sync time (s)", "Full rebuild time (s)"], ["0.38", "1.00", "2.7", "4.1"]]
+
+
+CORRECTED = [  # notebook 05's claims after evaluation.correct: raw p, Holm-adjusted p, the verdict from the adjusted one
+    {"claim": "RAG beats the base model on current facts", "a": "rag", "b": "base", "n": 40, "diff": 0.5,
+     "diff_ci": [0.3, 0.7], "numbers": "rag 80% vs base 30% on 40 questions", "p_mcnemar": 0.0001, "p_raw": 0.0001,
+     "p_test": "mcnemar", "p_adjusted": 0.0003, "family": 3, "alpha": 0.05, "unadjusted_verdict": "supported",
+     "verdict": "supported"},
+    {"claim": "the change notes help", "a": "rag", "b": "rag, no notes", "n": 40, "diff": 0.1, "diff_ci": [0.02, 0.2],
+     "numbers": "rag 80% vs rag, no notes 70%", "p_mcnemar": 0.021, "p_raw": 0.021, "p_test": "mcnemar",
+     "p_adjusted": 0.042, "family": 3, "alpha": 0.01, "unadjusted_verdict": "supported",
+     "verdict": "not separable at this n"},
+    {"claim": "RAFT beats hybrid", "a": "raft", "b": "hybrid", "n": 0, "verdict": "not tested",
+     "numbers": "raft or hybrid not run on these questions"},
+]
+
+
+def test_claims_list_shows_raw_and_adjusted_p_and_the_adjusted_verdict():
+    html_list = report_tables.claims_list(CORRECTED)
+    items = re.findall(r"<li>(.*?)</li>", html_list)
+    text = [re.sub(r"<[^>]+>", "", i) for i in items]
+    assert text[0] == ("✓ supported: RAG beats the base model on current facts (rag 80% vs base 30% on 40 questions) "
+                       "p 0.0001 · Holm 0.0003")
+    assert text[1].startswith("≈ not separable at this n: the change notes help") and text[1].endswith(
+        "p 0.021 · Holm 0.042 · supported alone")
+    assert text[2].startswith("– not tested: RAFT beats hybrid") and "Holm" not in text[2]
+    assert "Holm-Bonferroni over the 3 claims" in html_list
+    # an older figures file: McNemar's p only, said to be uncorrected; the oldest: verdicts only
+    old = [{k: v for k, v in c.items() if k not in ("p_raw", "p_adjusted", "family", "unadjusted_verdict")}
+           for c in CORRECTED]
+    assert "p 0.021 · uncorrected" in report_tables.claims_list(old) and "Holm" not in report_tables.claims_list(old)
+    assert "Holm" not in report_tables.claims_list(FIGURES["05_hybrid"]["claims"])
+
+
+def test_corrected_claims_and_per_question_results_on_the_page(tmp_path):
+    figures = {**FIGURES["05_hybrid"], "claims": CORRECTED,
+               "per_question": [{"arm": "rag", "id": f"q{i}", "kind": "removed", "correct": True} for i in range(50)],
+               "change_notes": {"claims": CORRECTED[:2]}}
+    report.record_figures("05_hybrid", figures, tmp_path / "figures")
+    page = report.write_index(tmp_path, ["05_hybrid"], tmp_path / "figures").read_text()
+    assert "Holm 0.042 · supported alone" in page
+    assert "q49" not in page and "Per question" not in page  # the per-question results stay in the JSON
+    assert "1 of 2 tested claims supported after Holm-Bonferroni" in page
+    table = report_tables.records_table(CORRECTED[:2])  # a section's claims as a table (turned: a row per key)
+    labels = [row[0] for row in _rows(table)]
+    assert {"p (raw)", "p (Holm-adjusted)", "Verdict (from the adjusted p)", "Verdict alone, before correction"} <= set(labels)

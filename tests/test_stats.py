@@ -104,3 +104,83 @@ def test_inputs_must_be_paired():
         stats.compare([], [])
     with pytest.raises(ValueError):
         stats.compare([1, float("nan")], [1, 0])
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    assert doctest.testmod(stats).failed == 0
+
+
+def test_holm_matches_the_textbook_and_stays_between_raw_and_bonferroni():
+    # Holm (1979) as R's p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") computes it
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(0)
+    ps = list(rng.random(24) ** 3)
+    adjusted = stats.holm(ps)
+    assert all(p <= a <= min(1.0, 24 * p) for p, a in zip(ps, adjusted, strict=True))  # never below raw, never above Bonferroni
+    order = np.argsort(ps)
+    assert all(np.diff(np.asarray(adjusted)[order]) >= 0)  # monotone in the raw p
+    assert stats.holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert stats.holm([0.03]) == [0.03]  # a family of one is not adjusted
+    assert stats.holm([]) == []
+    nan_in = stats.holm([0.01, float("nan"), 0.04])  # an untested claim is not in the family: m = 2
+    assert nan_in[0] == pytest.approx(0.02) and math.isnan(nan_in[1]) and nan_in[2] == pytest.approx(0.04)
+    with pytest.raises(ValueError):
+        stats.holm([1.5])
+
+
+def test_bootstrap_p_is_the_dual_of_the_interval():
+    a, b = [1] * 12 + [0] * 28, [0] * 12 + [0] * 28
+    assert stats.bootstrap_p(a, b) == stats.bootstrap_p(a, b)  # seeded
+    assert stats.bootstrap_p(a, b) < 0.001 and stats.bootstrap_p(a, a) == 1.0
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        x, y = rng.random(50) < 0.6, rng.random(50) < 0.5
+        diff, low, high = stats.paired_bootstrap(x, y)
+        p = stats.bootstrap_p(x, y, -0.05)
+        if low > -0.05 + 0.01 or high < -0.05 - 0.01:  # clearly outside: p below 0.05, and the reverse
+            assert p < 0.05
+        elif low < -0.05 - 0.01 < -0.05 + 0.01 < high:
+            assert p > 0.05
+
+
+def test_a_family_keeps_raw_p_and_decides_from_the_adjusted_one():
+    # one clear win (10 vs 0 discordant: p = 0.002) and a marginal one (10 vs 2: p = 0.039), among 6 claims
+    clear = stats.compare([1] * 10 + [0] * 30, [0] * 40)
+    marginal = stats.compare([1] * 10 + [0] * 2 + [1] * 8, [0] * 10 + [1] * 2 + [1] * 8)
+    nothing = stats.compare([1, 0] * 10, [0, 1] * 10)
+    assert marginal.verdict == "supported" and marginal.p_test == "mcnemar" and marginal.p_raw == marginal.p_mcnemar
+    a, b = [1] * 10 + [0] * 2 + [1] * 8, [0] * 10 + [1] * 2 + [1] * 8  # the interval and p are those of the functions
+    assert (marginal.diff, *marginal.ci) == stats.paired_bootstrap(a, b) and marginal.p_boundary == stats.bootstrap_p(a, b)
+    family = stats.holm_family([clear, marginal] + [nothing] * 4)
+    assert [c.family for c in family] == [6] * 6
+    assert family[0].verdict == "supported" and family[0].p_adjusted == pytest.approx(6 * clear.p_raw)
+    # alone it was supported; Holm over the family: its p is at best doubled, 0.077 >= 0.05
+    assert family[1].unadjusted_verdict == "supported" and family[1].verdict == "not separable at this n"
+    assert family[1].p_raw == marginal.p_mcnemar and family[1].p_adjusted > 0.05
+    assert family[1].as_dict()["p_adjusted"] == family[1].p_adjusted and family[1].as_dict()["unadjusted_verdict"] == "supported"
+    # a family of one decides as the claim alone did
+    assert stats.holm_family([marginal])[0].verdict == "supported"
+    # the other direction needs the adjusted p too
+    lost = stats.holm_family([stats.compare([0] * 40, [1] * 10 + [0] * 30)])[0]
+    assert lost.verdict == "contradicted"
+
+
+def test_a_keeps_claim_is_tested_at_its_margin_not_by_mcnemar():
+    a, b = [1] * 29 + [0] * 11, [1] * 30 + [0] * 10  # one question worse of 40
+    keeps = stats.compare(a, b, margin=0.1)
+    assert keeps.verdict == "supported" and keeps.p_test == "bootstrap" and keeps.boundary == -0.1
+    assert keeps.p_mcnemar == 1.0 and keeps.p_raw < 0.05  # McNemar says "no difference"; the margin claim holds
+    assert stats.holm_family([keeps])[0].verdict == "supported"
+    scores = stats.compare([0.5, 0.7, 0.9] * 5, [0.4, 0.6, 0.8] * 5)  # scores: the bootstrap's p at 0
+    assert scores.p_test == "bootstrap" and scores.p_raw == scores.p_boundary
+
+
+def test_decide_adjusted_needs_the_interval_and_the_adjusted_p():
+    assert stats.decide_adjusted(0.05, 0.3, 0.0, 0.01, 40) == "supported"
+    assert stats.decide_adjusted(-0.3, -0.05, 0.0, 0.01, 40) == "contradicted"
+    assert stats.decide_adjusted(-0.1, 0.3, 0.0, 0.01, 40) == "not separable at this n"
+    assert stats.decide_adjusted(0.05, 0.3, 0.0, 0.06, 40) == "not separable at this n"
+    assert stats.decide_adjusted(0.05, 0.3, 0.0, float("nan"), 40) == "not separable at this n"
+    assert stats.decide_adjusted(0.05, 0.3, 0.0, 0.001, 5) == "not separable at this n"  # too few questions

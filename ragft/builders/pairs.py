@@ -1,6 +1,7 @@
 """Training pairs that ask what the QA set asks, about facts the QA set does not use: `python -m ragft.builders.pairs`.
 
-Each QA kind gets pairs of its own question shapes (the templates of `ragft/builders/qa.py`), built from the extracted
+Each QA kind gets pairs asked in its TRAIN phrasings only (`datasets.TRAIN_PHRASINGS`; the unseen ones are the QA set's
+alone, to measure whether a tuned arm reads or recognises a template), built from the extracted
 corpora: reverse lookups from docstring summaries (added / unchanged), replacements from removal notices, deprecation
 notes and aliases that the QA set leaves out (removed), parameters gained or lost between two versions' signatures of
 functions the QA set never names (changed_param), and abstentions on fabricated names the QA set does not use
@@ -23,16 +24,23 @@ from ..core.cache import stable_hash as _h
 from ..core.io import write_jsonl
 from ..core.paths import CURRENT_VERSION, NUMPY_VERSIONS, OLD_VERSION, task_pairs_path
 from ..data.corpus import Document, changed_params
-from ..data.datasets import ANSWERABLE_SHAPES, REMOVED_TEMPLATES
-from ..training.pairs import examples, public_callable, short
+from ..data.datasets import PHRASING, REMOVED_TEMPLATES, phrasing_of, phrasings_of
+from ..training.pairs import (
+    added_sentence,
+    examples,
+    first_sentence,
+    param_answer,
+    public_callable,
+    removed_answer,
+    short,
+)
 from .leaks import api_names, load_qa_rows, pair_names, qa_asked_names
 from .qa import fabricated_names, load_api, unique_summaries, which_function_question
 
 KINDS = ("removed", "added", "changed_param", "unchanged", "unanswerable")
 DEPRECATED_TEMPLATE = "`{old}` is deprecated in NumPy {version}. What should I use instead?"
 ALIAS_TEMPLATE = "Which NumPy 2.x name can I use instead of `{old}`?"
-UNANSWERABLE_TEMPLATES = ("What does `np.{x}` return, and how do I call it?", "How do I use `np.{x}` in NumPy 2.4?",
-                          "Which arguments does `np.{x}` take?")
+UNANSWERABLE_TEMPLATES = ("What does `np.{x}` return, and how do I call it?",)  # "own": the one train phrasing kept
 ABSTAIN_SHAPES = ("own", "all")
 _VAR_PARAMS = ("args", "kwargs", "params")  # *args / **kwargs wrappers being replaced by real parameters: no fact to learn
 
@@ -48,28 +56,27 @@ class PairSettings:
 
     abstain_share: share of abstention pairs in the final set (RAFT uses none, Meta's RAFT recipe 5%; a larger share
     makes a small adapter collapse onto the fixed reply). max_per_kind caps each kind so no one shape floods the set:
-    reverse lookups are the easiest facts to mine (250+), so they are capped at 100, under half of the set, and the
+    reverse lookups are the easiest facts to mine (250+), so they are capped at 90, under half of the set, and the
     rarer shapes (removed, changed_param) keep a real share of the first pairs that a short run trains on.
     """
 
     abstain_share: float = 0.10
     max_per_kind: dict = field(default_factory=lambda: {"removed": 200, "added": 200, "changed_param": 250,
-                                                         "unchanged": 100})
+                                                         "unchanged": 90})
     max_summary_chars: int = 300
     max_device_pairs: int = 6  # dozens of functions only gained `device`: a few teach the shape, more teach one word
     max_ma_pairs: int = 60  # numpy.ma wrappers gained many explicit parameters in 2.x: keep them from dominating
     passage_chars: int = 1200  # stored gold passages are cut here (prompts cut them further, to 600 by default)
     salt: str = "pairs:"
-    # the phrasings of the abstention pairs: "own", the QA set's abstention phrasings only; "all", half of them in the
-    # answerable kinds' phrasings (`ANSWERABLE_SHAPES`), so only the passages can tell the name does not exist.
-    # Measured on dev (benchmarks/question_shape.py, 2026-12-02): "all" did not teach 60-step adapters to abstain in
-    # an answerable phrasing (0 to 8% of 36 fabricated names, as "own": 0%) and cut their abstention in the QA
-    # set's phrasing (RAFT 1.00 -> 0.75, hybrid 1.00 -> 0.11): accuracy RAFT 0.888 -> 0.738, contradicted. "own" kept.
-    abstain_shapes: str = "own"
-    # "Name a parameter that `np.X` accepts in NumPy 2.x but not in NumPy 1.26." is how the QA set asks about a function
-    # that gained several parameters (11 items), and every such function outside the `device` flood (np.var, np.std and
-    # their nan/ma kin) is a QA item, so no pair asks it: the one QA question shape with no training pair. This share of
-    # the single-gain pairs would ask it instead (the answer is still the one gained parameter). Measured on dev
+    # the phrasings of the abstention pairs: "all", every train phrasing the QA set asks invented names in (the same
+    # phrasings carry real names in the removed and changed_param pairs, so the phrasing tells nothing); "own", only
+    # "What does `np.X` return ...", the one phrasing that used to mean "invented". Measured on dev under the old QA set,
+    # whose invented names had phrasings of their own (benchmarks/question_shape.py, 2026-12-02), "all" cost accuracy;
+    # the QA set now asks invented names in answerable phrasings too (issue 34), so "all" is the default.
+    abstain_shapes: str = "all"
+    # "Name a parameter that `np.X` accepts in NumPy 2.x but not in NumPy 1.26." (`param:name-a`) is an UNSEEN phrasing:
+    # a share above 0 asks that share of the gained-parameter pairs in it, so a pair would use an unseen phrasing and
+    # seen/unseen would no longer mean what the QA set says (tests/test_pair_builder.py checks the default). Measured on dev
     # (benchmarks/raft_recipe.py, share 0.4 = the QA set's 11 of 29 gained parameters, 9 of the 24 "gained" pairs
     # reworded, 80 questions, contrast 0.5, two training draws, 2026-12-03): 0.800 against 0.888 (seed 0) and 0.800
     # against 0.825 (seed 1); both draws together -0.056 [-0.106, -0.006], McNemar 4 fixed / 13 broken, p = 0.049:
@@ -111,12 +118,6 @@ def _cut(text: str, n: int) -> str:
     return (text[:nl] if nl > n * 0.6 else text[:n]).rstrip() + " ..."
 
 
-def _first_sentence(text: str) -> str:
-    text = " ".join(text.split())
-    m = re.search(r"(?<=[.!?])\s+(?=[A-Z])", text)
-    return text[: m.start()] if m else text
-
-
 def reverse_lookup_pairs(apis: dict[str, dict[str, Document]], banned: set[str], s: PairSettings) -> list[dict]:
     """added: "Which NumPy 2.x function does ...?" for names new in 2.x; unchanged: "Which NumPy function does ...?"
     for names present in every version. Same filters as the QA set (unique summary, the name not in it)."""
@@ -136,20 +137,12 @@ def reverse_lookup_pairs(apis: dict[str, dict[str, Document]], banned: set[str],
         if not new and not all(name in a for a in apis.values()):
             continue
         kind = "added" if new else "unchanged"
-        sentence = f"`{short(name)}` (new in NumPy 2.x): {summ}" if new else f"`{short(name)}`: {summ}"
-        prompt = which_function_question(summ, " 2.x" if new else "")
+        sentence = added_sentence(short(name), summ) if new else f"`{short(name)}`: {summ}"
+        options = phrasings_of(kind, seen=True)
+        prompt = which_function_question(summ, " 2.x" if new else "", options[_h(s.salt + "phrasing:" + name) % len(options)].id)
         out.append(_pair(kind, "summary", name.removeprefix("numpy."), prompt, sentence, code, doc, CURRENT_VERSION,
                          [short(name)]))
     return out
-
-
-def _advice_code(advice: str, old: str) -> str:
-    """A runnable line for a removal's advice: the replacement it quotes if that is an expression, else a check that
-    the old name is gone. `_advice_code("Use `-0.0` instead.", "NZERO") -> "x = -0.0"`."""
-    ticked = re.findall(r"`+([^`]+)`+", advice)
-    if ticked and re.fullmatch(r"[\w.\-()\[\], =]+", ticked[0]):
-        return f"x = {ticked[0]}" if not ticked[0].endswith(")") else ticked[0]
-    return f'hasattr(np, "{old}")  # False in NumPy 2.x'
 
 
 def removal_notice_pairs(apis: dict[str, dict[str, Document]], banned: set[str]) -> list[dict]:
@@ -159,14 +152,13 @@ def removal_notice_pairs(apis: dict[str, dict[str, Document]], banned: set[str])
         if d.metadata.get("kind") != "removal_notice":
             continue
         old = d.metadata["name"].removeprefix("numpy.")
-        advice = _first_sentence(d.metadata.get("advice", ""))
+        advice = first_sentence(d.metadata.get("advice", ""))
         if short(d.metadata["name"]) in banned or not advice or api_names(advice) & banned:
             continue
-        sentence = f"`np.{old}` was removed in NumPy 2.0: {advice}"
+        sentence, code = removed_answer(f"np.{old}", advice)
         facts = [t for t in re.findall(r"`+([^`]+)`+", advice)][:1]
         for i, prompt in enumerate(_removed_prompts(f"np.{old}")):
-            out.append(_pair("removed", "removal_notice", f"{old}#{i}", prompt, sentence, _advice_code(advice, old), d,
-                             CURRENT_VERSION, facts))
+            out.append(_pair("removed", "removal_notice", f"{old}#{i}", prompt, sentence, code, d, CURRENT_VERSION, facts))
     return out
 
 
@@ -270,6 +262,7 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
     older one rides along as `old_passage`, so a two-version prompt can show both signatures."""
     out, device, ma = [], 0, 0
     current = apis[CURRENT_VERSION]
+    train = phrasings_of("changed_param", seen=True)
     seen = set()
     for old_v in (OLD_VERSION, NUMPY_VERSIONS[1]):
         old_label = "1.26" if old_v == OLD_VERSION else "2.0"
@@ -295,17 +288,12 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
                     ma += 1
                     if ma > s.max_ma_pairs:
                         continue
-                if sign == "+":
-                    q = (f"Which keyword argument did `{short(name)}` gain in NumPy {new_label} that it did not have in "
-                         f"NumPy {old_label}?")
-                    if len(gained) > 1 or _h(f"{s.salt}name-a-parameter:{path}+{p}") % 1000 < s.name_a_parameter_share * 1000:
-                        q = f"Name a parameter that `{short(name)}` accepts in NumPy {new_label} but not in NumPy {old_label}."
-                    sentence = f"`{short(name)}` gained the `{p}` parameter in NumPy {new_label}."
-                    code = f"{short(name)}(..., {p}=...)  # accepted since NumPy {new_label}"
-                else:
-                    q = f"Which parameter of `{short(name)}` from NumPy {old_label} no longer exists in NumPy {new_label}?"
-                    sentence = f"`{short(name)}` lost its `{p}` parameter in NumPy {new_label}."
-                    code = f"{short(name)}(...)  # without {p}= since NumPy {new_label}"
+                ph = train[_h(f"{s.salt}phrasing:{path}{sign}{p}") % len(train)]
+                if sign == "+" and _h(f"{s.salt}name-a-parameter:{path}+{p}") % 1000 < s.name_a_parameter_share * 1000:
+                    ph = PHRASING["param:name-a"]  # an unseen phrasing: only when the setting asks for it (0 by default)
+                q = ph.ask(x=short(name), lost=sign == "-").replace("NumPy 2.x", f"NumPy {new_label}") \
+                    .replace("NumPy 1.26", f"NumPy {old_label}")
+                sentence, code = param_answer(short(name), p, sign == "+", new_label)
                 out.append(_pair("changed_param", "signature", f"{old_v}:{path}{sign}{p}", q, sentence, code, new_doc,
                                  CURRENT_VERSION, [p], old_doc=old_doc))
     return out
@@ -313,18 +301,20 @@ def changed_param_pairs(apis: dict[str, dict[str, Document]], banned: set[str], 
 
 def abstention_pairs(apis: dict[str, dict[str, Document]], banned: set[str], n: int, salt: str,
                      shapes: str = "own") -> list[dict]:
-    """unanswerable: abstention questions about fabricated names that the QA set does not use, in the QA set's
-    abstention phrasings (shapes "own") or, for every other name, in an answerable kind's phrasing (shapes "all")."""
+    """unanswerable: abstention questions about fabricated names that the QA set does not use, in every train phrasing
+    the QA set asks invented names in (shapes "all") or in the one that used to mean "invented" (shapes "own")."""
     banned_leaves = {b.removeprefix("np.") for b in banned}
     names = [x for x in fabricated_names(apis, n * 3 + 20, salt=salt) if x not in banned_leaves][:n]
 
-    def question(i: int, x: str) -> str:
-        if shapes == "all" and i % 2:
-            return ANSWERABLE_SHAPES[_h(salt + "shape:" + x) % len(ANSWERABLE_SHAPES)].format(x=x)
-        return UNANSWERABLE_TEMPLATES[_h(salt + x) % 3].format(x=x)
+    train = phrasings_of("unanswerable", seen=True)
 
-    return [_pair("unanswerable", "fabricated", x, question(i, x), "", "", None, CURRENT_VERSION, [])
-            for i, x in enumerate(names)]
+    def question(x: str) -> str:
+        if shapes == "own":
+            return UNANSWERABLE_TEMPLATES[0].format(x=x)
+        ph = train[_h(salt + "shape:" + x) % len(train)]
+        return ph.ask(x=f"np.{x}", lost=bool(_h(salt + "lost:" + x) % 2))
+
+    return [_pair("unanswerable", "fabricated", x, question(x), "", "", None, CURRENT_VERSION, []) for x in names]
 
 
 def _cap(pairs: list[dict], n: int, salt: str) -> list[dict]:
@@ -352,6 +342,8 @@ def build_pairs(settings: PairSettings | None = None, qa: list[dict] | None = No
         for k in ("passage", "old_passage"):
             if p[k]:
                 p[k] = _cut(p[k], s.passage_chars)
+    for p in pairs:
+        p["phrasing"] = ph.id if (ph := phrasing_of(p["prompt"])) else None  # None: a training-only shape (alias, 2.0 -> 2.4)
     pairs.sort(key=lambda p: _h(s.salt + "order:" + p["id"]))
     return pairs
 

@@ -3,7 +3,8 @@
 QA items come from the differences between NumPy 1.26.4, 2.0.2 and 2.4.6 (removed names with NumPy's own advice, added
 names, changed parameters), unchanged APIs as controls, and names that exist in no version (abstention). Every item carries
 code that proves its truth; `build_qa` RUNS it under each NumPy version and drops any item whose truth does not hold.
-Nothing here is hand-written truth: only question templates are written by hand.
+Nothing here is hand-written truth: only the phrasings (`datasets.PHRASINGS`, train and unseen) are written by hand.
+Splits: dev / validation / locked test, by what earlier runs used (`data/qa/earlier_runs.json`, `split_of`).
 Run through `python -m ragft.builders qa|train`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..core.cache import stable_hash as _h
@@ -19,19 +20,32 @@ from ..core.house import ABSTAIN_ANSWER
 from ..core.io import write_jsonl
 from ..core.paths import NUMPY_VERSIONS, OLD_VERSION, cache_dir, qa_path, train_path
 from ..data.corpus import Document, changed_params, keyword_params, load_corpus
+from ..data.datasets import PHRASING, SPLITS, QAItem, asked_fact, normalized_question, phrasings_of
 from ..training.pairs import house_pair, public_callable, short, summary
 from .corpora import run_under_numpy
 from .leaks import load_qa_rows, pair_names, qa_asked_names
 
-DEV_SHARE = 0.3  # of each kind; fixed by a hash of the item id, so the split never moves between rebuilds
 # removed and added are limited by what NumPy changed (47 and 20 verified); changed_param by the parameter changes a
-# caller can see (79 candidates, `changed_params`): the QA set takes 35 so that the task pairs, which never name a QA
-# function, keep the rest to learn the question's shape from; unchanged and unanswerable fill the set to 300+.
-MAX_PER_KIND = {"removed": 80, "added": 70, "changed_param": 35, "unchanged": 105, "unanswerable": 95}
+# caller can see (79 candidates, `changed_params`): the QA set takes 40 so that the task pairs, which never name a QA
+# function, keep the rest to learn the question's shape from; unchanged and unanswerable grow the locked test.
+MAX_PER_KIND = {"removed": 80, "added": 70, "changed_param": 40, "unchanged": 125, "unanswerable": 130}
 
 
-def split_of(item_id: str) -> str:
-    return "dev" if _h("split:" + item_id) % 1000 < DEV_SHARE * 1000 else "test"
+def earlier_runs_path() -> Path:
+    """`data/qa/earlier_runs.json`: the ids every earlier QA file tuned on (dev) or drew for a test sample."""
+    return qa_path().parent / "earlier_runs.json"
+
+
+def load_earlier_runs(path: Path | None = None) -> dict[str, set[str]]:
+    data = json.loads(Path(path or earlier_runs_path()).read_text())
+    return {k: set(data[k]) for k in ("dev", "drawn", "test")}
+
+
+def split_of(item_id: str, earlier: dict[str, set[str]] | None = None) -> str:
+    """dev if an earlier run tuned on it; validation if an earlier test sample drew it; else the locked test (never
+    drawn by any run: earlier test items no sample reached, and items new to the QA set)."""
+    earlier = earlier if earlier is not None else load_earlier_runs()
+    return "dev" if item_id in earlier["dev"] else "validation" if item_id in earlier["drawn"] else "test"
 
 
 def accepts_keyword(signature: str, name: str) -> bool | None:
@@ -41,12 +55,12 @@ def accepts_keyword(signature: str, name: str) -> bool | None:
     return None if kp is None else (name in kp[0] or kp[1])
 
 
-def _item(kind: str, key: str, question: str, required: list[str], stale: list[str], gold: dict, code: str, expect: dict,
+def _item(kind: str, key: str, slots: dict, required: list[str], stale: list[str], gold: dict, code: str, expect: dict,
           reference: str) -> dict:
-    item_id = f"{kind}:{key}"
-    return {"id": item_id, "kind": kind, "question": question, "required_facts": required, "stale_facts": stale,
-            "gold_doc_ids": gold, "reference": reference, "verify": {"code": code, "expect": expect},
-            "split": split_of(item_id)}
+    """`slots` fill the phrasing chosen later (`assign_phrasings`): {"x": name} or {"s": summary, "hint": ...}, and
+    "lost" for a lost parameter."""
+    return {"id": f"{kind}:{key}", "kind": kind, "slots": slots, "required_facts": required, "stale_facts": stale,
+            "gold_doc_ids": gold, "reference": reference, "verify": {"code": code, "expect": expect}}
 
 
 def load_api(version: str) -> dict[str, Document]:
@@ -88,11 +102,9 @@ def removed_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
         check = f"_has({expr.removeprefix('np.')!r})" if expr else "None"
         code = f"result = [_has({old!r}), {check}]"
         expect = {v: ([True, None] if v == OLD_VERSION else [False, True if expr else None]) for v in NUMPY_VERSIONS}
-        q = (f"My code uses `np.{old}`, which fails under NumPy 2.x. What should I use instead?" if _h(old) % 2 else
-             f"`np.{old}` raises an AttributeError in NumPy 2.4. What is the replacement?")
         gold = {v: ([f"numpy.{old}"] if f"numpy.{old}" in apis[v] else []) + ([d.doc_id] if d.doc_id in apis[v] else [])
                 for v in NUMPY_VERSIONS}
-        items.append(_item("removed", old, q, [fact], [f"np.{old}"], gold, code, expect,
+        items.append(_item("removed", old, {"x": f"np.{old}"}, [fact], [f"np.{old}"], gold, code, expect,
                            f"`np.{old}` was removed in NumPy 2.0: {d.metadata.get('advice', '').strip()}"))
     # Removed between 2.0 and the current version: the 2.0 docstring carries the deprecation and the replacement.
     mid = NUMPY_VERSIONS[1]
@@ -104,15 +116,14 @@ def removed_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
         old, new = name.removeprefix("numpy."), m.group(1)
         code = f"result = [_has({old!r}), _has({new!r})]"
         expect = {OLD_VERSION: [True, None], mid: [True, True], current: [False, True]}
-        q = f"`np.{old}` is gone in NumPy {current}. What should I call instead?"
         gold = {v: [name] if name in apis[v] else ([f"numpy.{new}"] if f"numpy.{new}" in apis[v] else []) for v in NUMPY_VERSIONS}
-        items.append(_item("removed", old, q, [f"np.{new}"], [f"np.{old}"], gold, code, expect,
+        items.append(_item("removed", old, {"x": f"np.{old}"}, [f"np.{new}"], [f"np.{old}"], gold, code, expect,
                            f"`np.{old}` was deprecated in NumPy 2.0 and removed later; use `np.{new}`."))
     return items
 
 
-def which_function_question(s: str, version_hint: str) -> str:
-    return f"Which NumPy{version_hint} function does the following: \"{s}\""
+def which_function_question(s: str, version_hint: str, phrasing: str = "summary:which") -> str:
+    return PHRASING[phrasing].ask(s=s, hint=version_hint)
 
 
 def added_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
@@ -128,7 +139,7 @@ def added_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
         path = name.removeprefix("numpy.")
         expect = {v: [name in apis[v]] for v in NUMPY_VERSIONS}
         gold = {v: [name] if name in apis[v] else [] for v in NUMPY_VERSIONS}
-        items.append(_item("added", path, which_function_question(s, " 2.x"), [short(name)], [], gold,
+        items.append(_item("added", path, {"s": s, "hint": " 2.x"}, [short(name)], [], gold,
                            f"result = [_has({path!r})]", expect, f"`{short(name)}` (new in NumPy 2.x): {s}"))
     return items
 
@@ -155,19 +166,15 @@ def changed_param_items(apis: dict[str, dict[str, Document]]) -> list[dict]:
                 if device_only > 8:  # 30-odd functions only gained `device`: keep a few, not a flood of one fact
                     continue
             if sign == "+":
-                q = f"Which keyword argument did `{short(name)}` gain in NumPy 2.x that it did not have in NumPy 1.26?"
-                if len(gained) > 1:
-                    q = f"Name a parameter that `{short(name)}` accepts in NumPy 2.x but not in NumPy 1.26."
                 sentence = f"`{short(name)}` gained the `{p}` parameter in NumPy 2.x."
             else:
-                q = f"Which parameter of `{short(name)}` from NumPy 1.26 no longer exists in NumPy 2.x?"
                 sentence = f"`{short(name)}` lost its `{p}` parameter in NumPy 2.x."
             expect = {v: [accepts_keyword(apis[v][name].metadata["signature"], p)] if name in apis[v] else [None]
                       for v in NUMPY_VERSIONS}
-            item = _item("changed_param", f"{path}{sign}{p}", q, [p], [], gold,
+            item = _item("changed_param", f"{path}{sign}{p}", {"x": short(name), "lost": sign == "-"}, [p], [], gold,
                          f"result = [_accepts({path!r}, {p!r})]", expect, sentence)
             several = gained if sign == "+" else lost
-            if len(several) > 1:  # "Name a parameter ..." / "Which parameter ...": any one of them is a right answer
+            if len(several) > 1:  # asked once per function and direction (`dedupe`): any one of them is right
                 item["accepted_facts"] = sorted(several)
             items.append(item)
     return items
@@ -192,7 +199,7 @@ def unchanged_items(apis: dict[str, dict[str, Document]], limit: int) -> list[di
     for name in cands[:limit]:
         path = name.removeprefix("numpy.")
         s = uniq[-1][name]
-        items.append(_item("unchanged", path, which_function_question(s, ""), [short(name)], [],
+        items.append(_item("unchanged", path, {"s": s, "hint": ""}, [short(name)], [],
                            {v: [name] for v in NUMPY_VERSIONS}, f"result = [_has({path!r})]",
                            {v: [True] for v in NUMPY_VERSIONS}, f"`{short(name)}`: {s}"))
     return items
@@ -219,11 +226,9 @@ def fabricated_names(apis: dict[str, dict[str, Document]], n: int, salt: str) ->
 
 def unanswerable_items(apis: dict[str, dict[str, Document]], limit: int) -> list[dict]:
     items = []
-    templates = ["What does `np.{x}` return, and how do I call it?", "How do I use `np.{x}` in NumPy 2.4?",
-                 "Which arguments does `np.{x}` take?"]
     for name in fabricated_names(apis, limit, salt="qa:"):
-        q = templates[_h(name) % len(templates)].format(x=name)
-        items.append(_item("unanswerable", name, q, [], [], {v: [] for v in NUMPY_VERSIONS},
+        slots = {"x": f"np.{name}", "lost": bool(_h("lost:" + name) % 2)}  # a parameter phrasing asks gained or lost
+        items.append(_item("unanswerable", name, slots, [], [], {v: [] for v in NUMPY_VERSIONS},
                            f"result = [_has({name!r})]", {v: [False] for v in NUMPY_VERSIONS}, ABSTAIN_ANSWER))
     return items
 
@@ -263,22 +268,77 @@ def verify_items(items: list[dict], workdir: Path) -> tuple[list[dict], Counter]
     return kept, dropped
 
 
+def earlier_use(item_id: str, earlier: dict[str, set[str]]) -> int:
+    """0 tuned on (dev), 1 drawn for a test sample, 2 in an earlier test split, 3 new to the QA set."""
+    return next((i for i, k in enumerate(("dev", "drawn", "test")) if item_id in earlier[k]), 3)
+
+
+def dedupe(items: list[dict], earlier: dict[str, set[str]] | None = None) -> tuple[list[dict], list[str]]:
+    """One item per asked fact (`datasets.asked_fact`: a question that accepts any of several parameters is asked once
+    per function and direction) and per normalized question text. Of a group, the item an earlier run used is kept
+    (dev, then drawn, then earlier test), else the first id, so a new sibling never takes a used fact to the locked test."""
+    earlier = earlier or {"dev": set(), "drawn": set(), "test": set()}
+    seen, kept, dropped = set(), [], []
+    for it in sorted(items, key=lambda it: (earlier_use(it["id"], earlier), it["id"])):
+        keys = {("fact", asked_fact(_as_item(it)))}
+        if "question" in it:
+            keys.add(("text", normalized_question(it["question"])))
+        if keys & seen:
+            dropped.append(it["id"])
+            continue
+        seen |= keys
+        kept.append(it)
+    return kept, dropped
+
+
+def _as_item(row: dict) -> QAItem:
+    return QAItem(row["id"], row["kind"], row.get("question", ""), row["required_facts"], row["stale_facts"],
+                  row["gold_doc_ids"], row.get("split", ""), accepted_facts=row.get("accepted_facts", []))
+
+
+def assign_phrasings(items: list[dict]) -> None:
+    """Each (kind, split) asks its items in every phrasing of its kind in turn (hash order), so every phrasing holds
+    real and invented names alike and every split holds train and unseen phrasings."""
+    groups = defaultdict(list)
+    for it in items:
+        groups[(it["kind"], it["split"])].append(it)
+    for (kind, _), group in groups.items():
+        options = phrasings_of(kind)
+        for i, it in enumerate(sorted(group, key=lambda it: _h("phrasing:" + it["id"]))):
+            ph, slots = options[i % len(options)], it.pop("slots")
+            it["question"] = ph.ask(x=slots.get("x", ""), s=slots.get("s", ""), hint=slots.get("hint", ""),
+                                    lost=slots.get("lost", False))
+            it["phrasing"], it["phrasing_seen"] = ph.id, ph.seen
+
+
+QA_FIELDS = ("id", "kind", "question", "phrasing", "phrasing_seen", "required_facts", "accepted_facts", "stale_facts",
+             "gold_doc_ids", "reference", "verify", "split")
+
+
 def build_qa(workdir: Path, out: Path | None = None) -> list[dict]:
     apis = {v: load_api(v) for v in NUMPY_VERSIONS}
     items = removed_items(apis) + added_items(apis) + changed_param_items(apis) \
         + unchanged_items(apis, MAX_PER_KIND["unchanged"] * 2) + unanswerable_items(apis, MAX_PER_KIND["unanswerable"] * 2)
     kept, dropped = verify_items(items, workdir)
+    earlier = load_earlier_runs()
+    kept, duplicates = dedupe(kept, earlier)
     final, per_kind = [], Counter()
-    for it in sorted(kept, key=lambda it: _h("order:" + it["id"])):
+    # every item of an earlier QA file first (notebook 05's test sample stays whole), then new ones, in hash order
+    for it in sorted(kept, key=lambda it: (earlier_use(it["id"], earlier) == 3, _h("order:" + it["id"]))):
         if per_kind[it["kind"]] < MAX_PER_KIND[it["kind"]]:
             per_kind[it["kind"]] += 1
             final.append(it)
-    final.sort(key=lambda it: (it["kind"], it["id"]))
+    for it in final:
+        it["split"] = split_of(it["id"], earlier)
+    assign_phrasings(final)
+    final = [{k: it[k] for k in QA_FIELDS if k in it} for it in sorted(final, key=lambda it: (it["kind"], it["id"]))]
     write_jsonl(out or qa_path(), final)
-    print(f"QA: {len(items)} candidates, {len(kept)} verified under every version, dropped {dict(dropped)}; kept {len(final)}")
+    print(f"QA: {len(items)} candidates, {len(kept) + len(duplicates)} verified under every version, dropped "
+          f"{dict(dropped)}; {len(duplicates)} duplicates of an asked fact left out ({', '.join(duplicates)}); kept {len(final)}")
     for kind in MAX_PER_KIND:
         n = [it for it in final if it["kind"] == kind]
-        print(f"  {kind:14s} {len(n):4d}  dev {sum(i['split'] == 'dev' for i in n):3d}  test {sum(i['split'] == 'test' for i in n):3d}")
+        print(f"  {kind:14s} {len(n):4d}  " + "  ".join(f"{sp} {sum(i['split'] == sp for i in n):3d} "
+              f"(unseen {sum(i['split'] == sp and not i['phrasing_seen'] for i in n):3d})" for sp in SPLITS))
     return final
 
 

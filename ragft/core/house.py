@@ -31,6 +31,15 @@ _ABSTAIN_PATTERNS = re.compile(
     rf"not (part of|available in|documented in) numpy{_NOT_A_RELEASE}|does not exist in numpy{_NOT_A_RELEASE}|"
     r"there is no (such )?(function|method)",
     re.I)
+# A decline that names an API as the fix ("`np.trapz` no longer exists; use `np.trapezoid`") is an answer, not an
+# abstention: a recommending word next to a code name (`x` or np.x) in one clause; the docs URL is not a name.
+_CODE_NAME = r"(?:`[^`\s][^`]*`|(?<![\w.])(?:np|numpy)\.[A-Za-z_])"
+_RECOMMENDS = re.compile(
+    r"(?<!how to )(?<!what to )(?<!whether to )\b(?:use|call|try|switch(?:ed)? to|migrate to|"
+    r"replace\w*(?: (?:it|them))? (?:with|by)|available as|renamed to|now called|is now|alternative(?: is)?)\b"
+    rf"[^;]{{0,80}}?{_CODE_NAME}|{_CODE_NAME}[^;]{{0,60}}?\b(?:instead|replaces|is the replacement|is the new name)\b",
+    re.I)
+_URL = re.compile(r"https?://\S+")
 _ANSWER = re.compile(r"^\s*Answer:\s*(?P<sentence>.+?)\s*$", re.M)
 _CODE = re.compile(r"```(?:python|py)?\s*\n(?P<code>.*?)\n?```", re.S)
 _SOURCE = re.compile(r"^\s*Sources?:\s*(?P<ids>.+?)\s*$", re.M | re.I)
@@ -51,15 +60,35 @@ SYSTEM_PROMPT = (
 )
 
 
+def declines(text: str) -> bool:
+    """Does the text say, in any words, that it does not know or that the name does not exist? (The looser signal that
+    counted as an abstention before strict grading: `HouseAnswer.declined`.)"""
+    return bool(_ABSTAIN_PATTERNS.search(text))
+
+
+def recommends_api(text: str) -> bool:
+    """Does the text recommend an API: a recommending word (use, call, instead, replace with...) next to a code name?
+
+    >>> recommends_api("`np.trapz` no longer exists; use `np.trapezoid`."), recommends_api(ABSTAIN_SENTENCE)
+    (True, False)
+    """
+    return bool(_RECOMMENDS.search(_URL.sub(" ", text)))
+
+
 @dataclass
 class HouseAnswer:
-    """An answer taken apart. `compliant` is True only if every rule of the house format holds; `problems` says which failed."""
+    """An answer taken apart. `compliant` is True only if every rule of the house format holds; `problems` says which failed.
+
+    `abstained`: the reply declines and recommends no API (the fixed reply, or a decline in the model's own words);
+    `declined`: it declines in any words, even while naming a fix (the looser rule that lenient grading keeps).
+    """
 
     text: str
     sentence: str = ""
     code: str = ""
     sources: list[str] = field(default_factory=list)
     abstained: bool = False
+    declined: bool = False
     compliant: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -83,7 +112,8 @@ def parse(text: str) -> HouseAnswer:
     s = _SOURCE.search(text)
     ids = [i.strip().strip("`") for i in s.group("ids").split(",")] if s else []
     out.sources = [i for i in ids if i and i.lower() != "none"]
-    out.abstained = bool(_ABSTAIN_PATTERNS.search(out.sentence or text))
+    out.declined = declines(out.sentence or text)
+    out.abstained = out.declined and not recommends_api(out.sentence or text)
     if not m:
         out.problems.append("no 'Answer:' line")
     elif not text.lstrip().startswith("Answer:"):

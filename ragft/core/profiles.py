@@ -59,9 +59,8 @@ PROFILES = {
     # measured cold on 2 cores: 70 minutes, see the README). 40 training steps reach only 75% format compliance.
     "workshop": Profile("workshop", n_docs=None, n_questions=40, max_new_tokens=ANSWER_MAX_NEW_TOKENS, train_steps=60, sweep=True,
                         chunking_docs=120, n_update_docs=150, menu_questions=40,
-                        # 05 decides the thesis' claims by paired comparisons: 80 questions (on test all 12 added ones
-                        # and 17 of each other kind; the 40 of a smaller sample among them) narrow a 95% interval at 0.6
-                        # from +-0.15 to +-0.11
+                        # 05 decides its claims by paired comparisons: 80 validation questions narrow a 95% interval
+                        # at 0.6 from +-0.15 (40) to +-0.11
                         arms_questions=80,
                         # three draws of the RAFT adapter (~10 min each on two cores), judged on the 80 dev questions
                         # its recipe was chosen on: 0.888 / 0.825 / 0.688 there (README, "Two training draws")

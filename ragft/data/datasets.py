@@ -8,6 +8,7 @@ Introduced in notebooks/00_overview.ipynb.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,18 +22,74 @@ CHANGED_KINDS = ("removed", "added", "changed_param")  # questions whose truth m
 # answerable questions that one release's document answers (a removal notice, a new API, an unchanged one); a
 # changed_param question also needs the other release's signature, which a single-version index never holds
 ONE_RELEASE_KINDS = ("removed", "added", "unchanged")
-REMOVED_TEMPLATES = (  # the QA set's phrasings of a replacement question (`ragft/builders/qa.py`'s removed_items)
-    "My code uses `{old}`, which fails under NumPy 2.x. What should I use instead?",
-    "`{old}` raises an AttributeError in NumPy 2.4. What is the replacement?",
-    "`{old}` is gone in NumPy {current}. What should I call instead?",
+SPLITS = ("dev", "validation", "test")  # tune freely / build and report while building / the locked test, run once
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """One way of asking a question: `text` with `{x}` (an API name, `np.X`), or `{s}` (a docstring summary) and `{hint}`
+    (" 2.x" for a new API, "" otherwise); `lost` is a changed-parameter phrasing's text for a lost parameter. `seen`: a
+    train phrasing (task pairs are asked in it); the others are asked only by the QA set."""
+
+    id: str
+    kinds: tuple[str, ...]
+    text: str
+    lost: str = ""
+    seen: bool = True
+
+    def ask(self, x: str = "", s: str = "", hint: str = "", lost: bool = False) -> str:
+        return (self.lost if lost and self.lost else self.text).format(x=x, s=s, hint=hint)
+
+    def pattern(self, lost: bool = False) -> re.Pattern:
+        """Matches any question asked in this phrasing, whatever name or summary fills it."""
+        text = re.escape(self.lost if lost else self.text)
+        return re.compile(text.replace(r"\{x\}", "[^`]+").replace(r"\{s\}", ".+").replace(r"\{hint\}", "(?: 2\\.x)?") + "$")
+
+
+_NAME, _PARAM, _SUMMARY = ("removed", "unanswerable"), ("changed_param", "unanswerable"), ("added", "unchanged")
+# Name phrasings hold real names (removed, changed_param) and invented ones (unanswerable) alike, so the phrasing says
+# nothing about whether the name exists; the three that used to mean "invented" (what-return, how-use, and arguments)
+# now ask about real names too. Summary phrasings name no API, so no invented name can be asked in them.
+PHRASINGS = (
+    Phrasing("name:uses-fails", _NAME, "My code uses `{x}`, which fails under NumPy 2.x. What should I use instead?"),
+    Phrasing("name:attribute-error", _NAME, "`{x}` raises an AttributeError in NumPy 2.4. What is the replacement?"),
+    Phrasing("name:what-return", _NAME, "What does `{x}` return, and how do I call it?"),
+    Phrasing("name:gone", _NAME, "`{x}` is gone in NumPy 2.4.6. What should I call instead?", seen=False),
+    Phrasing("name:how-use", _NAME, "How do I use `{x}` in NumPy 2.4?", seen=False),
+    Phrasing("name:porting", _NAME, "I am porting code from NumPy 1.26 to 2.4. What do I write instead of `{x}`?",
+             seen=False),
+    Phrasing("param:gain", _PARAM, "Which keyword argument did `{x}` gain in NumPy 2.x that it did not have in NumPy 1.26?",
+             lost="Which parameter of `{x}` from NumPy 1.26 no longer exists in NumPy 2.x?"),
+    Phrasing("param:arguments", _PARAM, "Which arguments does `{x}` take in NumPy 2.x that it did not take in NumPy 1.26?",
+             lost="Which arguments did `{x}` take in NumPy 1.26 that it no longer takes in NumPy 2.x?"),
+    Phrasing("param:name-a", _PARAM, "Name a parameter that `{x}` accepts in NumPy 2.x but not in NumPy 1.26.",
+             lost="Name a parameter that `{x}` accepted in NumPy 1.26 but no longer accepts in NumPy 2.x.", seen=False),
+    Phrasing("param:upgrade", _PARAM, "I am upgrading from NumPy 1.26 to 2.x. Which new keyword can I pass to `{x}`?",
+             lost="I am upgrading from NumPy 1.26 to 2.x. Which keyword of `{x}` must I stop passing?", seen=False),
+    Phrasing("summary:which", _SUMMARY, 'Which NumPy{hint} function does the following: "{s}"'),
+    Phrasing("summary:need", _SUMMARY, 'I need a NumPy{hint} function for this: "{s}" What is it called?'),
+    Phrasing("summary:name-of", _SUMMARY, 'What is the name of the NumPy{hint} function described as "{s}"?', seen=False),
+    Phrasing("summary:is-there", _SUMMARY, 'Is there a NumPy{hint} function that does the following: "{s}" Which one?',
+             seen=False),
 )
-# The answerable kinds' phrasings of the QA set (removed names, changed parameters) with `{x}` for a name. The QA set
-# asks its unanswerable questions in phrasings of their own, so a model can learn to abstain from the phrasing alone;
-# a fabricated name asked in one of these (`in_answerable_shape`) tells whether an abstention came from the passages.
-ANSWERABLE_SHAPES = tuple(t.replace("{old}", "np.{x}").replace("{current}", CURRENT_VERSION) for t in REMOVED_TEMPLATES) + (
-    "Which keyword argument did `np.{x}` gain in NumPy 2.x that it did not have in NumPy 1.26?",
-    "Name a parameter that `np.{x}` accepts in NumPy 2.x but not in NumPy 1.26.",
-)
+PHRASING = {p.id: p for p in PHRASINGS}
+TRAIN_PHRASINGS = frozenset(p.id for p in PHRASINGS if p.seen)  # the only phrasings a training pair may be asked in
+
+
+def phrasings_of(kind: str, seen: bool | None = None) -> list[Phrasing]:
+    """The phrasings a question kind is asked in (only the train ones, or only the unseen ones, if `seen` is given)."""
+    return [p for p in PHRASINGS if kind in p.kinds and (seen is None or p.seen == seen)]
+
+
+def phrasing_of(question: str) -> Phrasing | None:
+    """The phrasing a question (or a training prompt) is asked in; None if it is asked in none of `PHRASINGS`."""
+    return next((p for p in PHRASINGS for lost in (False, True) if (p.lost or not lost) and p.pattern(lost).match(question)),
+                None)
+
+
+REMOVED_TEMPLATES = tuple(p.text.replace("{x}", "{old}") for p in phrasings_of("removed", seen=True))  # train only
+# The answerable kinds' name phrasings with `{x}` for a name: `in_answerable_shape` asks a fabricated name in one.
+ANSWERABLE_SHAPES = tuple(p.text.replace("{x}", "np.{x}") for p in phrasings_of("removed") + phrasings_of("changed_param"))
 
 
 @dataclass
@@ -54,6 +111,8 @@ class QAItem:
     reference: str = ""
     verify: dict = field(default_factory=dict)
     accepted_facts: list[str] = field(default_factory=list)
+    phrasing: str = ""  # the id of its phrasing in `PHRASINGS`
+    phrasing_seen: bool = True  # asked in a train phrasing (`TRAIN_PHRASINGS`); False: a phrasing no training pair uses
 
     @property
     def answerable(self) -> bool:
@@ -64,9 +123,12 @@ class QAItem:
 
 
 def load_qa(split: str | None = "dev", kinds: tuple[str, ...] | None = None, path: str | os.PathLike | None = None) -> list[QAItem]:
-    """QA items of one split ("dev" | "test" | None for all), optionally only some kinds, in file order."""
-    if split not in ("dev", "test", None):
-        raise ValueError(f"split must be 'dev', 'test' or None, not {split!r}")
+    """QA items of one split ("dev" | "validation" | "test" | None for all), optionally only some kinds, in file order.
+
+    "test" is the locked test: no earlier run drew it, and it is run once (`make final`); choose every knob on dev or
+    validation."""
+    if split not in (*SPLITS, None):
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(map(repr, SPLITS))} (or None for every item)")
     rows, _ = read_jsonl(path or qa_path(), required=("id", "kind", "question", "split"))
     items = [QAItem(**{k: r[k] for k in QAItem.__dataclass_fields__ if k in r}) for r in rows]
     bad = [i.id for i in items if i.kind not in KINDS]
@@ -84,9 +146,21 @@ def in_answerable_shape(item: QAItem) -> QAItem:
     """
     if item.kind != "unanswerable":
         raise ValueError(f"only an unanswerable item can be asked in another shape, not {item.kind!r} ({item.id})")
-    name = item.question.split("`")[1]
+    name = re.search(r"`(np\.[^`]+)`", item.question).group(1)
     index = stable_hash("probe:" + name) % len(ANSWERABLE_SHAPES)
     return replace(item, question=ANSWERABLE_SHAPES[index].format(x=name.removeprefix("np.")))
+
+
+def asked_fact(item: QAItem) -> str:
+    """What a question asks, whatever its wording: two items with the same asked fact are duplicates. A question that
+    accepts any of several facts asks for one of them: its function and direction (`changed_param:var+`)."""
+    if item.accepted_facts:
+        return re.sub(r"(?<=[+-])\w+$", "", item.id)
+    return item.id
+
+
+def normalized_question(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def sample(items: list[QAItem], n: int | None, seed: int = 0) -> list[QAItem]:

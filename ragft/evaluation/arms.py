@@ -30,11 +30,15 @@ def _share(rows: Sequence[dict], key: str, where=lambda r: True) -> float:
 
 
 # The columns of notebook 03's tables (one pipeline, several conditions) and of notebook 05's arms table.
-ARM_METRICS = ("n", "accuracy", "fact_accuracy", "stale_rate", "abstention_precision", "abstention_recall",
-               "format_compliance", "groundedness", "context_recall", "confidence", "latency_s")
+# accuracy is the strict grade, lenient_accuracy the earlier one (a fact anywhere in the reply), shown side by side.
+ARM_METRICS = ("n", "accuracy", "lenient_accuracy", "fact_accuracy", "stale_rate", "abstention_precision",
+               "abstention_recall", "format_compliance", "source_accuracy", "code_runs", "groundedness",
+               "context_recall", "confidence", "latency_s")
 BEHAVIOUR_TABLE = ("n", "format_compliance", "answered_in_format", "abstained", "abstention_recall",
                    "abstention_precision", "stale_rate", "fact_accuracy", "latency_s")
-ARMS_TABLE = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "one_release_accuracy", "reading_rate", "changed_accuracy", "fact_accuracy", "stale_rate", "format_compliance",
+ARMS_TABLE = ("n", "accuracy", "accuracy_low", "accuracy_high", "lenient_accuracy", "lenient_accuracy_low",
+              "lenient_accuracy_high", "answerable_accuracy", "one_release_accuracy", "reading_rate", "changed_accuracy",
+              "fact_accuracy", "stale_rate", "format_compliance", "source_accuracy", "code_runs",
               "abstention_precision", "abstention_recall", "groundedness", "gold_retrieved", "latency_s", "cached")
 
 
@@ -45,7 +49,9 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
     cached (share read from the answer cache), abstained (share of abstentions, asked for or not) and
     answered_in_format (compliant and not an abstention), answerable_accuracy, one_release_accuracy (accuracy on
     the answerable kinds one release's document answers: removed, added, unchanged), reading_rate (correct when a gold
-    document was in the prompt) and accuracy_low / accuracy_high (its 95% Wilson interval). The one summarizer of per-arm metrics; `metrics` picks the
+    document was in the prompt) and accuracy_low / accuracy_high (its 95% Wilson interval), the same interval for
+    lenient_accuracy (the earlier, lenient grade); code_runs and source_accuracy come from `summarize` (NaN when the
+    rows lack them: add `code_runs.add_code_runs` first). The one summarizer of per-arm metrics; `metrics` picks the
     columns: ARM_METRICS (notebook 03), BEHAVIOUR_TABLE (04), ARMS_TABLE (05)."""
     import pandas as pd
 
@@ -64,6 +70,7 @@ def summarize_arms(df, by: str = "arm", metrics: Sequence[str] = ARM_METRICS, or
         m["one_release_accuracy"] = _share(rows, "correct", lambda r: r["kind"] in ONE_RELEASE_KINDS)
         m["reading_rate"] = _share(rows, "correct", lambda r: r.get("gold_retrieved") or r.get("gold_in_context"))
         m["accuracy_low"], m["accuracy_high"] = proportion_ci([r["correct"] for r in rows])[1:]
+        m["lenient_accuracy_low"], m["lenient_accuracy_high"] = proportion_ci([r.get("lenient_correct") for r in rows])[1:]
         m["answered_in_format"] = _share([{"x": bool(r["compliant"]) and not r["abstained"]} for r in rows], "x")
         out[arm] = {k: m[k] for k in metrics}
     return pd.DataFrame(out).T

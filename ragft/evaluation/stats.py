@@ -1,9 +1,11 @@
 """Uncertainty for the arms table: a Wilson interval for each proportion, and paired comparisons of two arms answered on
-the same questions (a seeded paired bootstrap of the difference, an exact McNemar test), turned into a verdict.
+the same questions (a seeded paired bootstrap of the difference, an exact McNemar test), turned into a verdict; and
+Holm-Bonferroni over a family of claims, so that making many claims does not make a false one likely.
 
 A claim is "supported" only when the paired interval of the difference excludes the claimed boundary, "contradicted"
-when it lies wholly on the other side, and otherwise "not separable at this n". This module computes; it does not
-score answers (see `scoring`) or decide which claims to make.
+when it lies wholly on the other side, and otherwise "not separable at this n"; in a family, the claim's p-value must
+also pass after Holm's adjustment. This module computes; it does not score answers (see `scoring`) or decide which
+claims to make (see `claims`).
 Needs only numpy and the standard library (no scipy).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -82,12 +84,37 @@ def paired_bootstrap(a: Sequence, b: Sequence, n_boot: int = 10_000, confidence:
     """
     x, y = _paired(a, b)
     d = x - y
+    low, high = _interval(_bootstrap_means(d, n_boot, seed), confidence)
+    return (float(d.mean()), low, high)
+
+
+def _bootstrap_means(d: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    means = d[idx].mean(axis=1)
+    return d[idx].mean(axis=1)
+
+
+def _interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return (float(d.mean()), float(low), float(high))
+    return float(low), float(high)
+
+
+def _p_at(means: np.ndarray, boundary: float) -> float:
+    tail = min(int((means <= boundary).sum()), int((means >= boundary).sum()))
+    return min(1.0, 2 * (tail + 1) / (means.size + 1))
+
+
+def bootstrap_p(a: Sequence, b: Sequence, boundary: float = 0.0, n_boot: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value of "the mean of a - b equals `boundary`" from the same seeded resamples as `paired_bootstrap`
+    (its dual: the 95% interval excludes the boundary about when p < 0.05); add-one counted, so never 0.
+
+    The p-value of a claim McNemar cannot test: "a keeps b's level" (boundary -margin), or scores that are not 0/1.
+    >>> round(bootstrap_p([1] * 20, [0] * 20), 6), bootstrap_p([1, 0] * 10, [1, 0] * 10)
+    (0.0002, 1.0)
+    """
+    x, y = _paired(a, b)
+    return _p_at(_bootstrap_means(x - y, n_boot, seed), boundary)
 
 
 def mcnemar_exact(a: Sequence, b: Sequence) -> tuple[int, int, float]:
@@ -116,7 +143,13 @@ def mcnemar_p(n10: int, n01: int) -> float:
 @dataclass(frozen=True)
 class Comparison:
     """Two arms on the same n questions: mean a, mean b, their difference with its paired bootstrap interval, McNemar's
-    discordant counts and p-value, and the verdict on the claim (`claim`: "a > b" or "a >= b - margin")."""
+    discordant counts and p-value, and the verdict on the claim (`claim`: "a > b" or "a >= b - margin").
+
+    `boundary` is what the difference must exceed (0, or -margin) and `p_boundary` the bootstrap p-value there; `p_raw`
+    is the claim's own p-value (McNemar's for "a > b" on 0/1 results, else `p_boundary`). After `holm_family`,
+    `p_adjusted` is its Holm-adjusted p over `family` claims and `verdict` comes from it (`unadjusted_verdict` was the
+    claim's verdict alone); before, `family` is 0 and `p_adjusted` NaN.
+    """
 
     n: int
     mean_a: float
@@ -128,11 +161,27 @@ class Comparison:
     p_mcnemar: float
     claim: str
     verdict: str
+    boundary: float = 0.0
+    p_boundary: float = float("nan")
+    p_adjusted: float = float("nan")
+    family: int = 0
+    unadjusted_verdict: str = ""
+
+    @property
+    def p_test(self) -> str:
+        """Which test gave `p_raw`: "mcnemar" (a beats b, 0/1 results) or "bootstrap" (a margin, or scores)."""
+        return "mcnemar" if self.claim == "a > b" and not math.isnan(self.p_mcnemar) else "bootstrap"
+
+    @property
+    def p_raw(self) -> float:
+        return self.p_mcnemar if self.p_test == "mcnemar" else self.p_boundary
 
     def as_dict(self) -> dict:
         return {"n": self.n, "mean_a": self.mean_a, "mean_b": self.mean_b, "diff": self.diff, "diff_ci": list(self.ci),
                 "a_only": self.n10, "b_only": self.n01, "p_mcnemar": self.p_mcnemar, "claim": self.claim,
-                "verdict": self.verdict}
+                "verdict": self.verdict, "boundary": self.boundary, "p_raw": self.p_raw, "p_test": self.p_test,
+                "p_adjusted": self.p_adjusted, "family": self.family,
+                "unadjusted_verdict": self.unadjusted_verdict or self.verdict}
 
 
 def decide(low: float, high: float, boundary: float = 0.0) -> str:
@@ -159,7 +208,8 @@ def compare(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
     if margin is not None and margin < 0:
         raise ValueError(f"margin must be >= 0, not {margin}")
     x, y = _paired(a, b)
-    diff, low, high = paired_bootstrap(x, y, n_boot=n_boot, confidence=confidence, seed=seed)
+    means = _bootstrap_means(x - y, n_boot, seed)  # one set of resamples: the interval and the p at the boundary
+    diff, (low, high) = float((x - y).mean()), _interval(means, confidence)
     binary = bool(np.isin(x, (0, 1)).all() and np.isin(y, (0, 1)).all())
     n10, n01, p = mcnemar_exact(x, y) if binary else (0, 0, float("nan"))
     boundary = 0.0 if margin is None else -margin
@@ -169,7 +219,8 @@ def compare(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
     # MIN_PAIRS no verdict is given, and for 0/1 results a "beats" verdict also needs McNemar's exact test to reject.
     if x.size < MIN_PAIRS or (binary and margin is None and verdict != VERDICTS[2] and not p < 1 - confidence):
         verdict = VERDICTS[2]
-    return Comparison(int(x.size), float(x.mean()), float(y.mean()), diff, (low, high), n10, n01, p, claim, verdict)
+    return Comparison(int(x.size), float(x.mean()), float(y.mean()), diff, (low, high), n10, n01, p, claim, verdict,
+                      boundary, _p_at(means, boundary))
 
 
 def verdict(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: int = 10_000, confidence: float = 0.95,
@@ -181,3 +232,51 @@ def verdict(a: Sequence, b: Sequence, *, margin: float | None = None, n_boot: in
     'supported'
     """
     return compare(a, b, margin=margin, n_boot=n_boot, confidence=confidence, seed=seed).verdict
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: the i-th smallest of m p-values (i from 0) is multiplied
+    by m - i, never falls below the one before it, and is capped at 1. A claim whose adjusted p < alpha is rejected with
+    the chance of ANY false rejection in the family held at alpha (Holm 1979), more often than Bonferroni's m * p.
+    NaN (a claim not tested) stays NaN and does not count in m.
+
+    >>> holm([0.01, 0.04, 0.03, 0.005])  # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm")
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    ps = [float(p) for p in p_values]
+    if any(not math.isnan(p) and not 0 <= p <= 1 for p in ps):
+        raise ValueError(f"p-values must lie in [0, 1], got {ps}")
+    tested = sorted((p, i) for i, p in enumerate(ps) if not math.isnan(p))
+    out = [float("nan")] * len(ps)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))  # monotone: a smaller p never gets a larger adjustment
+        out[i] = running
+    return out
+
+
+def decide_adjusted(low: float, high: float, boundary: float, p_adjusted: float, n: int, alpha: float = 0.05) -> str:
+    """The verdict on one claim of a family: the interval [low, high] gives the direction, the adjusted p whether it
+    counts. "supported" (or "contradicted") needs the interval wholly above (below) `boundary` AND p_adjusted < alpha;
+    otherwise, or with fewer than MIN_PAIRS questions, "not separable at this n".
+
+    >>> decide_adjusted(0.05, 0.30, 0.0, 0.01, 40), decide_adjusted(0.05, 0.30, 0.0, 0.2, 40)
+    ('supported', 'not separable at this n')
+    """
+    if n < MIN_PAIRS or not p_adjusted < alpha:  # NaN compares False: no p-value, no verdict
+        return VERDICTS[2]
+    return decide(low, high, boundary)
+
+
+def holm_family(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Comparison]:
+    """The same comparisons decided as ONE family: each keeps its raw p-value (`p_raw`), gets its Holm-adjusted one
+    (`p_adjusted`), and its verdict comes from the adjusted one (`decide_adjusted`); `unadjusted_verdict` keeps the
+    verdict it had alone. A single claim is a family of one: its verdict may only get stricter (its p must pass alpha).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), not {alpha}")
+    adjusted = holm([c.p_raw for c in comparisons])
+    family = sum(not math.isnan(p) for p in adjusted)
+    return [replace(c, p_adjusted=p, family=family, unadjusted_verdict=c.unadjusted_verdict or c.verdict,
+                    verdict=decide_adjusted(c.ci[0], c.ci[1], c.boundary, p, c.n, alpha))
+            for c, p in zip(comparisons, adjusted, strict=True)]

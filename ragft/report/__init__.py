@@ -14,7 +14,17 @@ from .notebooks import (
     setup_notebook,
     write_index,
 )
-from .page import CSS, IMAGE_TYPES, VERDICTS_FROM, NotebookResult, collect, executed_error, notebook_title, render
+from .page import (
+    CSS,
+    HIDDEN,
+    IMAGE_TYPES,
+    VERDICTS_FROM,
+    NotebookResult,
+    collect,
+    executed_error,
+    notebook_title,
+    render,
+)
 from .summaries import HEADLINES, TAKEAWAYS, Headline, context_line, headlines, takeaway
 from .tables import (
     LABEL_ORDER,
@@ -26,8 +36,9 @@ from .tables import (
     claims_list,
     details_tables,
     is_records,
+    p_values_text,
     records_table,
     small_table,
 )
 
-__all__ = ["CSS", "HEADLINES", "Headline", "IMAGE_TYPES", "LABELS", "LABEL_ORDER", "Label", "MAX_COLUMNS", "MAX_ROWS", "NOTEBOOK_DIR", "NotebookResult", "ROW_NAME_KEYS", "TAKEAWAYS", "VERDICTS_FROM", "VERDICT_WORDS", "arms_table", "claims_list", "collect", "context_line", "describe", "details_tables", "execute_notebook", "executed_error", "fmt", "fmt_interval", "guess_unit", "headlines", "is_records", "labels", "list_notebooks", "notebook_title", "notebooks", "page", "read_figures", "readable", "record_figures", "records_table", "render", "save_figure", "setup_notebook", "small_table", "summaries", "tables", "takeaway", "unit_suffix", "write_index"]
+__all__ = ["CSS", "HEADLINES", "HIDDEN", "Headline", "IMAGE_TYPES", "LABELS", "LABEL_ORDER", "Label", "MAX_COLUMNS", "MAX_ROWS", "NOTEBOOK_DIR", "NotebookResult", "ROW_NAME_KEYS", "TAKEAWAYS", "VERDICTS_FROM", "VERDICT_WORDS", "arms_table", "claims_list", "collect", "context_line", "describe", "details_tables", "execute_notebook", "executed_error", "fmt", "fmt_interval", "guess_unit", "headlines", "is_records", "labels", "list_notebooks", "notebook_title", "notebooks", "p_values_text", "page", "read_figures", "readable", "record_figures", "records_table", "render", "save_figure", "setup_notebook", "small_table", "summaries", "tables", "takeaway", "unit_suffix", "write_index"]

@@ -30,6 +30,9 @@ LABELS: dict[str, Label] = {
     "arm": Label("Arm", TEXT), "system": Label("System", TEXT), "retrieval": Label("Retrieval", TEXT),
     "model": Label("Model", TEXT), "adapter": Label("Adapter", TEXT), "llm": Label("Language model", TEXT),
     "n": Label("Questions scored", COUNT), "accuracy": Label("Accuracy", SHARE),
+    "lenient_accuracy": Label("Accuracy, lenient grader (a fact anywhere)", SHARE),
+    "code_runs": Label("Suggested code runs (NumPy 2.4.6)", SHARE), "source_accuracy": Label("Gold document cited", SHARE),
+    "lenient_correct": Label("Correct, lenient grader", BOOL),
     "changed_accuracy": Label("Accuracy on changed APIs", SHARE), "fact_accuracy": Label("Fact accuracy", SHARE),
     "stale_rate": Label("Stale answers (lower is better)", SHARE), "format_compliance": Label("House format kept", SHARE),
     "abstention_precision": Label("Abstentions that were right", SHARE),
@@ -128,6 +131,17 @@ LABELS: dict[str, Label] = {
     "answers": Label("Answers to the first question", ""), "first_question": Label("First question", TEXT),
     "top_k_1_doc_ids": Label("Documents retrieved with top_k 1", TEXT),
     "static_call_all_cached": Label("Static call answered from the cache", BOOL),
+    # claims and their correction (05, scripts/final.py)
+    "claims": Label("Claims, each decided by a paired comparison", ""), "claim": Label("Claim", TEXT),
+    "a": Label("Arm a", TEXT), "b": Label("Arm b", TEXT), "metric": Label("Per-question result compared", TEXT),
+    "questions": Label("Questions compared", TEXT), "margin": Label("Margin a may lose by", ""),
+    "a_share": Label("Arm a", SHARE), "b_share": Label("Arm b", SHARE), "diff": Label("Difference a − b", ""),
+    "p_mcnemar": Label("McNemar p (raw)", ""), "p_raw": Label("p (raw)", ""), "p_test": Label("Test behind p", TEXT),
+    "p_adjusted": Label("p (Holm-adjusted)", ""), "family": Label("Claims corrected together", COUNT),
+    "alpha": Label("Alpha", ""), "verdict": Label("Verdict (from the adjusted p)", TEXT),
+    "unadjusted_verdict": Label("Verdict alone, before correction", TEXT), "numbers": Label("Numbers", TEXT),
+    "direction": Label("Direction", TEXT), "hypothesis": Label("Hypothesis", TEXT),
+    "claims_sha256": Label("Claims file sha256", TEXT), "commit": Label("Commit", TEXT),
 }
 
 _UNIT_SUFFIXES = [("_ms", "ms"), (" ms", "ms"), ("_mb", "MB"), (" mb", "MB"), ("_qps", "q/s"), ("queries/s", "q/s"),

@@ -24,6 +24,7 @@ from .tables import arms_table, claims_list, details_tables, is_records
 
 VERDICTS_FROM = "05_hybrid"  # the notebook whose arms table and claims open the page (another one's "claims" if absent)
 IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+HIDDEN = ("per_question",)  # recorded for scripts/final.py (every answer's flags), too long to read on the page
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;max-width:76em;margin:0 auto;padding:.8em 1.2em}
@@ -212,6 +213,7 @@ def _section(r: NotebookResult, link: _Linker, shown_above: bool) -> str:
     # a card that shows one number of a table (a path into it) leaves the table in place
     used = {h.key for h in headlines if not isinstance(f.get(h.key), (dict, list))}
     used |= {"arms", "claims"} if shown_above else set()
+    used |= set(HIDDEN)
     parts.append(details_tables(f, used))
     if links:
         parts.append(f"<p class='note'>{' · '.join(links)}</p>")

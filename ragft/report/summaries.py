@@ -129,6 +129,8 @@ def _t05(f):
     tested = [v for v in verdicts if v not in (None, "not tested")]
     held = sum(v is True or v == "supported" for v in tested)
     tail = f"; {held} of {len(tested)} tested claims supported" if tested else ""
+    family = max((c.get("family") or 0 for c in claims if isinstance(c, dict)), default=0) if isinstance(claims, list) else 0
+    tail += " after Holm-Bonferroni" if tested and family else ""
     fresh = ""
     if any("changed_accuracy" in a for a in arms):
         top = _best(arms, "changed_accuracy")

@@ -38,7 +38,8 @@ def arms_table(arms: list[dict]) -> str:
 
 
 def claims_list(claims) -> str:
-    """Each claim with its verdict: {claim: True | False | None | str} or [{claim, holds | verdict, numbers}, ...]."""
+    """Each claim with its verdict: {claim: True | False | None | str} or [{claim, holds | verdict, numbers}, ...];
+    its raw and Holm-adjusted p-values when recorded (the verdict is then the adjusted one's)."""
     if isinstance(claims, dict):
         claims = [{"claim": k, "holds": v} for k, v in claims.items()]
     if not is_records(claims):
@@ -48,8 +49,29 @@ def claims_list(claims) -> str:
         verdict = c.get("verdict", c.get("holds"))
         cls, word = VERDICT_WORDS.get(verdict, ("na", str(verdict)))
         numbers = f" ({html.escape(str(c['numbers']))})" if c.get("numbers") else ""
-        items.append(f"<li><span class='{cls}'>{html.escape(word)}</span>: {html.escape(str(c.get('claim', '')))}{numbers}</li>")
-    return f"<ul class='claims'>{''.join(items)}</ul>"
+        p = p_values_text(c)
+        p = f" <span class='note'>{html.escape(p)}</span>" if p else ""
+        items.append(f"<li><span class='{cls}'>{html.escape(word)}</span>: {html.escape(str(c.get('claim', '')))}"
+                     f"{numbers}{p}</li>")
+    families = {c.get("family") for c in claims if isinstance(c.get("family"), int) and c.get("family")}
+    note = (f"<p class='note'>Verdicts after Holm-Bonferroni over the {max(families)} claims tested: a claim counts only "
+            "when its adjusted p is below alpha and its interval excludes the boundary.</p>") if families else ""
+    return f"<ul class='claims'>{''.join(items)}</ul>{note}"
+
+
+def p_values_text(c: dict) -> str:
+    """'p 0.004 · Holm 0.09 · supported alone' from a claim's recorded p-values; older figures: McNemar's p, if any."""
+    def num(v) -> str | None:
+        return f"{v:.2g}" if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
+
+    raw, adjusted = num(c.get("p_raw", c.get("p_mcnemar"))), num(c.get("p_adjusted"))
+    bits = [f"p {raw}" if raw else None, f"Holm {adjusted}" if adjusted else None]
+    alone = c.get("unadjusted_verdict")
+    if adjusted and alone and alone != c.get("verdict"):
+        bits.append(f"{alone} alone")
+    if raw and not adjusted:
+        bits.append("uncorrected")
+    return " · ".join(b for b in bits if b)
 
 
 def details_tables(f: dict, used: set[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from ..core import house
 from ..core.cache import content_key
 from ..core.paths import CURRENT_VERSION
+from ..evaluation.code_runs import add_code_runs
 from ..evaluation.ranking import gold_found
 from ..evaluation.scoring import score_answer
 from ..generation.answers import AnswerCache, as_cache, generate_unique
@@ -124,12 +125,13 @@ def _row(p: _Plan, version: str) -> dict:
            "tokens_per_s": gen["n_new_tokens"] / gen["total_s"] if gen["total_s"] > 0 else float("nan"),
            "cached": p.cached}
     if item is not None:
+        row.update({"phrasing": item.phrasing, "phrasing_seen": item.phrasing_seen})
         score = score_answer(item, text, passages)
         row.update({k: v for k, v in score.items() if k not in ("id", "kind")})
     else:
         parsed = house.parse(text)
-        row.update({"correct": None, "fact_ok": None, "stale": None, "abstained": parsed.abstained,
-                    "compliant": parsed.compliant, "grounded": None})
+        row.update({"correct": None, "lenient_correct": None, "source_ok": None, "fact_ok": None, "stale": None,
+                    "abstained": parsed.abstained, "compliant": parsed.compliant, "grounded": None})
     return row
 
 
@@ -155,13 +157,14 @@ def answer(system: System, question, pool: ModelPool | None = None, cache: Answe
 
 def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool | None = None,
             cache: AnswerCache | bool = True, version: str = CURRENT_VERSION, batch_size: int = 8,
-            show_progress: bool = True):
+            show_progress: bool = True, run_code: bool = True):
     """Every system answers every question: one row per (system, question) with answer, sources, metrics and timings.
 
     questions: QA items (scored) or strings (answered, format-checked only). cache: True = the user cache
     (`cache_dir("compare")`), an AnswerCache, or False. Answers not in the cache are generated `batch_size` at a time
     per (model, adapter); a batched answer's generation_s is its share of the batch's time (throughput, not the
-    latency one user would see: ask one question, as the dashboard does, for that). Per-arm metrics: `arm_metrics(df)`.
+    latency one user would see: ask one question, as the dashboard does, for that). run_code: run each answer's code
+    block under NumPy 2.4.6 in a sandbox (`code_runs`, `code_error`; results cached by the code's hash).
     >>> df = compare(load_qa("test")[:3], make_arms(index, adapter)); arm_metrics(df)  # doctest: +SKIP
     """
     import pandas as pd
@@ -179,7 +182,8 @@ def compare(questions: Sequence, systems: Sequence[System], *, pool: ModelPool |
     with tqdm(total=todo, desc=f"answering ({sum(bool(p.gated) for p in plans)} of {len(plans)} abstained without the model)",
               disable=not show_progress or not todo) as bar:
         _generate(plans, pool, cache, batch_size, bar)
-    return pd.DataFrame([_row(p, version) for p in plans])
+    df = pd.DataFrame([_row(p, version) for p in plans])
+    return add_code_runs(df, cache=cache is not None) if run_code else df
 
 
 # --- the dashboard's pure functions (wired to controls in ragft/ui/widgets.py) -----------------------------------------

@@ -137,6 +137,10 @@ class ArmSettings:
         """The same settings trained with another seed (one training draw)."""
         return replace(self, training=replace(self.training, seed=seed))
 
+    def with_threshold(self, threshold: float | None) -> ArmSettings:
+        """The same settings with another abstention threshold (e.g. the one calibrated on dev); None: off."""
+        return replace(self, retrieval=replace(self.retrieval, threshold=threshold))
+
     def raft(self) -> RaftSettings:
         r = self.recipe
         return RaftSettings(top_k=r.passages, p_oracle=r.p_oracle, passage_chars=self.retrieval.passage_chars,

@@ -21,6 +21,7 @@ from ..core.house import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse, split_quote
 from ..core.paths import CURRENT_VERSION
 from ..core.profiles import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K
 from ..evaluation.arms import BEHAVIOUR_TABLE, summarize_arms
+from ..evaluation.code_runs import add_code_runs
 from ..evaluation.ranking import gold_found
 from ..evaluation.scoring import score_answer
 from ..generation import decoding as generation
@@ -329,7 +330,7 @@ def evaluate_pipeline(pipeline, items, arm: str = "rag", retrieval: bool = True,
             "latency_s": None if a.cached or a.abstained_no_context else a.timings.total_s,
         })
         rows.append(row)
-    return pd.DataFrame(rows)
+    return add_code_runs(pd.DataFrame(rows), cache=True)
 
 
 # --- behaviour: one loaded model, its adapter on and off, no system prompt -------------------------------------------

@@ -7,10 +7,12 @@ from .adapters import (
     ADAPTER_META,
     COMPLETE,
     FORMAT_VERSION,
+    AdapterFileError,
     AdapterMismatch,
     adapter_info,
     adapter_off,
     check_adapter_base,
+    check_adapter_files,
     load_adapter,
     load_tuned,
     merge_adapter,
@@ -44,24 +46,34 @@ from .finetune import (
 )
 from .memory import BYTES_PER_PARAM, PeakRSS, dir_mb, footprint_mb, measure_footprints, project_memory, spec_params
 from .pairs import (
+    FACT_KINDS,
     MAX_SUMMARY_CHARS,
     NO_ORACLE_TARGETS,
     TOP_LEVEL_PREFIXES,
     UNANSWERABLE_KINDS,
     Demonstrations,
     RaftSettings,
+    added_sentence,
+    advice_code,
     examples,
+    fact_update_pairs,
+    first_sentence,
     gold_hits,
     house_pair,
     noted_entries,
+    param_answer,
     public_callable,
     qa_documents,
     quote_for,
     raft_pairs,
     raft_training_set,
     refresh_pairs,
+    release_labels,
+    removed_answer,
     short,
+    steps_for,
     summary,
+    update_facts,
     update_pairs,
     version_hit,
 )
@@ -76,4 +88,4 @@ from .quantization import (
     unwrap,
 )
 
-__all__ = ["ADAPTER_META", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "DEFAULT_TARGET_MODULES", "Demonstrations", "EncodeStats", "FORMAT_VERSION", "LENGTH_WINDOW", "LoraSettings", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TrainResult", "TrainSettings", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "add_lora", "batch_indices", "bitsandbytes_status", "check_adapter_base", "collate", "data_hash", "dequantized_copy", "dequantized_reference", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "encode_pair", "encode_pairs", "eval_loss", "examples", "finetune", "footprint_mb", "gold_hits", "house_pair", "load_adapter", "load_base", "load_pairs", "load_tuned", "make_optimizer", "measure_footprints", "memory", "merge_adapter", "noted_entries", "pairs", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "short", "spec_params", "split_pairs", "summary", "train_adapter", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_pairs", "version_hit"]
+__all__ = ["ADAPTER_META", "AdapterFileError", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "DEFAULT_TARGET_MODULES", "Demonstrations", "EncodeStats", "FACT_KINDS", "FORMAT_VERSION", "LENGTH_WINDOW", "LoraSettings", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TrainResult", "TrainSettings", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "add_lora", "added_sentence", "advice_code", "batch_indices", "bitsandbytes_status", "check_adapter_base", "check_adapter_files", "collate", "data_hash", "dequantized_copy", "dequantized_reference", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "encode_pair", "encode_pairs", "eval_loss", "examples", "fact_update_pairs", "finetune", "first_sentence", "footprint_mb", "gold_hits", "house_pair", "load_adapter", "load_base", "load_pairs", "load_tuned", "make_optimizer", "measure_footprints", "memory", "merge_adapter", "noted_entries", "pairs", "param_answer", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "release_labels", "removed_answer", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "short", "spec_params", "split_pairs", "steps_for", "summary", "train_adapter", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_facts", "update_pairs", "version_hit"]

@@ -1,6 +1,8 @@
 """Training pairs, built mechanically from the documentation: the house-style pair of one document (`house_pair`, the
-ONE template every builder uses), the pairs that refresh a tuned model's knowledge to another release
-(`refresh_pairs`, `update_pairs`), and RAFT pairs that put retrieved passages in the prompt (`raft_pairs`).
+ONE template every builder uses), the answer shapes of a changed fact that the task pairs share (`removed_answer`,
+`param_answer`), the pairs that refresh a tuned model's knowledge to another release (`refresh_pairs`, `update_pairs`,
+and `fact_update_pairs`: every changed fact in several train phrasings, with `steps_for` to see each several times),
+and RAFT pairs that put retrieved passages in the prompt (`raft_pairs`).
 
 Runtime code: notebooks build these on the fly. It does not train (see `finetune.py`) and does not write data/
 (the offline builders `qa_builder.py` and `build_data.py` do, and import their helpers from here).
@@ -9,6 +11,7 @@ Introduced in notebooks/04_qlora_finetuning.ipynb; RAFT in notebooks/05_hybrid.i
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -17,10 +20,10 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from ..core import house
-from ..core.cache import seeded_unit
-from ..core.paths import OLD_VERSION
-from ..data.corpus import Document, load_corpus
-from ..data.datasets import load_qa
+from ..core.cache import seeded_unit, stable_hash
+from ..core.paths import CURRENT_VERSION, OLD_VERSION
+from ..data.corpus import Document, changed_params, load_corpus
+from ..data.datasets import load_qa, phrasings_of
 from ..generation.decoding import context_message, cut_passage
 from ..retrieval.docstrings import noted_parameter
 from ..retrieval.index import Hit, chunks_of
@@ -141,6 +144,127 @@ def update_pairs(old_docs: Sequence, new_docs: Sequence) -> list[dict]:
         elif pair := house_pair(d, "update_added" if d.doc_id not in old else "update_changed"):
             pairs.append(pair)
     return pairs
+
+
+# --- the facts that changed, as the task pairs state them (one copy: `ragft.builders.pairs` writes with these) -------
+FACT_KINDS = ("removed", "added", "changed_param")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a text, whitespace collapsed."""
+    text = " ".join(text.split())
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    return text[: m.start()] if m else text
+
+
+def advice_code(advice: str, old: str) -> str:
+    """A runnable line for a removal's advice: the replacement it quotes if that is an expression, else a check that
+    the old name is gone. `advice_code("Use `-0.0` instead.", "NZERO") -> "x = -0.0"`."""
+    ticked = re.findall(r"`+([^`]+)`+", advice)
+    if ticked and re.fullmatch(r"[\w.\-()\[\], =]+", ticked[0]):
+        return f"x = {ticked[0]}" if not ticked[0].endswith(")") else ticked[0]
+    return f'hasattr(np, "{old}")  # False in NumPy 2.x'
+
+
+def removed_answer(name: str, advice: str) -> tuple[str, str]:
+    """(sentence, code) of a removal: `name` is `np.X`, `advice` the first sentence of NumPy's removal notice."""
+    old = name.removeprefix("np.")
+    return f"`{name}` was removed in NumPy 2.0" + (f": {advice}" if advice else "."), advice_code(advice, old)
+
+
+def added_sentence(name: str, summ: str) -> str:
+    """The sentence of an API new in 2.x: `np.X` (new in NumPy 2.x): its summary."""
+    return f"`{name}` (new in NumPy 2.x): {summ}"
+
+
+def param_answer(name: str, param: str, gained: bool, new_label: str) -> tuple[str, str]:
+    """(sentence, code) of a keyword argument that `name` (`np.X`) gained or lost in NumPy `new_label` ("2.x")."""
+    if gained:
+        return (f"`{name}` gained the `{param}` parameter in NumPy {new_label}.",
+                f"{name}(..., {param}=...)  # accepted since NumPy {new_label}")
+    return f"`{name}` lost its `{param}` parameter in NumPy {new_label}.", f"{name}(...)  # without {param}= since NumPy {new_label}"
+
+
+def release_labels(old_version: str, new_version: str) -> tuple[str, str]:
+    """How a question names two releases: ("1.26", "2.x") across a major release, ("2.0", "2.4") within one."""
+    old, new = old_version.split("."), new_version.split(".")
+    return ".".join(old[:2]), (f"{new[0]}.x" if old[0] != new[0] else ".".join(new[:2]))
+
+
+def _release(docs: Sequence[Document], default: str) -> str:
+    return next((v for d in docs if (v := d.metadata.get("version"))), default)
+
+
+def update_facts(old_docs: Sequence[Document], new_docs: Sequence[Document]) -> list[dict]:
+    """Every fact that changed from `old_docs` to `new_docs`, read from the documents alone: a removal notice new to
+    `new_docs` (removed: the name and NumPy's advice), a public callable new to them with a one-sentence summary no
+    other new document shares and that does not name it (added: the name), and each keyword argument a function gained
+    or lost (`changed_params`; changed_param: the parameter). Each fact: id, kind, doc_id, facts, completion (house
+    format; a summary of several sentences gives its first), ask (what fills its phrasings)."""
+    old = {d.doc_id: d for d in old_docs}
+    old_label, new_label = release_labels(_release(old_docs, OLD_VERSION), _release(new_docs, CURRENT_VERSION))
+    summaries = Counter(summary(d) for d in new_docs if d.doc_id not in old)
+    out = []
+    for d in sorted(new_docs, key=lambda d: d.doc_id):
+        name = short(d.metadata.get("name") or d.doc_id.removeprefix("removed:"))
+        if d.metadata.get("kind") == "removal_notice" and d.doc_id not in old:
+            advice = first_sentence(d.metadata.get("advice", ""))
+            out.append({"id": f"removed:{name}", "kind": "removed", "doc_id": d.doc_id, "answer": removed_answer(name, advice),
+                        "facts": re.findall(r"`+([^`]+)`+", advice)[:1], "ask": {"x": name}})
+        elif d.doc_id not in old and public_callable(d):
+            s = summary(d)
+            if s and summaries[s] == 1 and len(s) <= 300 and name.rsplit(".", 1)[-1].lower() not in s.lower():
+                one = s if house.parse(house.render(added_sentence(name, s), "x", ["x"])).compliant else first_sentence(s)
+                out.append({"id": f"added:{name}", "kind": "added", "doc_id": d.doc_id, "facts": [name],
+                            "answer": (added_sentence(name, one), examples(d) or f"{name}  # new in NumPy 2.x"),
+                            "ask": {"s": s, "hint": " 2.x"}})
+        elif d.doc_id in old and old[d.doc_id].metadata.get("kind") == "function" and public_callable(d):
+            gained_, lost = changed_params(old[d.doc_id].metadata.get("signature") or "",
+                                           d.metadata.get("signature") or "") or ([], [])
+            for p, gained in [(p, True) for p in gained_] + [(p, False) for p in lost]:
+                out.append({"id": f"changed_param:{name}{'+' if gained else '-'}{p}", "kind": "changed_param",
+                            "doc_id": d.doc_id, "facts": [p], "answer": param_answer(name, p, gained, new_label),
+                            "ask": {"x": name, "lost": not gained}, "labels": (old_label, new_label)})
+    for f in out:
+        f["completion"] = house.render(*f.pop("answer"), [f["doc_id"]])
+    return [f for f in out if house.parse(f["completion"]).compliant]
+
+
+def fact_update_pairs(old_docs: Sequence[Document], new_docs: Sequence[Document], phrasings: int = 3,
+                      seed: int = 0) -> list[dict]:
+    """The fair fine-tuned arm's update: each fact of `update_facts` asked in up to `phrasings` of its kind's TRAIN
+    phrasings (`phrasings_of(kind, seen=True)`, chosen by a seeded hash when there are more; never an unseen one),
+    answered in the house format with the task pairs' answer shapes. Paraphrased repetitions are what lets fine-tuning
+    absorb a new fact (Ovadia et al. 2023, "Fine-Tuning or Retrieval?"); `steps_for` sees each pair several times.
+    Keys as the task pairs': id, kind, source ("fact_update"), prompt, completion, facts, doc_id, version, phrasing,
+    plus fact (the fact's id, shared by its phrasings)."""
+    if phrasings < 1:
+        raise ValueError(f"phrasings must be >= 1, not {phrasings}")
+    version = _release(new_docs, CURRENT_VERSION)
+    out = []
+    for f in update_facts(old_docs, new_docs):
+        options = sorted(phrasings_of(f["kind"], seen=True), key=lambda ph: stable_hash(f"{seed}:{f['id']}:{ph.id}"))
+        for ph in options[:phrasings]:
+            prompt = ph.ask(**f["ask"])
+            if "labels" in f:  # the phrasings name 1.26 and 2.x: name the releases compared
+                prompt = prompt.replace("NumPy 2.x", f"NumPy {f['labels'][1]}").replace("NumPy 1.26", f"NumPy {f['labels'][0]}")
+            out.append({"id": f"fact:{f['id']}#{ph.id}", "kind": f["kind"], "source": "fact_update", "prompt": prompt,
+                        "completion": f["completion"], "facts": f["facts"], "doc_id": f["doc_id"], "version": version,
+                        "phrasing": ph.id, "fact": f["id"]})
+    return out
+
+
+def steps_for(n_pairs: int, batch_size: int, repeats: int, grad_accumulation: int = 1, held_out: int = 0) -> int:
+    """Optimizer steps for every training pair to be seen at least `repeats` times: training draws each epoch as a
+    fresh permutation (`finetune.batch_indices`), so `repeats` epochs of the n_pairs - held_out pairs it trains on.
+    With `fact_update_pairs`, each fact is then seen `repeats` times in each of its phrasings.
+    >>> steps_for(1000, 4, 3)
+    750
+    """
+    if min(n_pairs, batch_size, repeats, grad_accumulation) < 1:
+        raise ValueError("n_pairs, batch_size, repeats and grad_accumulation must be >= 1")
+    n_train = n_pairs - held_out if 2 * held_out <= n_pairs else n_pairs  # as `finetune.split_pairs` holds out
+    return math.ceil(n_train * repeats / (batch_size * grad_accumulation))
 
 
 # --- the RAFT-style arm: training pairs WITH retrieved passages -------------------------------------------------------
