@@ -158,7 +158,7 @@ def test_ask_is_a_ragft_subcommand(capsys):
 
 @pytest.mark.slow
 def test_ask_json(ask_index, capsys):
-    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json",
+    code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "-k", "2", "--max-new-tokens", "6", "--json", "--threshold", "off",
                        "--passage-order", "best_first")
     assert code == 0
     out = json.loads(out)

@@ -70,17 +70,13 @@ class PairSettings:
     salt: str = "pairs:"
     # the phrasings of the abstention pairs: "all", every train phrasing the QA set asks invented names in (the same
     # phrasings carry real names in the removed and changed_param pairs, so the phrasing tells nothing); "own", only
-    # "What does `np.X` return ...", the one phrasing that used to mean "invented". Measured on dev under the old QA set,
-    # whose invented names had phrasings of their own (benchmarks/question_shape.py, 2026-12-02), "all" cost accuracy;
-    # the QA set now asks invented names in answerable phrasings too (issue 34), so "all" is the default.
+    # "What does `np.X` return ...", the one phrasing that used to mean "invented". "all" is the default since the QA set
+    # asks invented names in answerable phrasings too (docs/decisions.md, abstain_shapes).
     abstain_shapes: str = "all"
     # "Name a parameter that `np.X` accepts in NumPy 2.x but not in NumPy 1.26." (`param:name-a`) is an UNSEEN phrasing:
     # a share above 0 asks that share of the gained-parameter pairs in it, so a pair would use an unseen phrasing and
-    # seen/unseen would no longer mean what the QA set says (tests/test_pair_builder.py checks the default). Measured on dev
-    # (benchmarks/raft_recipe.py, share 0.4 = the QA set's 11 of 29 gained parameters, 9 of the 24 "gained" pairs
-    # reworded, 80 questions, contrast 0.5, two training draws, 2026-12-03): 0.800 against 0.888 (seed 0) and 0.800
-    # against 0.825 (seed 1); both draws together -0.056 [-0.106, -0.006], McNemar 4 fixed / 13 broken, p = 0.049:
-    # contradicted, and dev's 5 changed-parameter questions 3 -> 1 right. 0 kept: the phrasing stays untrained.
+    # seen/unseen would no longer mean what the QA set says (tests/test_pair_builder.py checks the default). A share of
+    # 0.4 lost on dev: 0 kept, the phrasing stays untrained (docs/decisions.md, name_a_parameter_share).
     name_a_parameter_share: float = 0.0
 
     def __post_init__(self):

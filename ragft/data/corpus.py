@@ -372,10 +372,8 @@ def changed_params(old_signature: str, new_signature: str) -> tuple[list[str], l
 
 def change_note_lines(gained: list[str], lost: list[str], old_version: str, new_version: str) -> list[str]:
     """The lines of a "Parameter changes" section: one for the gained keyword arguments, one for the lost ones, each in
-    the words a migration question uses ("gain", "no longer exists"). Chosen against one line per parameter ("`out`:
-    new keyword argument, accepted in NumPy 2.4.6 but not in NumPy 1.26.") on the 34 changed-parameter task pairs
-    (2026-12-03, whole 2.4.6 corpus): untuned RAG 0.32 -> 0.47 (McNemar 7 fixed / 2 broken), the RAFT seed-0 adapter
-    0.85 -> 1.00 (5 / 0), neither separable alone; the 80 dev questions answered the same (RAG 0 / 0, RAFT 1 / 1).
+    the words a migration question uses ("gain", "no longer exists"); chosen against one line per parameter on the
+    changed-parameter task pairs (docs/decisions.md, change_note_lines).
 
     >>> change_note_lines(["device", "out"], ["ddof"], "1.26.4", "2.4.6")
     ['Gained in NumPy 2.4.6 (not in NumPy 1.26): `device`, `out`.', 'Lost in NumPy 2.4.6 (accepted in NumPy 1.26, no longer exists): `ddof`.']

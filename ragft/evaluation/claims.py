@@ -71,9 +71,10 @@ def paired_values(results, a: str, b: str, col: str = "correct", subset: str = "
 def story(results, seed: int = 0, claims: Sequence[tuple] = CLAIMS) -> list[dict]:
     """The project's expected story as claims (`CLAIMS`, or others of the same shape), each decided ALONE by a paired
     comparison on the same questions of `results` (the rows of `systems.compare`; the knowledge-update claim needs the
-    retrained arm's rows too): claim, the two arms, n, each arm's share, the difference with its 95% interval, McNemar's
-    p, the claim's own p (`p_raw`, `p_test`), and the verdict: "supported", "contradicted", "not separable at this n",
-    or "not tested" when an arm is missing or no question is shared. Pass all of a notebook's rows to `correct`."""
+    retrained arm's rows too): claim, the two arms, n, each arm's share, the difference with its 95% interval, the exact
+    paired test's p (`p_mcnemar`), the claim's own p (`p_raw`, `p_test`), and the verdict: "supported", "contradicted",
+    "not separable at this n", or "not tested" when an arm is missing or no question is shared. Pass all of a
+    notebook's rows to `correct`."""
     out = []
     for text, a, b, col, subset, margin in claims:
         x, y = paired_values(results, a, b, col, subset)
@@ -91,7 +92,7 @@ def story(results, seed: int = 0, claims: Sequence[tuple] = CLAIMS) -> list[dict
 
 
 def _p_raw(row: dict) -> float:
-    """A claim row's own p-value; rows of older runs carry only McNemar's, which is the test of a claim without margin."""
+    """A claim row's own p-value; rows of older runs carry only the exact paired test's (`p_mcnemar`), the test of a claim without margin."""
     p = row.get("p_raw", row.get("p_mcnemar") if row.get("margin") is None else None)
     return float("nan") if p is None else float(p)
 

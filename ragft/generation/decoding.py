@@ -34,14 +34,8 @@ REPETITION_PENALTY = 1.0
 # paragraph until max_new_tokens, measured on dev RAG prompts), which is most of the generation time. Changes answers
 # (nothing after that point is generated), so it is part of DECODING and the caches key on it.
 STOP_AT_ANSWER_END = True
-# No 16-token sequence twice within one answer (`answer_no_repeat_ngram`; 0 turns it off). Unlike a repetition penalty it
-# looks at the answer's own tokens only, never the prompt's, so copying a passage stays free. It breaks the loops a tuned
-# small model falls into on code examples (`x\nx\nx...` or one call line again and again until max_new_tokens, which
-# also loses the `Source:` line). Measured on 80 dev questions, notebook 05's workshop adapters, hybrid index
-# (2026-12-02): RAFT arm format compliance 0.81 -> 0.90 (9 of its 15 format failures were loops to the cap), accuracy
-# 0.80 -> 0.80, RAG arm unchanged. Transformers' no_repeat_ngram_size counts the prompt too (it would forbid copying a
-# passage), and a short n breaks names an answer rightly repeats: n = 6 wrote "Source: numpy.linalg.svd vals" and
-# dropped groundedness 0.39 -> 0.32; n = 16 kept it (0.39).
+# No 16-token sequence twice within one answer (`answer_no_repeat_ngram`; 0 turns it off): it breaks a tuned small
+# model's loops on code examples while copying a passage stays free (docs/decisions.md, answer_no_repeat_ngram).
 ANSWER_NO_REPEAT_NGRAM = 16
 # Context-aware decoding (`context_contrast`) lets a token win only if the passage-conditioned model gives it at least
 # this share of its top token's probability (contrastive decoding's adaptive plausibility constraint, Li et al. 2023,
@@ -402,12 +396,8 @@ def passage_block(n: int, hit, delimit: bool = True) -> str:
     return f'<passage n={n} doc_id="{hit.doc_id}">\n{escape_passage(hit.text.strip())}\n</passage>\n'
 
 
-# Where the best-ranked passage goes in the prompt. Language models use a passage best at the start or the end of their
-# context and worst in the middle (Liu et al. 2023, "Lost in the Middle"); which end, for SmolLM2-135M, was measured on
-# the 40 dev questions of benchmarks/raft_recipe.py (top 3 hybrid passages, the order only changed): the RAFT adapter
-# 0.525 with the best passage first vs 0.725 with it last, next to the question (paired +0.20 [+0.05, +0.35], McNemar
-# 10 fixed / 2 broken, p = 0.039); plain RAG 0.35 vs 0.45 (+0.10 [-0.025, +0.25], not separable), reading rate 0.43 vs
-# 0.60. Passages are numbered in the order shown (n=1 first), as the RAFT pairs are.
+# Where the best-ranked passage goes in the prompt: last, next to the question, did better on dev (Liu et al. 2023,
+# "Lost in the Middle"; docs/decisions.md, passage_order). Passages are numbered in the order shown, as RAFT pairs are.
 PASSAGE_ORDERS = ("best_last", "best_first")
 PASSAGE_ORDER = "best_last"
 

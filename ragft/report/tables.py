@@ -60,7 +60,7 @@ def claims_list(claims) -> str:
 
 
 def p_values_text(c: dict) -> str:
-    """'p 0.004 · Holm 0.09 · supported alone' from a claim's recorded p-values; older figures: McNemar's p, if any."""
+    """'p 0.004 · Holm 0.09 · supported alone' from a claim's recorded p-values; older figures: the exact paired test's p, if any."""
     def num(v) -> str | None:
         return f"{v:.2g}" if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
 

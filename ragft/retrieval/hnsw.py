@@ -41,11 +41,8 @@ class HnswConfig:
     M: int = 16
     ef_construction: int = 200
     ef: int = 64
-    # hnswlib inserts in parallel by default, and then the graph, and so a borderline neighbour, differs from build to
-    # build: notebook 05's index, built twice in two processes, gave one test question another third passage (and a new
-    # prompt that the answer cache had never seen). Measured on 6,431 random 384-d vectors, 300 queries, top 10, two
-    # builds each (2 cores, 2026-12-03): every core 1.7 s a build and 14 queries answered differently; one thread
-    # 3.1-4.0 s and the same graph. One thread is the default so that the same documents give the same answers.
+    # parallel inserts give another graph, and so another borderline neighbour, on every build: one thread is the
+    # default so that the same documents give the same answers (docs/decisions.md, hnsw_build_threads)
     build_threads: int = 1
 
     def __post_init__(self):

@@ -471,12 +471,7 @@ class Demonstrations:
     will be asked in) and an assistant turn (its house answer). A `System` with `examples` set sends them before its
     question; the answer cache keys them through the messages.
 
-    What one example teaches SmolLM2-135M (benchmarks/question_shape.py, 80 dev questions, 2026-12-02): the question's
-    shape. The example chosen for a question was of its own kind for 72 of 80 (the QA set's phrasings name their
-    kind), so every unanswerable question got an abstention to copy (0 -> 30 of 30), and a neighbouring function's
-    change was copied as this one's (`np.fft.ifft2` gained `out` -> "`np.fft.rfft` gained `out`"; 4 answers, 3
-    graded right). Accuracy 0.40 -> 0.84, but on answerable questions +0.10 [-0.02, +0.22] and on one-release ones
-    +0.02: not separable. Asked in an answerable phrasing, the same fabricated names got no abstention at all.
+    What one example teaches SmolLM2-135M is the question's shape, not its answer (docs/decisions.md, demonstrations).
 
     >>> demos = Demonstrations(task_pairs, retriever_2_4_6, k=1)  # doctest: +SKIP
     >>> System("rag + 1 example", retriever=index, examples=demos)  # doctest: +SKIP
