@@ -128,7 +128,7 @@ def test_training_throughput_counts_tokens_not_padding():
     assert r.padding_share == pytest.approx(0.1)  # 450 real tokens of 500 computed positions
     resumed = ft.TrainResult(step_times=[5.0, 2.0, 2.0, 2.0], step_tokens=[100, 300])  # 2 steps before counting began
     assert resumed.tokens_per_s == 150.0
-    assert ft._cut(resumed, 3).step_tokens == [100] and ft._log_dict(r)["tokens_per_s"] == 200.0
+    assert ft.cut_log(resumed, 3).step_tokens == [100] and ft.log_dict(r)["tokens_per_s"] == 200.0
     assert ft.TrainResult().tokens_per_s != ft.TrainResult().tokens_per_s  # nothing measured: NaN
 
 

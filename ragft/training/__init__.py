@@ -19,31 +19,7 @@ from .adapters import (
     save_adapter,
 )
 from .draws import TRAINING_SETS, TunedAdapters, raft_data, train_draws, tuned_adapters
-from .finetune import (
-    DEFAULT_TARGET_MODULES,
-    LENGTH_WINDOW,
-    TRAINING_LOG,
-    EncodeStats,
-    LoraSettings,
-    TrainResult,
-    TrainSettings,
-    adapter_dir,
-    add_lora,
-    batch_indices,
-    collate,
-    data_hash,
-    dequantized_reference,
-    encode_pair,
-    encode_pairs,
-    eval_loss,
-    load_pairs,
-    make_optimizer,
-    read_training_log,
-    run_key,
-    split_pairs,
-    train_adapter,
-    train_or_load_adapter,
-)
+from .finetune import TRAINING_LOG, adapter_dir, read_training_log, run_key, train_or_load_adapter
 from .memory import BYTES_PER_PARAM, PeakRSS, dir_mb, footprint_mb, measure_footprints, project_memory, spec_params
 from .pairs import (
     FACT_KINDS,
@@ -88,4 +64,4 @@ from .quantization import (
     unwrap,
 )
 
-__all__ = ["ADAPTER_META", "AdapterFileError", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "DEFAULT_TARGET_MODULES", "Demonstrations", "EncodeStats", "FACT_KINDS", "FORMAT_VERSION", "LENGTH_WINDOW", "LoraSettings", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TrainResult", "TrainSettings", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "add_lora", "added_sentence", "advice_code", "batch_indices", "bitsandbytes_status", "check_adapter_base", "check_adapter_files", "collate", "data_hash", "dequantized_copy", "dequantized_reference", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "encode_pair", "encode_pairs", "eval_loss", "examples", "fact_update_pairs", "finetune", "first_sentence", "footprint_mb", "gold_hits", "house_pair", "load_adapter", "load_base", "load_pairs", "load_tuned", "make_optimizer", "measure_footprints", "memory", "merge_adapter", "noted_entries", "pairs", "param_answer", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "release_labels", "removed_answer", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "short", "spec_params", "split_pairs", "steps_for", "summary", "train_adapter", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_facts", "update_pairs", "version_hit"]
+__all__ = ["ADAPTER_META", "AdapterFileError", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "Demonstrations", "FACT_KINDS", "FORMAT_VERSION", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "added_sentence", "advice_code", "bitsandbytes_status", "check_adapter_base", "check_adapter_files", "dequantized_copy", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "examples", "fact_update_pairs", "finetune", "first_sentence", "footprint_mb", "gold_hits", "house_pair", "load_adapter", "load_base", "load_tuned", "measure_footprints", "memory", "merge_adapter", "noted_entries", "pairs", "param_answer", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "release_labels", "removed_answer", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "short", "spec_params", "steps_for", "summary", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_facts", "update_pairs", "version_hit"]

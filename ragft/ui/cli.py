@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import time
 import warnings
@@ -372,10 +373,12 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except (CliError, DataError, IndexLoadError, FileNotFoundError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"ragft: error: {msg}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under a launcher every process fails alike: one line, not one each
+            print(f"ragft: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
-        print(f"ragft: error: {_os_error(e)}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"ragft: error: {_os_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ragft: interrupted (the index on disk is unchanged: writes are atomic)", file=sys.stderr)

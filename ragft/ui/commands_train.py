@@ -20,6 +20,7 @@ from ..retrieval.retrievers import retriever_from_index
 from ..systems.arms import AnswerSettings, ArmSettings, RaftRecipe, TrainingSettings
 from ..training import finetune
 from ..training.draws import raft_data
+from ..training.launch import process_state
 from ..training.pairs import NO_ORACLE_TARGETS, qa_documents, raft_pairs
 from .cli_common import HelpFormatter
 from .inputs import CliError, number
@@ -113,6 +114,8 @@ def cmd_train(args) -> int:
         hf_logging.disable_progress_bar()
     path = finetune.train_or_load_adapter(pairs, lora, train, model_name=args.model, show_progress=not args.quiet,
                                           verbose=not args.quiet)
+    if not process_state().is_main_process:  # under a launcher (accelerate, torchrun): one process reports
+        return 0
     log = finetune.read_training_log(path)
     print(f"{len(pairs)} pairs, {log['steps']} steps, {log['seconds_per_step']:.1f} s/step when trained; "
           f"loss {log['losses'][0]:.3f} -> {log['losses'][-1]:.3f}", file=sys.stderr)
