@@ -18,7 +18,7 @@ def test_overview_notebook_smoke(smoke_figures):
     figs = smoke_figures("00_overview")
     assert figs["documents"]["1.26.4"] > 900 and figs["documents"]["2.4.6"] > 900
     assert figs["removed_1_26_to_2_0"] > 50
-    assert figs["qa_items"] == figs["qa_dev"] + figs["qa_test"]
+    assert figs["qa_items"] == figs["qa_dev"] + figs["qa_validation"] + figs["qa_test"] and figs["qa_test"] > 0
     assert figs["demo_truth_holds"] is True
     assert figs["train_pairs"] > 500
 
