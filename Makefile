@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PROFILE ?= workshop
 
-.PHONY: setup models report final test test-fast lab data lint clean-reports
+.PHONY: setup models report publish final test test-fast lab data lint clean-reports
 
 setup:  ## create/update .venv with everything (torch CPU first, then ragft[dev]); idempotent
 	@bash scripts/setup_env.sh
@@ -14,14 +14,15 @@ models: setup  ## verify the model files and convert SmolLM2 once into the user 
 report: models  ## run every notebook (PROFILE=workshop) into reports/ with an HTML index
 	@$(PY) scripts/build_report.py --profile $(PROFILE)
 
+publish: models  ## run every notebook (PROFILE=workshop), then write docs/results.md and docs/figures/ from that run
+	@$(PY) scripts/build_report.py --profile $(PROFILE) --publish
+
 # The locked test, once per release (docs/protocol.md): claims/final.json must be committed first; AGAIN="reason" reruns.
 final: models  ## run notebook 05 in the research profile on the locked test split and decide claims/final.json (once)
 	@$(PY) scripts/final.py $(if $(AGAIN),--again "$(AGAIN)")
 
 # Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores);
 # the two notebook files first, in the order tests/conftest.py collects them (--no-loadscope-reorder).
-# Clean clone, empty caches, 2-core VM, 2026-12-02: 359 passed, pytest 9 min 46 s (11 min 55 s with the fresh venv);
-# xdist's own order the same hour: 11 min 25 s (14 min 7 s).
 test: models  ## the whole test suite: unit tests + every notebook in the smoke profile (+ browser test)
 	@bash scripts/install_browser.sh
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -v -n 2 --dist loadfile --no-loadscope-reorder --durations=15
