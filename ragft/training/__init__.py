@@ -1,8 +1,9 @@
 """From pairs to adapters: training pairs and RAFT data (`pairs`), the 4-bit base (`quantization`), LoRA fine-tuning
-(`finetune`), adapters as files (`adapters`), the RAFT draws (`draws`), memory measured and projected (`memory`).
+(`lora`, `batches`, the accelerate loop `loop`, its launch checks `launch`, the cache `finetune`), adapters as files
+(`adapters`), the RAFT draws (`draws`), memory measured and projected (`memory`); `distcheck` is the two-process check.
 """
 
-from . import adapters, draws, finetune, memory, pairs, quantization
+from . import adapters, batches, draws, finetune, launch, loop, lora, memory, pairs, quantization
 from .adapters import (
     ADAPTER_META,
     COMPLETE,
@@ -18,8 +19,24 @@ from .adapters import (
     merge_adapter,
     save_adapter,
 )
+from .batches import (
+    LENGTH_WINDOW,
+    EncodeStats,
+    batch_indices,
+    collate,
+    completion_tokens,
+    data_hash,
+    encode_pair,
+    encode_pairs,
+    load_pairs,
+    shard,
+    split_pairs,
+)
 from .draws import TRAINING_SETS, TunedAdapters, raft_data, train_draws, tuned_adapters
 from .finetune import TRAINING_LOG, adapter_dir, read_training_log, run_key, train_or_load_adapter
+from .launch import LaunchError, check_launch, make_accelerator, one_writer, process_state, wait_for_checkpoint
+from .loop import TrainResult, cut_log, eval_loss, gathered_loss, log_dict, micro_loss, train_adapter
+from .lora import DEFAULT_TARGET_MODULES, LoraSettings, TrainSettings, add_lora, dequantized_reference, make_optimizer
 from .memory import BYTES_PER_PARAM, PeakRSS, dir_mb, footprint_mb, measure_footprints, project_memory, spec_params
 from .pairs import (
     FACT_KINDS,
@@ -64,4 +81,4 @@ from .quantization import (
     unwrap,
 )
 
-__all__ = ["ADAPTER_META", "AdapterFileError", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "Demonstrations", "FACT_KINDS", "FORMAT_VERSION", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "added_sentence", "advice_code", "bitsandbytes_status", "check_adapter_base", "check_adapter_files", "dequantized_copy", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "examples", "fact_update_pairs", "finetune", "first_sentence", "footprint_mb", "gold_hits", "house_pair", "load_adapter", "load_base", "load_tuned", "measure_footprints", "memory", "merge_adapter", "noted_entries", "pairs", "param_answer", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "release_labels", "removed_answer", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "short", "spec_params", "steps_for", "summary", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_facts", "update_pairs", "version_hit"]
+__all__ = ["ADAPTER_META", "AdapterFileError", "AdapterMismatch", "BYTES_PER_PARAM", "COMPLETE", "DEFAULT_TARGET_MODULES", "Demonstrations", "EncodeStats", "FACT_KINDS", "FORMAT_VERSION", "LENGTH_WINDOW", "LaunchError", "LoraSettings", "MAX_SUMMARY_CHARS", "NO_ORACLE_TARGETS", "PeakRSS", "RaftSettings", "TOP_LEVEL_PREFIXES", "TRAINING_LOG", "TRAINING_SETS", "TrainResult", "TrainSettings", "TunedAdapters", "UNANSWERABLE_KINDS", "adapter_dir", "adapter_info", "adapter_off", "adapters", "add_lora", "added_sentence", "advice_code", "batch_indices", "batches", "bitsandbytes_status", "check_adapter_base", "check_adapter_files", "check_launch", "collate", "completion_tokens", "cut_log", "data_hash", "dequantized_copy", "dequantized_reference", "dir_mb", "disarm_cpu_bf16_repack", "draws", "effective_quantization", "encode_pair", "encode_pairs", "eval_loss", "examples", "fact_update_pairs", "finetune", "first_sentence", "footprint_mb", "gathered_loss", "gold_hits", "house_pair", "launch", "load_adapter", "load_base", "load_pairs", "load_tuned", "log_dict", "loop", "lora", "make_accelerator", "make_optimizer", "measure_footprints", "memory", "merge_adapter", "micro_loss", "noted_entries", "one_writer", "pairs", "param_answer", "process_state", "project_memory", "public_callable", "qa_documents", "quantization", "quote_for", "raft_data", "raft_pairs", "raft_training_set", "read_training_log", "refresh_pairs", "release_labels", "removed_answer", "resolve_dtype", "resolve_quantization", "run_key", "save_adapter", "shard", "short", "spec_params", "split_pairs", "steps_for", "summary", "train_adapter", "train_draws", "train_or_load_adapter", "tuned_adapters", "unwrap", "update_facts", "update_pairs", "version_hit", "wait_for_checkpoint"]
