@@ -137,7 +137,7 @@ LABELS: dict[str, Label] = {
     "a": Label("Arm a", TEXT), "b": Label("Arm b", TEXT), "metric": Label("Per-question result compared", TEXT),
     "questions": Label("Questions compared", TEXT), "margin": Label("Margin a may lose by", ""),
     "a_share": Label("Arm a", SHARE), "b_share": Label("Arm b", SHARE), "diff": Label("Difference a − b", ""),
-    "p_mcnemar": Label("McNemar p (raw)", ""), "p_raw": Label("p (raw)", ""), "p_test": Label("Test behind p", TEXT),
+    "p_mcnemar": Label("Exact paired test p (raw)", ""), "p_raw": Label("p (raw)", ""), "p_test": Label("Test behind p", TEXT),
     "p_adjusted": Label("p (Holm-adjusted)", ""), "family": Label("Claims corrected together", COUNT),
     "alpha": Label("Alpha", ""), "verdict": Label("Verdict (from the adjusted p)", TEXT),
     "unadjusted_verdict": Label("Verdict alone, before correction", TEXT), "numbers": Label("Numbers", TEXT),
