@@ -406,7 +406,7 @@ def test_cli_ask_on_pgvector(server, pets, capsys):
     idx = pets.parent / "cli_ask_pets"
     assert main(["index", str(pets), "--out", str(idx), "--embedder", "hashing", "--quiet", "--force", *db]) == 0
     capsys.readouterr()
-    assert main(["ask", str(idx), "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json"]) == 0
+    assert main(["ask", str(idx), "What do cats eat?", "-k", "1", "--max-new-tokens", "8", "--json", "--threshold", "off"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["doc_id"] for p in out["passages"]] == ["cats.md"] and out["n_new_tokens"] > 0
 
