@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 from ragft import report
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLISHED = ("docs/figures", "docs/results.md", "README.md")  # what --publish writes: not "uncommitted code"
+PUBLISHED = ("docs/figures", "docs/results.md", "docs/timings.json", "README.md")  # what --publish writes: not "uncommitted code"
 
 
 def to_html(ipynb: Path) -> Path:
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
                     help="also write docs/results.md, docs/figures/ and README.md's results table from this run")
     ap.add_argument("--docs", default=str(ROOT / "docs"), help=argparse.SUPPRESS)  # tests publish into a scratch folder
     ap.add_argument("--readme", default=str(ROOT / "README.md"), help=argparse.SUPPRESS)
+    ap.add_argument("--notebooks", default=str(report.NOTEBOOK_DIR), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     out = Path(args.out)
     figures = out / "figures"
@@ -58,9 +60,10 @@ def main(argv=None) -> int:
         run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
         code = write_pages(out, args.only or run.get("notebooks") or names, figures, run.get("timings"),
                            run.get("failures"), run.get("profile"), args.single_file)
-        return (publish(out, run, Path(args.docs), Path(args.readme)) or code) if args.publish else code
+        return (publish(out, run, Path(args.docs), Path(args.readme), Path(args.notebooks)) or code) if args.publish else code
     timings, failures = {}, {}
-    state = {**git_state(ROOT), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # the code that ran
+    state = {**git_state(ROOT), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),  # the code that ran, and where
+             "cpus": os.cpu_count(), "device": device()}
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"[report] ({i}/{len(names)}) {name} — profile {args.profile}", flush=True)
@@ -81,8 +84,14 @@ def main(argv=None) -> int:
     write_pages(out, names, figures, timings, failures, args.profile, args.single_file)
     if failures:
         print("[report] failed: " + ", ".join(failures) + ". Open their .html to see the failing cell.")
-    refused = publish(out, run, Path(args.docs), Path(args.readme)) if args.publish else 0
+    refused = publish(out, run, Path(args.docs), Path(args.readme), Path(args.notebooks)) if args.publish else 0
     return refused or (1 if failures else 0)
+
+
+def device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def git_state(root: Path) -> dict:
@@ -98,7 +107,7 @@ def git_state(root: Path) -> dict:
     return {"commit": commit, "dirty": bool(changes)}
 
 
-def publish(out: Path, run: dict, docs: Path, readme: Path) -> int:
+def publish(out: Path, run: dict, docs: Path, readme: Path, notebooks: Path = report.NOTEBOOK_DIR) -> int:
     """Copy the page's figures and the run record into docs/figures/, render docs/results.md (and README.md's table,
     when it carries the markers) from that copy; 2 with one line why when this run must not be published."""
     recorded = {n for n in report.PAGE_NOTEBOOKS if (out / "figures" / f"{n}.json").exists()}
@@ -118,6 +127,13 @@ def publish(out: Path, run: dict, docs: Path, readme: Path) -> int:
     figures, published = report.read_published(dest)  # the page is rendered from the copy, as the test re-renders it
     (docs / "results.md").write_text(report.render_results(figures, published), encoding="utf-8")
     print(f"[report] published -> {docs / 'results.md'} and {dest}/")
+    timings_file = docs / report.TIMINGS_FILE.name  # each notebook's banner reads its minutes per profile from here
+    timings = report.merge_run(report.read_timings(timings_file), run)
+    report.write_timings(timings, timings_file)
+    for path in sorted(notebooks.glob("*.ipynb")):  # each notebook's opening states its minutes
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if report.timings.splice_opening(nb, report.timings.opening_line(path.stem, timings)):
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
     spliced = report.splice_readme(text, report.readme_block(figures, published))
     if spliced is None:

@@ -168,9 +168,15 @@ def test_publish_writes_json_only_and_a_page_the_drift_test_re_renders(tmp_path)
     (docs / "figures").mkdir(parents=True)
     (docs / "figures" / "01_gone.json").write_text("{}")  # from an older publish: removed
     readme.write_text(f"# ragft\n{report.README_START}\nnothing yet\n{report.README_END}\n")
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    (books / "05_hybrid.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": ["# 05 · Hybrid\n", "text"]}]}))
     assert build_report.main(["--out", str(tmp_path), "--index-only", "--publish", "--docs", str(docs),
-                              "--readme", str(readme)]) == 0
+                              "--readme", str(readme), "--notebooks", str(books)]) == 0
     assert sorted(p.name for p in (docs / "figures").iterdir()) == ["05_hybrid.json", "run.json"]
+    assert report.read_timings(docs / "timings.json")["workshop"]["commit"] == RUN_RECORD["commit"][:12]
+    opening = json.loads((books / "05_hybrid.ipynb").read_text())["cells"][0]["source"]
+    assert opening[0] == "# 05 · Hybrid\n" and opening[1].startswith(report.timings.HOW_LONG_MARK) and opening[2] == "text"
     figures, run = report.read_published(docs / "figures")
     assert figures["05_hybrid"] == json.loads((tmp_path / "figures" / "05_hybrid.json").read_text())
     assert run["commit"] == RUN_RECORD["commit"] and run["profile"] == "workshop"
@@ -190,3 +196,26 @@ def test_the_run_record_names_the_commit():
 def test_no_results_page_without_the_figures_behind_it():
     page = ROOT / "docs" / "results.md"
     assert not page.exists() or (PUBLISHED / report.RUN_FILE).exists(), "docs/results.md is generated: publish its figures"
+
+
+def test_timings_merge_per_profile_and_skip_failed_notebooks():
+    run = {**RUN_RECORD, "timings": {"03_rag": 300.0, "05_hybrid": 420.0}, "failures": {"03_rag": "boom"},
+           "cpus": 2, "device": "cpu"}
+    merged = report.merge_run({"full": {"seconds": {"05_hybrid": 9000.0}}}, run)
+    assert merged["workshop"]["seconds"] == {"05_hybrid": 420.0} and merged["full"]["seconds"]["05_hybrid"] == 9000.0
+    line = report.timings.opening_line("05_hybrid", merged)
+    assert "workshop 7.0 min (2 CPUs, cpu)" in line and "research (full) 150.0 min" in line
+    assert "workshop not published yet" in report.timings.opening_line("06_compare", merged)
+    assert report.merge_run({}, {**run, "timings": {"03_rag": 1.0}}) == {}  # only failures: nothing to record
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# title\n", f"{report.timings.HOW_LONG_MARK}: old\n", "rest"]}]}
+    assert report.timings.splice_opening(nb, line) and nb["cells"][0]["source"] == ["# title\n", line + "\n", "rest"]
+    assert not report.timings.splice_opening(nb, line)  # the same line twice: unchanged
+
+
+@pytest.mark.skipif(not report.TIMINGS_FILE.exists(), reason="no run published yet (scripts/build_report.py --publish)")
+def test_every_notebook_opens_with_the_published_minutes():
+    timings = report.read_timings()
+    for path in sorted(report.NOTEBOOK_DIR.glob("*.ipynb")):
+        first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+        assert report.timings.opening_line(path.stem, timings) in "".join(first["source"]).split("\n"), \
+            f"{path.name}: its opening's minutes drifted from docs/timings.json: run scripts/build_report.py --publish"

@@ -3,7 +3,7 @@
 and the published results page, docs/results.md (`results`).
 """
 
-from . import labels, notebooks, page, results, summaries, tables
+from . import labels, notebooks, page, results, summaries, tables, timings
 from .labels import LABELS, Label, describe, fmt, fmt_interval, guess_unit, readable, unit_suffix
 from .notebooks import (
     NOTEBOOK_DIR,
@@ -65,5 +65,6 @@ from .tables import (
     records_table,
     small_table,
 )
+from .timings import TIMINGS_FILE, how_long, merge_run, read_timings, write_timings
 
-__all__ = ["ARM_COLUMNS", "CSS", "HEADLINES", "HIDDEN", "Headline", "IMAGE_TYPES", "LABELS", "LABEL_ORDER", "Label", "MAX_COLUMNS", "MAX_ROWS", "MISSING", "NOTEBOOK_DIR", "NOT_RECORDED", "NotebookResult", "PAGE_NOTEBOOKS", "README_COLUMNS", "README_END", "README_START", "RESULTS_NOTEBOOK", "ROW_NAME_KEYS", "RUN_FILE", "SMOKE_REFUSAL", "TAKEAWAYS", "UPDATE_COLUMNS", "VERDICTS_FROM", "VERDICT_WORDS", "arms_markdown", "arms_table", "claims_list", "claims_markdown", "collect", "context_line", "describe", "details_tables", "execute_notebook", "executed_error", "fmt", "fmt_interval", "guess_unit", "headlines", "is_records", "labels", "list_notebooks", "notebook_title", "notebooks", "p_values_text", "page", "provenance", "publish_refusal", "read_figures", "read_published", "readable", "readme_block", "record_figures", "records_table", "render", "render_results", "results", "save_figure", "scope", "setup_notebook", "small_table", "splice_readme", "summaries", "tables", "takeaway", "timings_markdown", "unit_suffix", "update_markdown", "write_index"]
+__all__ = ["ARM_COLUMNS", "CSS", "HEADLINES", "HIDDEN", "Headline", "IMAGE_TYPES", "LABELS", "LABEL_ORDER", "Label", "MAX_COLUMNS", "MAX_ROWS", "MISSING", "NOTEBOOK_DIR", "NOT_RECORDED", "NotebookResult", "PAGE_NOTEBOOKS", "README_COLUMNS", "README_END", "README_START", "RESULTS_NOTEBOOK", "ROW_NAME_KEYS", "RUN_FILE", "SMOKE_REFUSAL", "TAKEAWAYS", "TIMINGS_FILE", "UPDATE_COLUMNS", "VERDICTS_FROM", "VERDICT_WORDS", "arms_markdown", "arms_table", "claims_list", "claims_markdown", "collect", "context_line", "describe", "details_tables", "execute_notebook", "executed_error", "fmt", "fmt_interval", "guess_unit", "headlines", "how_long", "is_records", "labels", "list_notebooks", "merge_run", "notebook_title", "notebooks", "p_values_text", "page", "provenance", "publish_refusal", "read_figures", "read_published", "read_timings", "readable", "readme_block", "record_figures", "records_table", "render", "render_results", "results", "save_figure", "scope", "setup_notebook", "small_table", "splice_readme", "summaries", "tables", "takeaway", "timings", "timings_markdown", "unit_suffix", "update_markdown", "write_index", "write_timings"]

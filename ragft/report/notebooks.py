@@ -15,10 +15,12 @@ from pathlib import Path
 
 from ..core.io import atomic_path
 from . import page as report_page
+from .timings import how_long
 
 
-def setup_notebook(seed: int = 0, profile: str = "workshop") -> dict:
-    """Seed everything and print one line each: ragft version, device, 4-bit availability, seed, profile."""
+def setup_notebook(seed: int = 0, profile: str = "workshop", notebook: str | None = None) -> dict:
+    """Seed everything and print one line each: ragft version, device, 4-bit availability, seed, profile; with
+    `notebook`, also how long it took in each profile's published run (`timings.how_long`)."""
     import numpy as np
     import torch
 
@@ -38,6 +40,8 @@ def setup_notebook(seed: int = 0, profile: str = "workshop") -> dict:
             "four_bit": four_bit, "seed": seed, "profile": profile, "python": platform.python_version()}
     print(f"ragft {__version__} | torch {torch.__version__} on {device} ({torch.get_num_threads()} threads) | "
           f"4-bit: {four_bit} | seed {seed} | profile {profile}")
+    if notebook:
+        print(how_long(notebook))
     return info
 
 
