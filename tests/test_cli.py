@@ -2,6 +2,7 @@
 with the real small model, and every bad input each must report."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,8 @@ def test_ask_json(ask_index, capsys):
     assert code == 0
     out = json.loads(out)
     assert out["answer"] and len(out["passages"]) == 2 and {"retrieve_s", "prompt_s", "generate_s"} <= set(out["timings"])
+    waits = out["waits_s"]  # what the user waited, loading included: the interactive goal is read from these
+    assert set(waits) == {"command", "index", "model"} and waits["command"] >= waits["index"] + waits["model"] > 0
     assert out["quote"] == ""  # the base model writes no quote line
 
 
@@ -171,6 +174,7 @@ def test_ask_text_and_threshold_abstains(ask_index, capsys):
     code, out, _ = run(capsys, "ask", ask_index, "What replaces np.float_?", "--threshold", "1.5", "--max-new-tokens", "4")
     assert code == 0
     assert out.startswith(ABSTAIN_ANSWER) and "no passage above the threshold" in out and "Time: retrieve" in out
+    assert re.search(r"Wait: [\d.]+ s from the command to the whole answer \(loading the index [\d.]+ s, the model", out)
 
 
 @pytest.mark.slow

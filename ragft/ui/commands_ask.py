@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -192,6 +193,8 @@ def cmd_ask(args) -> int:
         print(f"ragft: the {preset.system} arm's adapter: {adapter}", file=sys.stderr)
     retriever = None
     target = pgvector_target(args, args.index) if preset.retrieval else None
+    loads = {"index": 0.0, "model": 0.0}
+    t0 = time.perf_counter()
     if preset.retrieval:
         encoder = get_encoder(args.embedder) if args.embedder else None
         if target is not None:
@@ -200,8 +203,11 @@ def cmd_ask(args) -> int:
             retriever = open_retriever(target[0], args.mode, target[1], encoder=encoder)
         else:
             retriever = retriever_from_index(DenseIndex.load(args.index, encoder=encoder), args.mode)
+    loads["index"] = time.perf_counter() - t0
     try:
+        t0 = time.perf_counter()
         model, tok = load_model(args.model, adapter)
+        loads["model"] = time.perf_counter() - t0
         # a tuned model LEARNED the format: no system prompt (as `systems.make_arms`); the untuned model is TOLD it
         prompts = {"system": None, "base_system": None} if preset.tuned else {}
         pipe = RagPipeline(retriever, model, tok, RagConfig(
@@ -212,17 +218,25 @@ def cmd_ask(args) -> int:
     finally:
         if target is not None and retriever is not None:
             retriever.close()
-    print_answer(args, preset, adapter, answer)
+    print_answer(args, preset, adapter, answer, {**loads, "command": since_start()})
     return 0
 
 
-def print_answer(args, preset: AskPreset, adapter: str | None, answer) -> None:
+def since_start() -> float:
+    """Seconds since this process started: what a user waits from pressing Enter, imports included."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def print_answer(args, preset: AskPreset, adapter: str | None, answer, waits: dict | None = None) -> None:
     """The answer, its sources and timings as text, or as one JSON object with --json."""
     for w in answer.warnings:
         print(f"ragft: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps({**answer.to_json(), "model": args.model, "adapter": adapter, "contrast": preset.contrast,
-                          "system": preset.system, "threshold": preset.threshold, "top_k": preset.top_k},
+                          "system": preset.system, "threshold": preset.threshold, "top_k": preset.top_k,
+                          "waits_s": waits or {}},
                          ensure_ascii=False))
         return
     print(answer.text)
@@ -239,6 +253,10 @@ def print_answer(args, preset: AskPreset, adapter: str | None, answer) -> None:
     speed = f", {answer.tokens_per_s:.1f} tok/s" if answer.tokens_per_s and answer.tokens_per_s == answer.tokens_per_s else ""
     print(f"Time: retrieve {t.retrieve_s * 1000:.0f} ms, prompt {t.prompt_s * 1000:.0f} ms, generate {t.generate_s:.2f} s"
           f" ({answer.n_prompt_tokens} prompt tokens, {answer.n_new_tokens} new{speed})")
+    if waits:
+        first = f", first token {answer.ttft_s:.2f} s into generating" if answer.ttft_s is not None else ""
+        print(f"Wait: {waits['command']:.1f} s from the command to the whole answer (loading the index "
+              f"{waits['index']:.1f} s, the model {waits['model']:.1f} s{first})")
 
 
 def load_model(name: str, adapter: str | None):
