@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         code = write_pages(out, args.only or run.get("notebooks") or names, figures, run.get("timings"),
                            run.get("failures"), run.get("profile"), args.single_file)
         return (publish(out, run, Path(args.docs), Path(args.readme), Path(args.notebooks)) or code) if args.publish else code
-    timings, failures = {}, {}
+    timings, failures, load = {}, {}, {}
     state = {**git_state(ROOT), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),  # the code that ran, and where
              "cpus": os.cpu_count(), "device": device()}
     t_all = time.perf_counter()
@@ -74,10 +74,11 @@ def main(argv=None) -> int:
             failures[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:500]
             print(f"[report] {name} FAILED: {failures[name]}", flush=True)
         timings[name] = time.perf_counter() - t0
+        load[name] = round(os.getloadavg()[1], 2)  # 5-min load average as it ended: other work on the machine slows it
         if (out / f"{name}.ipynb").exists():
             to_html(out / f"{name}.ipynb")
         print(f"[report] {name}: {timings[name]:.0f} s", flush=True)
-    run = {"profile": args.profile, "notebooks": names, "timings": timings, "failures": failures, **state}
+    run = {"profile": args.profile, "notebooks": names, "timings": timings, "failures": failures, "load": load, **state}
     (out / "run.json").write_text(json.dumps(run, indent=2))
     total = time.perf_counter() - t_all
     print(f"[report] {len(names) - len(failures)}/{len(names)} notebooks ran in {total / 60:.1f} min")

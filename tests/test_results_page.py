@@ -200,11 +200,12 @@ def test_no_results_page_without_the_figures_behind_it():
 
 def test_timings_merge_per_profile_and_skip_failed_notebooks():
     run = {**RUN_RECORD, "timings": {"03_rag": 300.0, "05_hybrid": 420.0}, "failures": {"03_rag": "boom"},
-           "cpus": 2, "device": "cpu"}
+           "cpus": 2, "device": "cpu", "load": {"05_hybrid": 2.5, "03_rag": 9.0}}
     merged = report.merge_run({"full": {"seconds": {"05_hybrid": 9000.0}}}, run)
     assert merged["workshop"]["seconds"] == {"05_hybrid": 420.0} and merged["full"]["seconds"]["05_hybrid"] == 9000.0
     line = report.timings.opening_line("05_hybrid", merged)
-    assert "workshop 7.0 min (2 CPUs, cpu)" in line and "research (full) 150.0 min" in line
+    assert merged["workshop"]["load"] == {"05_hybrid": 2.5}
+    assert "workshop 7.0 min (2 CPUs, cpu, load 2.5)" in line and "research (full) 150.0 min" in line
     assert "workshop not published yet" in report.timings.opening_line("06_compare", merged)
     assert report.merge_run({}, {**run, "timings": {"03_rag": 1.0}}) == {}  # only failures: nothing to record
     nb = {"cells": [{"cell_type": "markdown", "source": ["# title\n", f"{report.timings.HOW_LONG_MARK}: old\n", "rest"]}]}

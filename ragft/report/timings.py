@@ -28,9 +28,11 @@ def merge_run(timings: Mapping, run: Mapping) -> dict:
     seconds = {n: round(float(s), 1) for n, s in (run.get("timings") or {}).items() if n not in failed}
     if not seconds:
         return dict(timings)
-    before = dict(timings.get(run["profile"], {}).get("seconds", {}))
-    entry = {"seconds": {**before, **seconds}, "commit": (run.get("commit") or "")[:12], "date": run.get("date"),
-             "cpus": run.get("cpus"), "device": run.get("device")}
+    earlier = timings.get(run["profile"], {})
+    load = {n: v for n, v in (run.get("load") or {}).items() if n in seconds}
+    entry = {"seconds": {**earlier.get("seconds", {}), **seconds}, "load": {**earlier.get("load", {}), **load},
+             "commit": (run.get("commit") or "")[:12], "date": run.get("date"), "cpus": run.get("cpus"),
+             "device": run.get("device")}
     return {**timings, run["profile"]: entry}
 
 
@@ -64,7 +66,9 @@ def opening_line(notebook: str, timings: Mapping) -> str:
         entry = timings.get(profile) or {}
         s = (entry.get("seconds") or {}).get(notebook)
         cpus = f"{entry.get('cpus')} CPUs" if entry.get("cpus") else "?"
-        parts.append(f"{label} {s / 60:.1f} min ({cpus}, {entry.get('device') or '?'})" if s is not None
+        load = (entry.get("load") or {}).get(notebook)
+        busy = f", load {load:.1f}" if load is not None else ""  # the machine's 5-min load average as it ended
+        parts.append(f"{label} {s / 60:.1f} min ({cpus}, {entry.get('device') or '?'}{busy})" if s is not None
                      else f"{label} not published yet")
     return f"{HOW_LONG_MARK} (published runs, `docs/timings.json`): " + " · ".join(parts)
 
