@@ -12,7 +12,8 @@ in one answer), SmolLM2-135M fp32 through `systems.generate_chats`.
 Per setting it prints: mean prompt tokens, new tokens, prefill and decode tokens/s, answers/s at batch 1 (on the first
 --n-batch1 questions) and at batch 8 (all questions), the process's peak RSS so far, and the answer metrics
 (`evaluation.summarize_arms`) of the batch-8 answers. Then what 4x today's answers/s would leave for a prompt at the
-speeds just measured (`ceiling`), and as the last line the new-default-to-today answers/s ratio at batch 8. Asserts
+speeds just measured (`ceiling`), the prefill and decode rates against this machine's measured limits (`limits`), and
+as the last line the new-default-to-today answers/s ratio at batch 8. Asserts
 nothing: one run on a shared CPU is a measurement.
 
     .venv/bin/python benchmarks/generation.py            # 40 dev questions, batch 1 on 8 of them
@@ -109,6 +110,20 @@ def ceiling(today_aps: float, prefill_tok_s: float, step_s: float, steps_per_bat
     return per_batch, decode, max(per_batch - decode, 0.0) * prefill_tok_s / batch
 
 
+def limits(new: dict, model) -> None:
+    """The new default's prefill tokens/s and decode ms/step (batch 8) against this machine's measured limits
+    (`exact_speedups.matmul_flops`, `copy_bandwidth`): the distance to the limit."""
+    from exact_speedups import copy_bandwidth, matmul_flops, model_costs  # benchmarks/ is this script's folder
+
+    flops, bandwidth = matmul_flops(), copy_bandwidth()
+    per_token, per_step = model_costs(model)
+    prefill, step_ms = new["prefill tok/s (b8)"], new["ms per decode step (b8)"]
+    print(f"distance to the limit (new default, batch 8; {flops / 1e9:.1f} GFLOP/s fp32 matmul, {bandwidth / 1e9:.1f} "
+          f"GB/s copy): prefill {prefill:.0f} tokens/s vs {flops / per_token:.0f} ({prefill * per_token / flops:.0%}); "
+          f"decode {step_ms:.1f} ms/step vs {1000 * per_step / bandwidth:.1f} ms to read the weights once "
+          f"({1000 * per_step / bandwidth / step_ms:.0%})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 questions, batch 1 on 2 of them")
@@ -186,6 +201,7 @@ def main() -> None:
     print(evaluation.summarize_arms(pd.DataFrame(rows), metrics=("n", "accuracy", "answerable_accuracy",
                                                                  "format_compliance", "abstention_recall",
                                                                  "groundedness", "latency_s")).round(3).to_string())
+    limits(results[NEW.name], model)
     for s in settings[2:] if not args.skip_today else settings[1:]:
         print(f"{s.name} to transformers answers/s at batch 8: "
               f"{results[s.name]['answers/s b8'] / results[NEW.name]['answers/s b8']:.2f}, "

@@ -43,6 +43,9 @@ ANSWER_NO_REPEAT_NGRAM = 16
 CONTRAST_PLAUSIBILITY = 0.1
 # ... and covers the answer's first line only ("first line") or every token ("answer"); see `context_contrast`.
 CONTRAST_SCOPE = "first line"
+# Prompt-lookup decoding (Saxena 2023; transformers' `prompt_lookup_num_tokens`), exact under greedy: draft tokens per
+# step, one chat at a time, never beside contrast. Off: it does not pay on 2 CPU cores (docs/decisions.md, prompt_lookup).
+PROMPT_LOOKUP_TOKENS = 0
 DECODING = {"do_sample": False, "repetition_penalty": REPETITION_PENALTY, "stop_at_answer_end": STOP_AT_ANSWER_END,
             "answer_no_repeat_ngram": ANSWER_NO_REPEAT_NGRAM}
 # A complete `Source:` line (with at least one character after the colon) followed by its line break.
@@ -123,8 +126,9 @@ def answer_end_stop(tok, prompt_len: int):
     """A transformers StoppingCriteria that ends each row of a batch once its new tokens hold a whole answer
     (`end_of_answer`: a complete `Source:` line, or a blank line after a reply not in the house format).
 
-    Per row it notes in `.stopped_at` how many new tokens it had when it stopped (the rows after it are padding).
-    Only rows whose last token holds a line break are decoded, so the check costs little per step.
+    Per row it notes in `.stopped_at` how many new tokens the answer took (the tokens after it are cut). Only new
+    tokens holding a line break are decoded, so the check costs little per step; every token added since the last call
+    is checked, as prompt-lookup decoding adds several per step.
     """
     import torch
     from transformers.generation import StoppingCriteria
@@ -132,6 +136,7 @@ def answer_end_stop(tok, prompt_len: int):
     class _AnswerEndStop(StoppingCriteria):
         def __init__(self):
             self.stopped_at: dict[int, int] = {}
+            self.checked: dict[int, int] = {}  # row -> length of input_ids already looked at
 
         def __call__(self, input_ids, scores, **kwargs):
             done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -139,11 +144,14 @@ def answer_end_stop(tok, prompt_len: int):
                 if row in self.stopped_at:
                     done[row] = True
                     continue
-                if "\n" not in tok.decode(input_ids[row, -1:]):
-                    continue
-                if end_of_answer(tok.decode(input_ids[row, prompt_len:], skip_special_tokens=True)) is not None:
-                    self.stopped_at[row] = input_ids.shape[1] - prompt_len
-                    done[row] = True
+                start, self.checked[row] = self.checked.get(row, prompt_len), input_ids.shape[1]
+                for end in range(start + 1, input_ids.shape[1] + 1):
+                    if "\n" not in tok.decode(input_ids[row, end - 1:end]):
+                        continue
+                    if end_of_answer(tok.decode(input_ids[row, prompt_len:end], skip_special_tokens=True)) is not None:
+                        self.stopped_at[row] = end - prompt_len
+                        done[row] = True
+                        break
             return done
 
     return _AnswerEndStop()
@@ -257,9 +265,11 @@ def encode_chat(tok, messages: list[dict], max_prompt_tokens: int | None = None)
 def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sample: bool,
                   repetition_penalty: float | None = REPETITION_PENALTY,
                   stop_at_answer_end: bool = STOP_AT_ANSWER_END,
-                  no_repeat_ngram: int | None = None, contrast=None, contrast_alpha: float = 0.0) -> list[Generation]:
+                  no_repeat_ngram: int | None = None, contrast=None, contrast_alpha: float = 0.0,
+                  prompt_lookup: int | None = None) -> list[Generation]:
     """Run model.generate on a (left-padded) batch; per row: text, new-token count, mean log-probability.
-    contrast: (ids, attention_mask) of the same rows without their passages, for `context_contrast` at contrast_alpha."""
+    contrast: (ids, attention_mask) of the same rows without their passages, for `context_contrast` at contrast_alpha.
+    prompt_lookup: draft tokens per step (None: `PROMPT_LOOKUP_TOKENS`), used on one greedy chat without contrast."""
     import torch
     from transformers.generation import LogitsProcessorList, StoppingCriteriaList
 
@@ -272,6 +282,8 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
         found.append(answer_no_repeat_ngram(n_gram, ids.shape[1]))
     processors = LogitsProcessorList(found) if found else None
 
+    lookup = PROMPT_LOOKUP_TOKENS if prompt_lookup is None else prompt_lookup
+    lookup = lookup if ids.shape[0] == 1 and not do_sample and not (contrast is not None and contrast_alpha) else 0
     timer = _FirstTokenTimer()
     stop = answer_end_stop(tok, ids.shape[1]) if stop_at_answer_end else None
     t0 = time.perf_counter()
@@ -280,7 +292,7 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
                              do_sample=do_sample, streamer=timer, pad_token_id=tok.pad_token_id,
                              repetition_penalty=repetition_penalty if not do_sample else None,
                              stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
-                             logits_processor=processors,
+                             logits_processor=processors, prompt_lookup_num_tokens=lookup or None,
                              return_dict_in_generate=True, output_logits=True)
     total = time.perf_counter() - t0
     ttft = (timer.first - t0) if timer.first else total
@@ -303,11 +315,12 @@ def _generate_ids(model, tok, ids, attention_mask, max_new_tokens: int, do_sampl
 def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_sample: bool = False,
              max_prompt_tokens: int | None = None, repetition_penalty: float | None = REPETITION_PENALTY,
              stop_at_answer_end: bool = STOP_AT_ANSWER_END, no_repeat_ngram: int | None = None,
-             contrast: list[dict] | None = None, contrast_alpha: float = 0.0) -> Generation:
+             contrast: list[dict] | None = None, contrast_alpha: float = 0.0,
+             prompt_lookup: int | None = None) -> Generation:
     """Generate one reply, greedy unless `do_sample`, ending where the answer ends if `stop_at_answer_end`, with no
     `no_repeat_ngram`-token sequence twice in the reply (None: `ANSWER_NO_REPEAT_NGRAM`; 0: off); returns the text and
     its timings. contrast: the same chat without its passages, for context-aware decoding at contrast_alpha
-    (`context_contrast`; alpha 0: off)."""
+    (`context_contrast`; alpha 0: off). prompt_lookup: draft tokens per step (None: `PROMPT_LOOKUP_TOKENS`; 0: off)."""
     import torch
 
     if not messages or not str(messages[-1].get("content", "")).strip():
@@ -318,7 +331,7 @@ def generate(model, tok, messages: list[dict], max_new_tokens: int = 80, do_samp
         plain_ids = encode_chat(tok, contrast).to(model.device)
         plain = (plain_ids, torch.ones_like(plain_ids))
     return _generate_ids(model, tok, ids, torch.ones_like(ids), max_new_tokens, do_sample, repetition_penalty,
-                         stop_at_answer_end, no_repeat_ngram, plain, contrast_alpha)[0]
+                         stop_at_answer_end, no_repeat_ngram, plain, contrast_alpha, prompt_lookup)[0]
 
 
 def check_chats(batch: list[list[dict]]) -> None:
