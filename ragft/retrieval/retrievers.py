@@ -31,6 +31,24 @@ def bm25_tokens(text: str) -> list[str]:
     return _BM25_TOKEN.findall(text.lower())
 
 
+# Words of how people phrase a question ("how do I ...", "why does my ...?"), dropped from BM25 QUERIES only: their
+# idf is low but not zero, so in a long question they outweigh the one rare word that matters (stop lists as in Lucene's
+# EnglishAnalyzer). Words that are also NumPy names (all, any, where, not, in, as) are kept.
+QUERY_STOPWORDS = frozenset(
+    "a an the is are was were be been do does did i me my we our you your it its of to on for with at by from and or "
+    "but how what why which who can could should would will this that these there here am has have had".split())
+
+
+def query_tokens(text: str) -> list[str]:
+    """`bm25_tokens` of a query without `QUERY_STOPWORDS` (all of them when every token is one).
+
+    >>> query_tokens("How do I sort an array?")
+    ['sort', 'array']
+    """
+    tokens = bm25_tokens(text)
+    return [t for t in tokens if t not in QUERY_STOPWORDS] or tokens
+
+
 def bm25_idf(n_docs: int, df: int) -> float:
     """Lucene's BM25 idf, never negative: log(1 + (N - df + 0.5) / (df + 0.5))."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
@@ -92,10 +110,11 @@ class BM25Retriever(Retriever):
     """Okapi BM25 over chunk texts (k1, b as in Robertson & Zaragoza). Builds in under a second: no embeddings.
 
     score(q, d) = sum over the tokens t of q (repeats count) of idf(t) * tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl)),
-    idf(t) = log(1 + (N - df + 0.5) / (df + 0.5)) (Lucene's, never negative); tokens are `bm25_tokens`, for chunks and
-    queries alike. backend "numpy" (the default) is ragft's own postings lists; "bm25s" keeps the index in bm25s (method
-    "lucene": the same formula without the constant k1 + 1, which is multiplied back, so scores match). Both give the
-    same rankings, ties in chunk order; bm25s is no faster here (benchmarks/bm25.py), so it stays opt-in.
+    idf(t) = log(1 + (N - df + 0.5) / (df + 0.5)) (Lucene's, never negative); tokens are `bm25_tokens` for chunks and
+    `query_tokens` (the same without question words) for queries. backend "numpy" (the default) is ragft's own
+    postings lists; "bm25s" keeps the index in bm25s (method "lucene": the same formula without the constant k1 + 1,
+    which is multiplied back, so scores match). Both give the same rankings, ties in chunk order; bm25s is no faster
+    here (benchmarks/bm25.py), so it stays opt-in.
 
     threshold compares raw BM25 scores, which grow with query length and term rarity: they are not comparable across
     queries or corpora, so calibrate per corpus (or threshold the dense/hybrid retrievers instead).
@@ -155,12 +174,12 @@ class BM25Retriever(Retriever):
         """The BM25 score of every chunk for `query` (0 where the chunk shares no token with it)."""
         if self._bm25s is not None:
             vocab = self._bm25s.vocab_dict
-            ids = [vocab[t] for t in bm25_tokens(query) if t in vocab]
+            ids = [vocab[t] for t in query_tokens(query) if t in vocab]
             if not ids:
                 return np.zeros(len(self.chunks), dtype=np.float32)
             return self._bm25s.get_scores_from_ids(ids) * np.float32(self.k1 + 1.0)
         s = np.zeros(len(self.chunks), dtype=np.float32)
-        for t in bm25_tokens(query):
+        for t in query_tokens(query):
             if t in self._postings:
                 ids, w = self._postings[t]
                 s[ids] += w
@@ -213,6 +232,22 @@ FUSIONS = ("convex", "rrf")
 # evaluation.calibration.calibrate_fusion moves the weight per index when there are dev questions.
 DEFAULT_FUSION = "convex"
 DEFAULT_FUSION_WEIGHT = 0.5
+# The dense share for a plain-English question that names no code ("How do I cache a page?"): BM25 matches its common
+# words in the wrong pages, and dense alone was best on the dev questions of benchmarks/natural_questions.py (recall@5
+# 0.80 vs 0.60 at 0.5). A question naming code (every NumPy QA question) or a sentence keeps DEFAULT_FUSION_WEIGHT.
+DEFAULT_PROSE_WEIGHT = 1.0
+_CODE_HINT = re.compile(r"`|\w\.\w|\w_\w|\(\)|[a-z][A-Z]|\b[A-Z]{2,}\b")
+
+
+def is_prose_question(query: str) -> bool:
+    """A question (ends in "?") with no sign of code: backticks, dotted or snake_case names, "()", camelCase, ACRONYMS.
+
+    >>> is_prose_question("How do I cache a page?"), is_prose_question("Why does `np.sort` copy?")
+    (True, False)
+    >>> is_prose_question("Serialize obj to a string."), is_prose_question("What is DJANGO_SETTINGS_MODULE?")
+    (False, False)
+    """
+    return query.rstrip().endswith("?") and not _CODE_HINT.search(query)
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -231,18 +266,21 @@ class HybridRetriever(Retriever):
     alone, 0 is BM25 alone, so `calibrate_fusion` can choose it on dev questions and never do worse there than the
     better part.
 
+    prose_weight, when set, replaces weight for queries that `is_prose_question` (convex fusion only).
+
     threshold filters on the dense cosine similarity of each fused hit (kept in metadata["cosine"]), so a threshold
     calibrated on the dense retriever carries over; fused scores themselves say nothing about absolute relevance.
     """
 
     def __init__(self, dense: DenseIndex, bm25: BM25Retriever, rrf_k: int = 60, candidates: int = 50,
-                 fusion: str = "rrf", weight: float = DEFAULT_FUSION_WEIGHT):
+                 fusion: str = "rrf", weight: float = DEFAULT_FUSION_WEIGHT, prose_weight: float | None = None):
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"weight (the dense share) must be in [0, 1], got {weight}")
+        for name, w in (("weight", weight), ("prose_weight", prose_weight)):
+            if w is not None and not 0.0 <= w <= 1.0:
+                raise ValueError(f"{name} (the dense share) must be in [0, 1], got {w}")
         self.dense, self.bm25, self.rrf_k, self.candidates = dense, bm25, rrf_k, candidates
-        self.fusion, self.weight = fusion, weight
+        self.fusion, self.weight, self.prose_weight = fusion, weight, prose_weight
         self.encoder = dense.encoder
 
     def __len__(self) -> int:
@@ -297,9 +335,10 @@ class HybridRetriever(Retriever):
         queries = [check_query(q) for q in queries]
         top_k = check_top_k(top_k)
         out = []
-        for cands in self.candidate_scores(queries, top_k):
+        for query, cands in zip(queries, self.candidate_scores(queries, top_k), strict=True):
             hits = []
-            for cid, score in self.fuse(cands):
+            prose = self.prose_weight is not None and is_prose_question(query)
+            for cid, score in self.fuse(cands, self.prose_weight if prose else None):
                 info = {k: v for k, v in cands[cid].items() if k != "hit"}
                 if threshold is not None and info["cosine"] < threshold:
                     continue
@@ -321,9 +360,10 @@ class HybridRetriever(Retriever):
 def build_retriever(docs: Sequence[Document], mode: str = "dense", chunker: str | ChunkConfig = "structure",
                     chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP, embedder=None,
                     show_progress: bool = True, hnsw: HnswConfig | None = None, fusion: str = DEFAULT_FUSION,
-                    fusion_weight: float = DEFAULT_FUSION_WEIGHT) -> Retriever:
+                    fusion_weight: float = DEFAULT_FUSION_WEIGHT,
+                    prose_weight: float | None = DEFAULT_PROSE_WEIGHT) -> Retriever:
     """Chunk, embed and index documents; mode "dense" (HNSW), "exact", "bm25" or "hybrid" (dense + BM25, fused by
-    `fusion`: "convex" with dense share fusion_weight, or "rrf").
+    `fusion`: "convex" with dense share fusion_weight, prose_weight for plain-English questions, or "rrf").
 
     embedder: an encoder, a name ("minilm", "hashing") or None for MiniLM.
     >>> r = build_retriever(load_corpus("2.4.6")[:50]); r.search("sort an array", top_k=3)[0].doc_id  # doctest: +SKIP
@@ -348,11 +388,12 @@ def build_retriever(docs: Sequence[Document], mode: str = "dense", chunker: str 
     if mode == "exact":
         return dense.exact()
     return HybridRetriever(dense, BM25Retriever(dense.chunks, chunk_config=cfg, doc_hashes=dense.doc_hashes()),
-                           fusion=fusion, weight=fusion_weight)
+                           fusion=fusion, weight=fusion_weight, prose_weight=prose_weight)
 
 
 def retriever_from_index(dense: DenseIndex, mode: str = "dense", fusion: str = DEFAULT_FUSION,
-                         fusion_weight: float = DEFAULT_FUSION_WEIGHT) -> Retriever:
+                         fusion_weight: float = DEFAULT_FUSION_WEIGHT,
+                         prose_weight: float | None = DEFAULT_PROSE_WEIGHT) -> Retriever:
     """Another retriever over a loaded DenseIndex's chunks (BM25 and hybrid build their term statistics on the fly)."""
     if mode == "dense":
         return dense
@@ -362,7 +403,7 @@ def retriever_from_index(dense: DenseIndex, mode: str = "dense", fusion: str = D
     if mode == "bm25":
         return bm25
     if mode == "hybrid":
-        return HybridRetriever(dense, bm25, fusion=fusion, weight=fusion_weight)
+        return HybridRetriever(dense, bm25, fusion=fusion, weight=fusion_weight, prose_weight=prose_weight)
     raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
