@@ -41,13 +41,18 @@ def write_timings(timings: Mapping, path: str | os.PathLike = TIMINGS_FILE) -> N
         Path(tmp).write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def published(notebook: str, timings: Mapping):
+    """(label, seconds or None, the profile's entry) per profile a published run can have."""
+    for profile, label in PROFILE_NAMES.items():
+        entry = timings.get(profile) or {}
+        yield label, (entry.get("seconds") or {}).get(notebook), entry
+
+
 def how_long(notebook: str, timings: Mapping | None = None) -> str:
     """'How long: workshop 6.1 min, research (full) not published yet (measured on 2 CPUs, cpu; commit abc, date).'"""
     timings = read_timings() if timings is None else timings
     parts, where = [], []
-    for profile, label in PROFILE_NAMES.items():
-        entry = timings.get(profile) or {}
-        s = (entry.get("seconds") or {}).get(notebook)
+    for label, s, entry in published(notebook, timings):
         parts.append(f"{label} {s / 60:.1f} min" if s is not None else f"{label} not published yet")
         if s is not None:
             where.append(f"{label}: {entry.get('cpus') or '?'} CPUs, {entry.get('device') or '?'}, "
@@ -62,9 +67,7 @@ HOW_LONG_MARK = "**How long**"  # the line of a notebook's opening cell that `ma
 def opening_line(notebook: str, timings: Mapping) -> str:
     """'**How long** on 2 cores (published runs): workshop 6.1 min · research (full) not published yet'."""
     parts = []
-    for profile, label in PROFILE_NAMES.items():
-        entry = timings.get(profile) or {}
-        s = (entry.get("seconds") or {}).get(notebook)
+    for label, s, entry in published(notebook, timings):
         cpus = f"{entry.get('cpus')} CPUs" if entry.get("cpus") else "?"
         load = (entry.get("load") or {}).get(notebook)
         busy = f", load {load:.1f}" if load is not None else ""  # the machine's 5-min load average as it ended
@@ -85,6 +88,5 @@ def splice_opening(nb: dict, line: str) -> bool:
     new = "\n".join(kept[:at] + [line] + kept[at:])
     if new == text:
         return False
-    parts = new.split("\n")
-    cell["source"] = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    cell["source"] = new.splitlines(keepends=True)
     return True

@@ -58,15 +58,19 @@ from .retrievers import (
     BM25_BACKENDS,
     DEFAULT_FUSION,
     DEFAULT_FUSION_WEIGHT,
+    DEFAULT_PROSE_WEIGHT,
     FUSIONS,
     MODES,
+    QUERY_STOPWORDS,
     BM25Retriever,
     HybridRetriever,
     asked_names,
     bm25_idf,
     bm25_tokens,
     build_retriever,
+    is_prose_question,
     minmax,
+    query_tokens,
     retriever_from_index,
     search_table,
     top_indices,
@@ -97,4 +101,4 @@ from .spans import (
 from .speed import best_time, clustered_vectors, exact_baselines, hnsw_curve, recall_vs_truth
 from .updates import changed_chunks, cold_sync_seconds, doc_ids_of, embedding_rate
 
-__all__ = ["BACKENDS", "BM25Retriever", "BM25_BACKENDS", "CALIBRATION_TEXTS", "Chunk", "ChunkConfig", "DEFAULT_CHUNK_OVERLAP", "DEFAULT_CHUNK_SIZE", "DEFAULT_FUSION", "DEFAULT_FUSION_WEIGHT", "DenseIndex", "ENCODERS", "ENTRY_SECTIONS", "EmbeddingCache", "Encoder", "ExactRetriever", "FORMAT", "FORMAT_VERSION", "FUSIONS", "HEADER_SEPARATOR", "HEADING_FORMATS", "HashingEncoder", "Hit", "HnswConfig", "HybridRetriever", "IndexFormatError", "IndexLoadError", "IndexMismatchError", "MODES", "OnnxEmbedder", "OpenVinoEmbedder", "Retriever", "SEMANTIC_MIN_TOKENS", "STRATEGIES", "SyncReport", "Tokenizer", "Tokens", "asked_names", "best_time", "bm25_idf", "bm25_tokens", "build_hnsw", "build_retriever", "changed_chunks", "check_query", "check_top_k", "chunk_budget", "chunk_documents", "chunk_fixed", "chunk_headings", "chunk_semantic", "chunk_sentences", "chunk_structure", "chunk_table", "chunking", "chunks_of", "clustered_vectors", "cold_sync_seconds", "doc_ids_of", "docstrings", "embedder_path", "embedding_rate", "embeddings", "encoder_for_model_id", "exact", "exact_baselines", "exact_topk", "export_onnx", "export_openvino", "file_type_summary", "get_encoder", "get_tokenizer", "has_faiss", "heading_sections", "headings", "hnsw", "hnsw_curve", "index", "line_blocks", "load_embedder", "make_chunks", "markdown_headings", "minmax", "model_hash", "noted_parameter", "pack_spans", "paragraph_spans", "recall_vs_truth", "retriever_from_index", "retrievers", "rst_headings", "search_table", "section_of", "sections", "sentence_spans", "spans", "speed", "split_spans", "split_units", "strip_span", "token_lengths", "token_windows", "top_indices", "undocumented_names", "updates", "version_note", "writer_lock"]
+__all__ = ["BACKENDS", "BM25Retriever", "BM25_BACKENDS", "CALIBRATION_TEXTS", "Chunk", "ChunkConfig", "DEFAULT_CHUNK_OVERLAP", "DEFAULT_CHUNK_SIZE", "DEFAULT_FUSION", "DEFAULT_FUSION_WEIGHT", "DEFAULT_PROSE_WEIGHT", "DenseIndex", "ENCODERS", "ENTRY_SECTIONS", "EmbeddingCache", "Encoder", "ExactRetriever", "FORMAT", "FORMAT_VERSION", "FUSIONS", "HEADER_SEPARATOR", "HEADING_FORMATS", "HashingEncoder", "Hit", "HnswConfig", "HybridRetriever", "IndexFormatError", "IndexLoadError", "IndexMismatchError", "MODES", "OnnxEmbedder", "OpenVinoEmbedder", "QUERY_STOPWORDS", "Retriever", "SEMANTIC_MIN_TOKENS", "STRATEGIES", "SyncReport", "Tokenizer", "Tokens", "asked_names", "best_time", "bm25_idf", "bm25_tokens", "build_hnsw", "build_retriever", "changed_chunks", "check_query", "check_top_k", "chunk_budget", "chunk_documents", "chunk_fixed", "chunk_headings", "chunk_semantic", "chunk_sentences", "chunk_structure", "chunk_table", "chunking", "chunks_of", "clustered_vectors", "cold_sync_seconds", "doc_ids_of", "docstrings", "embedder_path", "embedding_rate", "embeddings", "encoder_for_model_id", "exact", "exact_baselines", "exact_topk", "export_onnx", "export_openvino", "file_type_summary", "get_encoder", "get_tokenizer", "has_faiss", "heading_sections", "headings", "hnsw", "hnsw_curve", "index", "is_prose_question", "line_blocks", "load_embedder", "make_chunks", "markdown_headings", "minmax", "model_hash", "noted_parameter", "pack_spans", "paragraph_spans", "query_tokens", "recall_vs_truth", "retriever_from_index", "retrievers", "rst_headings", "search_table", "section_of", "sections", "sentence_spans", "spans", "speed", "split_spans", "split_units", "strip_span", "token_lengths", "token_windows", "top_indices", "undocumented_names", "updates", "version_note", "writer_lock"]
