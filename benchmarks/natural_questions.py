@@ -9,7 +9,11 @@ dense and BM25 halves, the hybrid with its fusion weight calibrated on the dev q
 goals name (default >= baseline + 0.05 recall@5, >= baseline MRR@10).
 Embeddings are cached by text, so only the first run embeds (about 13,000 chunks).
 
-    python benchmarks/natural_questions.py [--max-chars N] [--chunk-size 200] [--out results.json]
+With `--formats [md rst txt html]` the same pages are rendered mechanically as each format (`ragft.builders.doc_formats`),
+loaded with `load_folder` as a user's folder is, and the baseline and the default scored per format (gold mapped by
+stem); the figures record the commit, date and command (docs/benchmarks/natural_questions.json).
+
+    python benchmarks/natural_questions.py [--max-chars N] [--chunk-size 200] [--formats] [--out results.json]
 """
 
 from __future__ import annotations
@@ -18,14 +22,19 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from ragft.builders import docs_bench, nq_bench  # noqa: E402
+from ragft.builders import doc_formats, docs_bench, nq_bench  # noqa: E402
+from ragft.data.corpus import load_folder  # noqa: E402
 from ragft.evaluation import calibration  # noqa: E402
 from ragft.evaluation.ranking import mrr, recall_at_k  # noqa: E402
 from ragft.retrieval import retrievers  # noqa: E402
@@ -34,6 +43,7 @@ from ragft.retrieval.embeddings import get_encoder  # noqa: E402
 
 CANDIDATES = 50  # chunks each retriever returns before they are grouped into files
 BASELINE = "baseline: fixed 1000 chars, dense"
+DEFAULT = "ragft default (hybrid)"
 
 
 def subset(docs, questions, max_chars: int | None):
@@ -57,12 +67,84 @@ def scores(rankings, golds) -> dict[str, float]:
             "mrr@10": float(np.mean([mrr(r, g, 10) for r, g in zip(rankings, golds, strict=True)]))}
 
 
+def build_arms(docs, encoder, args):
+    """The plain baseline (chunk doc_ids, vectors, seconds) and ragft's default hybrid (retriever, seconds)."""
+    t0 = time.perf_counter()
+    plain = docs_bench.char_chunks(docs, 1000, 200)
+    X = encoder.encode([c.text for c in plain], desc="fixed 1000 chars")
+    plain_s, plain_ids = time.perf_counter() - t0, [c.doc_id for c in plain]
+    t0 = time.perf_counter()
+    cfg = ChunkConfig("structure", args.chunk_size, args.chunk_overlap)
+    hybrid = retrievers.build_retriever(docs, "hybrid", cfg, embedder=encoder)
+    hybrid.dense.config.ef = max(hybrid.dense.config.ef, 2 * CANDIDATES)
+    build_s = time.perf_counter() - t0
+    lengths = token_lengths(hybrid.dense.chunks)
+    print(f"baseline: {len(plain)} chunks, {plain_s:.0f} s; ragft default: {len(hybrid)} chunks, mean "
+          f"{lengths.mean():.0f} / max {lengths.max()} tokens, {build_s:.0f} s")
+    return (plain_ids, X, plain_s), (hybrid, build_s)
+
+
+def score_splits(splits, encoder, plain_ids, X, arms) -> dict:
+    """{split: questions, each arm's recall@5 / MRR@10 (the baseline first) and the default's differences to it}."""
+    out = {}
+    for split, qs in splits.items():
+        texts, golds = [q.question for q in qs], [set(q.gold) for q in qs]
+        Q = encoder.encode(texts, show_progress=False)
+        results = {BASELINE: scores([docs_bench.file_ranking(plain_ids, X @ qv) for qv in Q], golds)}
+        for name, r in arms.items():
+            hits = r.search_batch(texts, top_k=CANDIDATES)
+            results[name] = scores([docs_bench.hits_ranking(h) for h in hits], golds)
+        base, d = results[BASELINE], results[DEFAULT]
+        diffs = {"default - baseline, recall@5 (goal >= +0.05)": d["recall@5"] - base["recall@5"],
+                 "default / baseline, MRR@10 (goal >= 1.00)": d["mrr@10"] / max(base["mrr@10"], 1e-9)}
+        print(f"\n{split} ({len(qs)} questions){'':28s} recall@5  MRR@10")
+        for name, r in results.items():
+            print(f"  {name:44s} {r['recall@5']:8.3f} {r['mrr@10']:7.3f}")
+        print("  " + "; ".join(f"{k} {v:+.3f}" if "-" in k.split(",")[0] else f"{k} {v:.3f}" for k, v in diffs.items()))
+        out[split] = {"questions": len(qs), "results": results, "differences": diffs}
+    return out
+
+
+def by_format(docs, questions, encoder, args) -> dict:
+    """The same pages rendered as each format (doc_formats), loaded as a user's folder is, and scored per split."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt, folder in doc_formats.write_formats(docs, tmp, args.formats or doc_formats.FORMATS).items():
+            fdocs, _ = load_folder(folder)
+            qs = [replace(q, gold=[doc_formats.renamed(g, fmt) for g in q.gold]) for q in questions]
+            print(f"\n=== .{fmt} ({fdocs[0].metadata['format']}): {len(fdocs)} pages, "
+                  f"{sum(len(d.text) for d in fdocs):,} characters")
+            t0 = time.perf_counter()
+            (plain_ids, X, plain_s), (hybrid, build_s) = build_arms(fdocs, encoder, args)
+            arms = {DEFAULT: hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
+            splits = {s: [q for q in qs if q.split == s] for s in ("dev", "test")}
+            out[fmt] = {"format": fdocs[0].metadata["format"], "pages": len(fdocs),
+                        "characters": sum(len(d.text) for d in fdocs), "chunks_baseline": len(plain_ids),
+                        "chunks_default": len(hybrid), "seconds_baseline": plain_s, "seconds_default": build_s,
+                        "splits": score_splits(splits, encoder, plain_ids, X, arms),
+                        "seconds": time.perf_counter() - t0}
+    return out
+
+
+def provenance(argv) -> dict:
+    """The commit (and whether the tree had uncommitted changes), UTC date and command of a run."""
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True, check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "-uno")),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join(["python benchmarks/natural_questions.py", *argv])}
+
+
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default=None, help="a Django docs/ folder (default: downloaded into the user cache)")
     ap.add_argument("--max-chars", type=int, default=None, help="index only the gold pages and others up to this")
     ap.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="ragft's chunk size in tokens")
     ap.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP)
+    ap.add_argument("--formats", nargs="*", choices=doc_formats.FORMATS, default=None,
+                    help="score the same pages rendered as these formats (none named: all of them)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -72,48 +154,32 @@ def main(argv=None) -> dict:
     print(f"{len(docs)} pages, {sum(len(d.text) for d in docs):,} characters; questions: "
           + ", ".join(f"{s} {len(qs)}" for s, qs in splits.items()))
     encoder = get_encoder("minilm")
+    if args.formats is not None:
+        out = {**provenance(argv), "pages": len(docs), "formats": by_format(docs, questions, encoder, args)}
+        print("\ntest, default vs baseline:  " + "; ".join(
+            f".{f}: recall@5 {s['splits']['test']['results'][DEFAULT]['recall@5']:.3f} vs "
+            f"{s['splits']['test']['results'][BASELINE]['recall@5']:.3f}" for f, s in out["formats"].items()))
+    else:
+        out = measure(docs, splits, encoder, args)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
-    t0 = time.perf_counter()
-    plain = docs_bench.char_chunks(docs, 1000, 200)
-    X = encoder.encode([c.text for c in plain], desc="fixed 1000 chars")
-    plain_s, plain_ids = time.perf_counter() - t0, [c.doc_id for c in plain]
 
-    t0 = time.perf_counter()
-    cfg = ChunkConfig("structure", args.chunk_size, args.chunk_overlap)
-    hybrid = retrievers.build_retriever(docs, "hybrid", cfg, embedder=encoder)
-    hybrid.dense.config.ef = max(hybrid.dense.config.ef, 2 * CANDIDATES)
-    build_s = time.perf_counter() - t0
-    lengths = token_lengths(hybrid.dense.chunks)
-    print(f"baseline: {len(plain)} chunks, {plain_s:.0f} s; ragft default: {len(hybrid)} chunks, mean "
-          f"{lengths.mean():.0f} / max {lengths.max()} tokens, {build_s:.0f} s")
-    arms = {"ragft default (hybrid)": hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
+def measure(docs, splits, encoder, args) -> dict:
+    """The baseline, the default, its dense and BM25 halves and the hybrid with its weight calibrated on dev."""
+    (plain_ids, X, plain_s), (hybrid, build_s) = build_arms(docs, encoder, args)
+    arms = {DEFAULT: hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
     dev = splits["dev"]
     tuned = retrievers.HybridRetriever(hybrid.dense, hybrid.bm25, fusion="convex", candidates=CANDIDATES)
     cal = calibration.calibrate_fusion(tuned, [q.question for q in dev], [set(q.gold) for q in dev])
     print(f"calibrate_fusion on the {len(dev)} dev questions (dense weight: recall@5 / MRR@10): " + ", ".join(
         f"{r['weight']:g}: {r['recall@5']:.2f}/{r['mrr@10']:.2f}" for r in cal.rows) + f"; chose {cal.weight}")
     arms[f"hybrid, weight calibrated on dev ({cal.weight})"] = tuned
-    out = {"pages": len(docs), "characters": sum(len(d.text) for d in docs), "chunks_baseline": len(plain),
-           "chunks_default": len(hybrid), "fusion_weight_dev": cal.weight, "seconds_baseline": plain_s,
-           "seconds_default": build_s, "splits": {}}
-    for split, qs in splits.items():
-        texts, golds = [q.question for q in qs], [set(q.gold) for q in qs]
-        Q = encoder.encode(texts, show_progress=False)
-        results = {BASELINE: scores([docs_bench.file_ranking(plain_ids, X @ qv) for qv in Q], golds)}
-        for name, r in arms.items():
-            hits = r.search_batch(texts, top_k=CANDIDATES)
-            results[name] = scores([docs_bench.hits_ranking(h) for h in hits], golds)
-        base, d = results[BASELINE], results["ragft default (hybrid)"]
-        diffs = {"default - baseline, recall@5 (goal >= +0.05)": d["recall@5"] - base["recall@5"],
-                 "default / baseline, MRR@10 (goal >= 1.00)": d["mrr@10"] / max(base["mrr@10"], 1e-9)}
-        print(f"\n{split} ({len(qs)} questions){'':28s} recall@5  MRR@10")
-        for name, r in results.items():
-            print(f"  {name:44s} {r['recall@5']:8.3f} {r['mrr@10']:7.3f}")
-        print("  " + "; ".join(f"{k} {v:+.3f}" if "-" in k.split(",")[0] else f"{k} {v:.3f}" for k, v in diffs.items()))
-        out["splits"][split] = {"questions": len(qs), "results": results, "differences": diffs}
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1))
-    return out
+    return {"pages": len(docs), "characters": sum(len(d.text) for d in docs), "chunks_baseline": len(plain_ids),
+            "chunks_default": len(hybrid), "fusion_weight_dev": cal.weight, "seconds_baseline": plain_s,
+            "seconds_default": build_s, "splits": score_splits(splits, encoder, plain_ids, X, arms)}
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ from ragft.retrieval.retrievers import build_retriever  # noqa: E402
 from ragft.training import finetune  # noqa: E402
 
 METRICS = ("n", "accuracy", "accuracy_low", "accuracy_high", "answerable_accuracy", "reading_rate", "abstention_recall",
-           "abstention_precision", "format_compliance", "abstained")
+           "abstention_precision", "format_compliance", "abstained", "lenient_accuracy", "code_runs")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from ragft.builders.docs_bench import (
     split_of,
 )
 from ragft.data.corpus import Document, decode_text, file_format, html_to_markdown, load_folder
+from ragft.retrieval.headings import markdown_headings
 from ragft.evaluation.calibration import calibrate_fusion
 from ragft.retrieval.chunking import chunk_documents, token_lengths
 from ragft.retrieval.retrievers import BM25Retriever, HybridRetriever, build_retriever, minmax
@@ -108,6 +109,9 @@ def test_cli_index_reports_file_types_and_skips_without_a_traceback(messy, tmp_p
 
 def test_html_to_markdown_and_file_formats():
     assert html_to_markdown("<h2>Use <code>x</code></h2><p>a&amp;b</p><script>var x;</script>") == "## Use x\n\na&b"
+    page = html_to_markdown("<h1>T</h1><pre># set up\n    x = a &lt; b</pre><p>after</p>")
+    assert page == "# T\n\n```\n# set up\n    x = a < b\n```\n\nafter"  # a code comment is no heading
+    assert [t for _, _, t in markdown_headings(page)] == ["T"]
     assert [file_format(p) for p in ("a.md", "b.rst.txt", "c.HTML", "d.txt", "e.rst")] == [
         "markdown", "rst", "html", "text", "rst"]
 

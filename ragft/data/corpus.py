@@ -182,6 +182,7 @@ _SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
 _HTML_HEADING = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", re.S | re.I)
 _HTML_BLOCK = re.compile(r"</?(p|div|br|li|ul|ol|pre|table|tr|section|article|blockquote|dt|dd|hr)\b[^>]*>", re.I)
 _HTML_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.S | re.I)
+_HTML_PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.S | re.I)
 
 
 def html_to_text(raw: str) -> str:
@@ -194,11 +195,16 @@ def html_to_markdown(raw: str) -> str:
     """Visible text of an HTML page with its headings kept as Markdown `#` lines and block elements as line breaks,
     so the heading chunker sees the page's outline. `"<h2>Use</h2><p>a&amp;b</p>" -> "## Use\\n\\na&b"`."""
     text = _SCRIPT.sub(" ", _HTML_TITLE.sub(" ", raw))
+    # a code block keeps its lines and indentation, fenced: its `# comment` lines are not headings
+    blocks = [html.unescape(_TAG.sub("", m.group(1))).strip("\n") for m in _HTML_PRE.finditer(text)]
+    n = iter(range(len(blocks)))
+    text = _HTML_PRE.sub(lambda m: f"\n\n\x00{next(n)}\x00\n\n", text)
     text = _HTML_HEADING.sub(lambda m: f"\n\n{'#' * int(m.group(1))} {' '.join(_TAG.sub(' ', m.group(2)).split())}\n\n",
                              text)
     text = html.unescape(_TAG.sub(" ", _HTML_BLOCK.sub("\n", text)))
     lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return re.sub(r"\x00(\d+)\x00", lambda m: f"```\n{blocks[int(m.group(1))]}\n```", text)
 
 
 def html_title(raw: str) -> str:

@@ -1,6 +1,7 @@
 """docs/results.md and the README's results table, rendered from recorded figures and the run record: the commit and
 profile that produced them, notebook 05's arms, its claims with raw and Holm-adjusted p, the knowledge update and each
-notebook's wall time. Not a runner and not a git client: pure text from dicts (scripts/build_report.py does the I/O).
+notebook's wall time, and retrieval per document format when docs/benchmarks/natural_questions.json exists.
+Not a runner and not a git client: pure text from dicts (scripts/build_report.py does the I/O).
 """
 
 from __future__ import annotations
@@ -36,15 +37,23 @@ ARM_COLUMNS = (
 )
 README_COLUMNS = ("Strict accuracy [95% interval]", "Lenient accuracy", "House format kept", "Abstention recall",
                   "Code runs")
+FORMATS_FILE = "natural_questions.json"  # in docs/benchmarks/, beside docs/figures/: benchmarks/natural_questions.py --formats
+FORMATS_KEY = "natural_questions"  # its key among the figures read_published returns
+FORMAT_ARMS = {"default": "ragft default (hybrid)", "baseline": "baseline: fixed 1000 chars, dense"}
+FORMAT_SPLIT = "test"  # the held-out questions: dev may choose settings, test only reports
 UPDATE_COLUMNS = (("How its knowledge moves", "update"), ("Changed-API accuracy before", "before"),
                   ("After", "after"), ("Time (s)", "seconds"), ("Cold-cache time (s)", "cold_seconds"))
 
 
 def read_published(folder: str | os.PathLike) -> tuple[dict[str, dict], dict]:
-    """({notebook: figures}, run record) from a folder of `<notebook>.json` files and its `run.json` ({} when absent)."""
+    """({notebook: figures}, run record) from a folder of `<notebook>.json` files and its `run.json` ({} when absent);
+    the per-format retrieval figures of `../benchmarks/natural_questions.json`, when present, under FORMATS_KEY."""
     folder = Path(folder)
     figures = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
                if p.name != RUN_FILE}
+    bench = folder.parent / "benchmarks" / FORMATS_FILE
+    if bench.exists():
+        figures[FORMATS_KEY] = json.loads(bench.read_text(encoding="utf-8"))
     run_path = folder / RUN_FILE
     run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.exists() else {}
     return figures, run
@@ -67,8 +76,12 @@ def render_results(figures: Mapping[str, dict], run: Mapping, figures_link: str 
         out += [scope(f), "", "## Arms", "", *arms_markdown(f), "",
                 "## Claims", "", *claims_markdown(f.get("claims")), "",
                 "## The knowledge update", "", *update_markdown(f.get("knowledge_update")), ""]
+    if FORMATS_KEY in figures:
+        out += ["## Retrieval per document format", "", *formats_markdown(figures[FORMATS_KEY]), ""]
     out += ["## Wall time per notebook", "", *timings_markdown(run), ""]
     sources = [f"[{n}.json]({figures_link}/{n}.json)" for n in PAGE_NOTEBOOKS if n in figures]
+    if FORMATS_KEY in figures:
+        sources.append(f"[{FORMATS_FILE}](benchmarks/{FORMATS_FILE})")
     out.append("Figures behind this page: " + ", ".join([*sources, f"[{RUN_FILE}]({figures_link}/{RUN_FILE})"]) + ".")
     return "\n".join(out) + "\n"
 
@@ -81,6 +94,8 @@ def readme_block(figures: Mapping[str, dict], run: Mapping) -> str:
         lines.append(f"Notebook {RESULTS_NOTEBOOK}: {NOT_RECORDED}.")
     else:
         lines += [*arms_markdown(f, README_COLUMNS), "", f"{scope(f)} {provenance(run)}"]
+    if FORMATS_KEY in figures:
+        lines += ["", *formats_markdown(figures[FORMATS_KEY]), ""]
     lines += ["Claims with their Holm-adjusted p, the knowledge update and each notebook's time: "
               "[docs/results.md](docs/results.md).", README_END]
     return "\n".join(lines)
@@ -191,6 +206,43 @@ def update_markdown(rows) -> list[str]:
     return table
 
 
+def format_rows(nq: Mapping, split: str = FORMAT_SPLIT) -> list[dict]:
+    """One row per format of the per-format figures: its name (and how load_folder reads it), recall@5 and MRR@10 of
+    the default and the baseline on `split`'s questions (None when not recorded), and how many questions.
+
+    >>> format_rows({"formats": {"md": {"format": "markdown", "splits": {"test": {"questions": 3, "results": {}}}}}})[0]
+    {'format': '.md (markdown)', 'recall@5 default': None, 'recall@5 baseline': None, 'mrr@10 default': None, \
+'mrr@10 baseline': None, 'questions': 3}
+    """
+    rows = []
+    for name, f in (nq.get("formats") or {}).items():
+        got = (f.get("splits") or {}).get(split) or {}
+        scores = got.get("results") or {}
+        rows.append({"format": f".{name} ({f.get('format', MISSING)})",
+                     **{f"{key} {arm}": (scores.get(label) or {}).get(key) for key in ("recall@5", "mrr@10")
+                        for arm, label in FORMAT_ARMS.items()}, "questions": got.get("questions")})
+    return rows
+
+
+def formats_markdown(nq: Mapping, split: str = FORMAT_SPLIT) -> list[str]:
+    """The per-format table (`format_rows`) and what its figures come from (benchmarks/natural_questions.py --formats)."""
+    rows = format_rows(nq, split)
+    if not rows:
+        return [f"Retrieval per document format: {NOT_RECORDED}."]
+    heads = {"format": "Format (read as)", "recall@5 default": "Recall@5 default", "recall@5 baseline":
+             "Recall@5 baseline", "mrr@10 default": "MRR@10 default", "mrr@10 baseline": "MRR@10 baseline",
+             "questions": "Questions"}
+    table = [_row(heads.values()), _row(["---"] * len(heads))]
+    for r in rows:
+        table.append(_row([r["format"], *(_score(r[k]) for k in list(heads)[1:-1]),
+                           NOT_RECORDED if r["questions"] is None else str(r["questions"])]))
+    commit = f"commit `{str(nq['commit'])[:12]}`" if nq.get("commit") else f"commit {NOT_RECORDED}"
+    commit += " (uncommitted changes)" if nq.get("dirty") else ""
+    return [*table, "", f"Django's docs ({nq.get('pages', NOT_RECORDED)} pages) asked with its FAQ's {split} questions, "
+            f"the same pages saved as each format; default = hybrid over heading chunks, baseline = MiniLM over fixed "
+            f"1,000-character chunks. `{nq.get('command', NOT_RECORDED)}` at {commit}, {nq.get('date', NOT_RECORDED)}."]
+
+
 def timings_markdown(run: Mapping) -> list[str]:
     """Each notebook's wall time in minutes in the run's profile, failed ones marked, and the total."""
     timings = run.get("timings") or {}
@@ -223,6 +275,10 @@ def _cell(row: Mapping, key: str, unit: str) -> str:
     if key not in row:
         return NOT_RECORDED
     return MISSING if row[key] is None else fmt(row[key], unit, with_unit=False)
+
+
+def _score(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else NOT_RECORDED
 
 
 def _p(c: Mapping, key: str) -> str:
