@@ -17,9 +17,9 @@ from ragft.builders.docs_bench import (
     split_of,
 )
 from ragft.data.corpus import Document, decode_text, file_format, html_to_markdown, load_folder
-from ragft.retrieval.headings import markdown_headings
 from ragft.evaluation.calibration import calibrate_fusion
 from ragft.retrieval.chunking import chunk_documents, token_lengths
+from ragft.retrieval.headings import markdown_headings
 from ragft.retrieval.retrievers import BM25Retriever, HybridRetriever, build_retriever, minmax
 from ragft.ui.cli import main
 
