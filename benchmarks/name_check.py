@@ -25,7 +25,13 @@ McNemar 0 / 0): the check stopped one answerable question, `removed:in1d`, whose
 which every arm had answered wrong. Part 2, the 36 dev fabricated names asked like answerable questions: abstained
 RAG 0.14 -> 1.00 (31 / 0), hybrid 0.00 -> 1.00 (36 / 0), RAFT 0.00 -> 1.00 (36 / 0).
 
+With the arms' calibrated threshold (`--threshold 0.7014`, 2026-12-07, 1,198 s, the phrasing-balanced QA set): rag
+0.575 -> 0.688 (9 / 0), hybrid 0.438 -> 0.538 (8 / 0), raft 0.700 -> 0.775 (6 / 0), answerable accuracy unchanged,
+abstention recall -> 1.00 at precision 0.86-0.91; the check without the threshold: raft 0.812, rag 0.712, hybrid 0.538.
+The arms now carry the check (docs/decisions.md, name_check).
+
     .venv/bin/python benchmarks/name_check.py
+    .venv/bin/python benchmarks/name_check.py --threshold 0.7014   # with the arms' threshold, and the check without it
     .venv/bin/python benchmarks/name_check.py --n-dev 6 --n-unanswerable 3 --steps 2   # smoke: end to end
 """
 
@@ -50,17 +56,22 @@ from ragft.core.paths import CURRENT_VERSION  # noqa: E402
 from ragft.data.datasets import in_answerable_shape  # noqa: E402
 
 CHECK = " + name check"
+ALONE = ", no threshold"
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_dev_arguments(ap)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="the arms' similarity threshold (notebook 05's: calibrated on dev); adds the check without it")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     settings, items, unanswerable, retriever = dev_parts(args)
     found = systems.arms_for(retriever, systems.tuned_adapters(settings), settings, retriever_label="hybrid")
-    plain = [a for a in found if a.retriever is not None]  # rag, hybrid, raft
+    plain = [a.replace(threshold=args.threshold) for a in found if a.retriever is not None]  # rag, hybrid, raft
     arms = [x for a in plain for x in (a, a.replace(name=a.name + CHECK, name_check=True))]
+    if args.threshold is not None:  # does the check replace the threshold, or add to it?
+        arms += [a.replace(name=a.name + CHECK + ALONE, name_check=True, threshold=None) for a in plain]
     pool = systems.ModelPool()
     pd.set_option("display.width", 220)
     print(f"{len(items)} dev questions, {len(unanswerable)} dev fabricated names; hybrid index over {args.n_docs} NumPy "
@@ -72,6 +83,10 @@ def main(argv=None) -> None:
     for a in plain:
         for subset in ("all", "answerable"):
             print(f"{a.name}{CHECK} - {a.name}, {subset}: {paired(df, a.name + CHECK, a.name, subset=subset)}")
+            if args.threshold is not None:
+                print(f"{a.name}{CHECK}{ALONE} - {a.name}, {subset}: "
+                      f"{paired(df, a.name + CHECK + ALONE, a.name, subset=subset)}")
+    df = df[~df["arm"].str.endswith(ALONE)]
     stopped = df[df["arm"].str.endswith(CHECK) & (df["gate"] == "name")]
     without = df[~df["arm"].str.endswith(CHECK)].set_index(["arm", "id"])["correct"]
     stopped = stopped.assign(base_arm=stopped["arm"].str.removesuffix(CHECK))

@@ -120,3 +120,10 @@ def test_train_raft_draws_passages_from_the_given_index(tmp_path, capsys):
     (tmp_path / "x.jsonl").write_text(json.dumps(pairs[0]) + "\n")
     assert main(["train", "--pairs", str(tmp_path / "x.jsonl"), "--index", str(index)]) == 2
     assert "--index gives RAFT passages: add --raft" in capsys.readouterr().err
+
+
+def test_the_name_check_follows_the_system_and_a_flag_turns_it_either_way():
+    assert ask_preset(_ask("--system", "raft")).name_check is True  # as the arms were evaluated
+    assert ask_preset(_ask("--system", "raft", "--no-name-check")).name_check is False
+    assert ask_preset(_ask("--system", "fine-tuned")).name_check is False  # no passages to check against
+    assert ask_preset(_ask()).name_check is False and ask_preset(_ask("--name-check")).name_check is True

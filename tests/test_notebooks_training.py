@@ -55,7 +55,7 @@ def test_hybrid_notebook_smoke(smoke_figures):
     story = [c[0] for c in evaluation.CLAIMS]  # in the story's order, then systems over models when it was measured,
     # then the RAFT arm with against without its context-aware decoding, then each tuned arm's abstention when a
     # fabricated name is asked like an answerable question, against its abstention in the QA set's phrasing, then each
-    # retrieving arm with the name check against without: abstention in that phrasing, then answerable accuracy
+    # retrieving arm (with its name check) against itself without: abstention in that phrasing, then answerable accuracy
     tuned, retrieving = ["fine-tuned", "hybrid", "raft"], ["rag", "hybrid", "raft"]
     n_som = 2 if figs["large_available"] else 0
     assert list(claims)[:len(story)] == story
@@ -86,11 +86,11 @@ def test_hybrid_notebook_smoke(smoke_figures):
         (systems.draw_arm_name(s), "hybrid", "correct") for s in others]
     assert all(c["n"] == figs["n_questions"] for c in draw_claims)
     assert [(c["a"], c["b"], c["metric"], c["margin"]) for c in check] == [
-        (f"{a} + name check", a, "abstained", None) for a in retrieving] + [
-        (f"{a} + name check", a, "correct", evaluation.MARGIN) for a in retrieving]
+        (a, f"{a}, no name check", "abstained", None) for a in retrieving] + [
+        (a, f"{a}, no name check", "correct", evaluation.MARGIN) for a in retrieving]
     assert all(c["n"] == shape[0]["n"] for c in check[:len(retrieving)])  # the same fabricated names as above
-    assert [r["arm"] for r in figs["name_check"]] == [n for a in retrieving for n in (a, f"{a} + name check")]
-    with_check = [r for r in figs["name_check"] if r["arm"].endswith("name check")]
+    assert [r["arm"] for r in figs["name_check"]] == [n for a in retrieving for n in (f"{a}, no name check", a)]
+    with_check = [r for r in figs["name_check"] if r["arm"] in retrieving]  # the arms carry the check (NAME_CHECK)
     assert all(r["abstained, answerable phrasing"] == 1.0 for r in with_check)  # every fabricated name is stopped
     assert contrast["claim"].startswith("context-aware decoding") and (contrast["a"], contrast["b"]) == (
         "raft", "raft, no contrast") and contrast["n"] == figs["n_questions"]

@@ -23,16 +23,18 @@ QUOTE_NEW_TOKENS = 64
 def make_arms(retriever=None, sft_adapter: str | os.PathLike | None = None, raft_adapter: str | os.PathLike | None = None,
               model: str = DEFAULT_LLM, top_k: int = DEFAULT_TOP_K, threshold: float | None = None, passage_chars: int | None = 600,
               max_new_tokens: int = ANSWER_MAX_NEW_TOKENS, retriever_label: str = "",
-              raft_max_new_tokens: int | None = None, raft_contrast: float = 0.0) -> list[System]:
+              raft_max_new_tokens: int | None = None, raft_contrast: float = 0.0,
+              name_check: bool = False) -> list[System]:
     """The arms: base, rag, fine-tuned, hybrid (fine-tuned + rag) and raft (tuned on retrieved passages + rag; with
     raft_max_new_tokens when its answers start with a quote line, `RaftRecipe.quote`).
 
     The rule that fixes the prompts: an untuned model is TOLD the house format (system prompt "house"); a tuned model is
     not (prompt "none"), because it was trained without one. Arms whose part is missing (no retriever, no adapter) are
-    left out. raft_contrast: the RAFT arm's context-aware decoding (`System.contrast`).
+    left out. raft_contrast: the RAFT arm's context-aware decoding (`System.contrast`); name_check: every retrieving
+    arm's `System.name_check`.
     """
     common = dict(model=model, top_k=top_k, passage_chars=passage_chars, max_new_tokens=max_new_tokens)
-    rag = dict(retriever=retriever, retriever_label=retriever_label, threshold=threshold)
+    rag = dict(retriever=retriever, retriever_label=retriever_label, threshold=threshold, name_check=name_check)
     sft = str(sft_adapter) if sft_adapter else None
     raft = str(raft_adapter) if raft_adapter else None
     arms = [System("base", prompt="house", **common)]
@@ -57,6 +59,7 @@ class RetrievalSettings:
     threshold: float | None = 0.5  # cosine below which a retrieving arm abstains without generating; None: off
     passage_chars: int | None = 300  # each passage cut to this length, in RAFT training pairs and prompts alike
     change_notes: bool = True  # the index carries what changed in each signature since 1.26.4 (decisions: change_notes)
+    name_check: bool = True  # abstain unread when no passage documents the API the question names (decisions: name_check)
 
 
 @dataclass(frozen=True)
@@ -174,4 +177,5 @@ def arms_for(retriever, adapters: TunedAdapters | None, settings: ArmSettings, r
     return make_arms(retriever, adapters.sft if adapters else None, adapters.raft if adapters else None,
                      model=a.llm, top_k=r.top_k, threshold=r.threshold, passage_chars=r.passage_chars,
                      max_new_tokens=a.max_new_tokens, retriever_label=retriever_label,
-                     raft_max_new_tokens=settings.raft_max_new_tokens, raft_contrast=a.raft_contrast)
+                     raft_max_new_tokens=settings.raft_max_new_tokens, raft_contrast=a.raft_contrast,
+                     name_check=r.name_check)

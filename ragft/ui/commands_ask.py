@@ -8,6 +8,7 @@ Does not define the arms (`ragft.systems.arms`), train (`ragft.training`) or ret
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -72,7 +73,8 @@ def resolve_system(name: str, settings: ArmSettings) -> AskPreset:
     role = TUNED_ROLE.get(name)
     return AskPreset(name, retrieval, role, r.top_k, r.threshold if retrieval else None, r.passage_chars,
                      a.raft_contrast if name == "raft" else 0.0,
-                     settings.raft_max_new_tokens if name == "raft" else a.max_new_tokens, role is not None)
+                     settings.raft_max_new_tokens if name == "raft" else a.max_new_tokens, role is not None,
+                     r.name_check and retrieval)
 
 
 def flags_preset(args) -> AskPreset:
@@ -98,7 +100,7 @@ def ask_preset(args) -> AskPreset:
     preset = replace(preset, **{k: v for k, v in given.items() if v is not None})
     if args.threshold is not None:
         preset = replace(preset, threshold=None if args.threshold == "off" else args.threshold)
-    return replace(preset, name_check=preset.name_check or args.name_check)
+    return replace(preset, name_check=preset.name_check if args.name_check is None else args.name_check)
 
 
 def threshold_arg(text: str):
@@ -141,9 +143,10 @@ def register_ask(sub) -> None:
                         "fixed value; the report calibrates it on dev questions instead)")
     p.add_argument("--passage-order", default=PASSAGE_ORDER, choices=PASSAGE_ORDERS,
                    help="where the best passage sits in the prompt (default: %(default)s, next to the question)")
-    p.add_argument("--name-check", action="store_true",
+    p.add_argument("--name-check", action=argparse.BooleanOptionalAction, default=None,
                    help="abstain without generating when the question names an API in backticks (`np.X`) and no "
-                        "retrieved passage documents it (default: off, as in the evaluated arms)")
+                        "retrieved passage documents it (default: on for --system's retrieving arms, as evaluated; "
+                        "off without --system)")
     p.add_argument("--mode", default="hybrid", choices=MODES, help="retriever over the index: dense + BM25 fused, "
                    "as `ragft search` (default: %(default)s)")
     p.add_argument("--embedder", default=None, help="query encoder; another one than the index's is refused "

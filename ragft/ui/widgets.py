@@ -140,7 +140,8 @@ class ComparisonDashboard:
         self.use_threshold = w.Checkbox(value=threshold is not None, description="threshold", indent=False, layout=wide)
         self.threshold = w.FloatSlider(value=threshold if threshold is not None else 0.5, min=0.0, max=1.0, step=0.05,
                                        continuous_update=False, readout_format=".2f", layout=w.Layout(width="14em"))
-        self.name_check = w.Checkbox(value=False, description="name check", indent=False, layout=wide,
+        checked = any(getattr(s, "name_check", False) for s in self.systems)  # starts as the arms were built
+        self.name_check = w.Checkbox(value=checked, description="name check", indent=False, layout=wide,
                                      tooltip="abstain without generating when no passage documents the `np.X` asked about")
         self.adapter = w.Checkbox(value=True, description="adapters on", indent=False, layout=wide)
         self.button = w.Button(description="Ask", button_style="primary", tooltip="answer with the chosen arms")
