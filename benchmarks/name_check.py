@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     settings, items, unanswerable, retriever = dev_parts(args)
     found = systems.arms_for(retriever, systems.tuned_adapters(settings), settings, retriever_label="hybrid")
-    plain = [a.replace(threshold=args.threshold) for a in found if a.retriever is not None]  # rag, hybrid, raft
+    plain = [a.replace(threshold=args.threshold, name_check=False) for a in found if a.retriever is not None]  # rag, hybrid, raft
     arms = [x for a in plain for x in (a, a.replace(name=a.name + CHECK, name_check=True))]
     if args.threshold is not None:  # does the check replace the threshold, or add to it?
         arms += [a.replace(name=a.name + CHECK + ALONE, name_check=True, threshold=None) for a in plain]
@@ -86,6 +86,8 @@ def main(argv=None) -> None:
             if args.threshold is not None:
                 print(f"{a.name}{CHECK}{ALONE} - {a.name}, {subset}: "
                       f"{paired(df, a.name + CHECK + ALONE, a.name, subset=subset)}")
+                print(f"{a.name}{CHECK}{ALONE} - {a.name}{CHECK}, {subset}: "
+                      f"{paired(df, a.name + CHECK + ALONE, a.name + CHECK, subset=subset)}")
     df = df[~df["arm"].str.endswith(ALONE)]
     stopped = df[df["arm"].str.endswith(CHECK) & (df["gate"] == "name")]
     without = df[~df["arm"].str.endswith(CHECK)].set_index(["arm", "id"])["correct"]
