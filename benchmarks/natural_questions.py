@@ -67,8 +67,14 @@ def scores(rankings, golds) -> dict[str, float]:
             "mrr@10": float(np.mean([mrr(r, g, 10) for r, g in zip(rankings, golds, strict=True)]))}
 
 
+def split_questions(questions) -> dict:
+    """{"dev": ..., "test": ...}: the questions of each split."""
+    return {s: [q for q in questions if q.split == s] for s in ("dev", "test")}
+
+
 def build_arms(docs, encoder, args):
-    """The plain baseline (chunk doc_ids, vectors, seconds) and ragft's default hybrid (retriever, seconds)."""
+    """The plain baseline (chunk doc_ids, vectors, seconds), ragft's default hybrid and the arms scored from it
+    ({name: retriever}: the default, its dense and BM25 halves) and the hybrid's build seconds."""
     t0 = time.perf_counter()
     plain = docs_bench.char_chunks(docs, 1000, 200)
     X = encoder.encode([c.text for c in plain], desc="fixed 1000 chars")
@@ -81,7 +87,8 @@ def build_arms(docs, encoder, args):
     lengths = token_lengths(hybrid.dense.chunks)
     print(f"baseline: {len(plain)} chunks, {plain_s:.0f} s; ragft default: {len(hybrid)} chunks, mean "
           f"{lengths.mean():.0f} / max {lengths.max()} tokens, {build_s:.0f} s")
-    return (plain_ids, X, plain_s), (hybrid, build_s)
+    arms = {DEFAULT: hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
+    return (plain_ids, X, plain_s), (hybrid, arms, build_s)
 
 
 def score_splits(splits, encoder, plain_ids, X, arms) -> dict:
@@ -115,13 +122,11 @@ def by_format(docs, questions, encoder, args) -> dict:
             print(f"\n=== .{fmt} ({fdocs[0].metadata['format']}): {len(fdocs)} pages, "
                   f"{sum(len(d.text) for d in fdocs):,} characters")
             t0 = time.perf_counter()
-            (plain_ids, X, plain_s), (hybrid, build_s) = build_arms(fdocs, encoder, args)
-            arms = {DEFAULT: hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
-            splits = {s: [q for q in qs if q.split == s] for s in ("dev", "test")}
+            (plain_ids, X, plain_s), (hybrid, arms, build_s) = build_arms(fdocs, encoder, args)
             out[fmt] = {"format": fdocs[0].metadata["format"], "pages": len(fdocs),
                         "characters": sum(len(d.text) for d in fdocs), "chunks_baseline": len(plain_ids),
                         "chunks_default": len(hybrid), "seconds_baseline": plain_s, "seconds_default": build_s,
-                        "splits": score_splits(splits, encoder, plain_ids, X, arms),
+                        "splits": score_splits(split_questions(qs), encoder, plain_ids, X, arms),
                         "seconds": time.perf_counter() - t0}
     return out
 
@@ -150,7 +155,7 @@ def main(argv=None) -> dict:
 
     docs, questions = nq_bench.load_django(args.docs)
     docs = subset(docs, questions, args.max_chars)
-    splits = {s: [q for q in questions if q.split == s] for s in ("dev", "test")}
+    splits = split_questions(questions)
     print(f"{len(docs)} pages, {sum(len(d.text) for d in docs):,} characters; questions: "
           + ", ".join(f"{s} {len(qs)}" for s, qs in splits.items()))
     encoder = get_encoder("minilm")
@@ -169,8 +174,7 @@ def main(argv=None) -> dict:
 
 def measure(docs, splits, encoder, args) -> dict:
     """The baseline, the default, its dense and BM25 halves and the hybrid with its weight calibrated on dev."""
-    (plain_ids, X, plain_s), (hybrid, build_s) = build_arms(docs, encoder, args)
-    arms = {DEFAULT: hybrid, "--mode dense": hybrid.dense, "--mode bm25": hybrid.bm25}
+    (plain_ids, X, plain_s), (hybrid, arms, build_s) = build_arms(docs, encoder, args)
     dev = splits["dev"]
     tuned = retrievers.HybridRetriever(hybrid.dense, hybrid.bm25, fusion="convex", candidates=CANDIDATES)
     cal = calibration.calibrate_fusion(tuned, [q.question for q in dev], [set(q.gold) for q in dev])
