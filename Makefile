@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PROFILE ?= workshop
 
-.PHONY: setup models report publish final test test-fast lab data lint clean-reports
+.PHONY: setup models report publish final final-train test test-fast lab data lint clean-reports
 
 setup:  ## create/update .venv with everything (torch CPU first, then ragft[dev]); idempotent
 	@bash scripts/setup_env.sh
@@ -20,6 +20,9 @@ publish: models  ## run every notebook (PROFILE=workshop), then write docs/resul
 # The locked test, once per release (docs/protocol.md): claims/final.json must be committed first; AGAIN="reason" reruns.
 final: models  ## run notebook 05 in the research profile on the locked test split and decide claims/final.json (once)
 	@$(PY) scripts/final.py $(if $(AGAIN),--again "$(AGAIN)")
+
+final-train: models  ## the stage before `make final`: train its adapters into the cache (dev and documents only; resumable)
+	@$(PY) scripts/final.py --train
 
 # Two workers, one test file each at a time, one math thread each (two workers x two threads would oversubscribe 2 cores);
 # the two notebook files first, in the order tests/conftest.py collects them (--no-loadscope-reorder).

@@ -6,6 +6,11 @@ claim of the file from the per-question results the notebook recorded, as ONE Ho
 reports/final/claims.json and claims.md; and appends each run to claims/final.runs.jsonl (commit it with the results).
 A second run for the same claims file (same sha256) is refused unless `--again "reason"`: the locked test is looked at
 once, and a failed run counts, because it has looked. `--check` only checks and says what would run.
+
+`--train` (`make final-train`) is the stage before: it trains every adapter the run needs (the fine-tuned arm, the RAFT
+draws and their pick on dev, the fair retrain on the update's facts) into the adapter cache, from dev and the documents
+only, never the locked split; it may be stopped and run again (training resumes from its checkpoints). The locked run
+then finds them in the cache, and reports/final/training.json says what the training cost.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import argparse
 import datetime
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ragft.core.io import atomic_path
@@ -89,6 +96,60 @@ def run_notebook(cf: ClaimsFile, out: Path) -> Path:
     return figures / f"{cf.notebook}.json"
 
 
+def notebook_settings(cf: ClaimsFile):
+    """Notebook 05's arm settings in the claims file's profile and seed, with the threshold it calibrates on dev:
+    its parameters' defaults are `ArmSettings`' (tests/test_final.py checks), so its adapters are found in the cache."""
+    from ragft import evaluation, systems
+    from ragft.core import profiles
+    from ragft.retrieval import retrievers
+
+    p = profiles.resolve(cf.profile)
+    settings = systems.ArmSettings(answer=systems.AnswerSettings(max_new_tokens=p.max_new_tokens),
+                                   training=systems.TrainingSettings(train_steps=p.train_steps, seed=cf.seed),
+                                   draws=systems.DrawSettings.of(p))
+    dev_items, dev_docs = systems.draw_dev_set(settings)
+    dev_index = retrievers.build_retriever(dev_docs, mode="dense", embedder="minilm", show_progress=False)
+    calibration = evaluation.calibrate_threshold(dev_index, [q.question for q in dev_items if q.answerable],
+                                                 [q.question for q in dev_items if not q.answerable])
+    return settings.with_threshold(calibration.suggested)
+
+
+def train_adapters(cf: ClaimsFile, out: Path) -> Path:
+    """Every adapter the locked run trains, trained (or found) in the cache from dev and the documents alone."""
+    from ragft import systems
+    from ragft.core.paths import CURRENT_VERSION, OLD_VERSION
+    from ragft.data import corpus
+    from ragft.training import retrain_on_update
+
+    if cf.notebook != "05_hybrid" or any(k not in ("SKIP_ABLATIONS",) for k in cf.parameters):
+        raise ValueError(f"the training stage knows notebook 05's default settings only, not {cf.notebook} with "
+                         f"{sorted(cf.parameters)}: run `make final` alone (it trains what it needs)")
+    t0 = time.perf_counter()
+    settings = notebook_settings(cf)
+    tuned = systems.tuned_adapters(settings)
+    update = retrain_on_update(settings, corpus.load_corpus(OLD_VERSION), corpus.load_corpus(CURRENT_VERSION))
+    logs = {"fine-tuned": tuned.sft_log, "fine-tuned, retrained": update.log,
+            **({f"raft seed {s}": log for s, log in tuned.draws.logs.items()} if tuned.draws else {"raft": tuned.raft_log})}
+    record = {"claims_sha256": cf.sha256, "profile": cf.profile, "seed": cf.seed, "commit": git(ROOT, "rev-parse", "HEAD"),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "threshold": settings.retrieval.threshold, "raft_chosen": tuned.draws.chosen if tuned.draws else cf.seed,
+              "stage_s": round(time.perf_counter() - t0, 1),
+              "adapters": {name: {"steps": log.get("steps"), "train_s": log.get("total_train_s"),
+                                  "tokens_per_s": log.get("tokens_per_s")} for name, log in logs.items()}}
+    record["train_s"] = round(sum(a["train_s"] or 0 for a in record["adapters"].values()), 1)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "training.json") as tmp:
+        tmp.write_text(json.dumps(_jsonable(record), indent=2, sort_keys=True))
+    return out / "training.json"
+
+
+def training_record(out: Path, cf: ClaimsFile) -> dict | None:
+    """What the training stage recorded for this claims file (reports/final/training.json), if it ran."""
+    path = out / "training.json"
+    record = json.loads(path.read_text()) if path.exists() else None
+    return record if record and record.get("claims_sha256") == cf.sha256 else None
+
+
 def decide(cf: ClaimsFile, figures_path: Path) -> tuple[list[dict], dict]:
     """The file's claims decided from the notebook's recorded "per_question" results; (rows, the figures read)."""
     figures = json.loads(figures_path.read_text())
@@ -114,6 +175,10 @@ def _p(v) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
 
 
+def _minutes(seconds) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.0f} min"
+
+
 def markdown(result: dict) -> str:
     """The result as a short Markdown page: what was locked, when, and each claim's numbers and verdict."""
     lines = [f"# The locked test: {result['family']}", "",
@@ -122,6 +187,9 @@ def markdown(result: dict) -> str:
              f"- run at commit `{result['commit'][:12]}`{'' if result['worktree_clean'] else ' (uncommitted changes)'}"
              f" on {result['date']}: notebook {result['notebook']}, profile {result['profile']}, split "
              f"{result['split']}, {result.get('n_questions') or '?'} questions",
+             f"- time on {result.get('cpus') or '?'} CPUs: the run {_minutes(result.get('run_s'))}, its adapters' "
+             f"training {_minutes((result.get('training') or {}).get('train_s'))} (`--train`: "
+             f"{'recorded' if result.get('training') else 'not recorded: trained inside the run'})",
              f"- {result['family_size']} claims tested, Holm-Bonferroni at alpha {result['alpha']}"
              + (f"; run again: {result['again']}" if result.get("again") else ""), "",
              "| claim | a vs b | difference [95% CI] | p raw | p Holm | verdict |", "|---|---|---|---|---|---|"]
@@ -142,16 +210,26 @@ def write_result(out: Path, result: dict) -> Path:
     return out / "claims.json"
 
 
-def main(argv=None, run=run_notebook) -> int:
+def main(argv=None, run=run_notebook, train=train_adapters) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--claims", default=str(DEFAULT_CLAIMS), help="the committed claims file")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="where the executed notebook, figures and claims.json go")
     ap.add_argument("--again", metavar="REASON", help="run again for the same claims file, saying why (recorded)")
     ap.add_argument("--check", action="store_true", help="only check the protocol and say what would run")
+    ap.add_argument("--train", action="store_true",
+                    help="the stage before: train the run's adapters into the cache (dev and documents only)")
     args = ap.parse_args(argv)
     claims_path, out = Path(args.claims).resolve(), Path(args.out).resolve()
     if args.again is not None and not args.again.strip():
         ap.error("--again needs a reason")
+    if args.train:
+        try:
+            path = train(load_claims_file(claims_path), out)
+        except ValueError as e:
+            print(f"[final] training stage refused: {e}", file=sys.stderr)
+            return 2
+        print(f"[final] adapters ready: {path}")
+        return 0
     try:
         cf = load_claims_file(claims_path)
         state = locked_state(claims_path)
@@ -174,6 +252,7 @@ def main(argv=None, run=run_notebook) -> int:
     if args.check:
         return 0
     append_ledger(ledger, {**entry, "status": "started"})  # before the notebook looks at the locked split
+    t0 = time.perf_counter()
     try:
         rows, figures = decide(cf, run(cf, out))
     except Exception as e:  # the run counts even when it fails: it has looked at the locked split
@@ -182,7 +261,8 @@ def main(argv=None, run=run_notebook) -> int:
         return 1
     result = {**entry, "notebook": cf.notebook, "family": cf.family, "alpha": cf.alpha, "correction": "holm",
               "family_size": max((r.get("family") or 0 for r in rows), default=0),
-              "n_questions": figures.get("n_questions"), "claims": rows}
+              "n_questions": figures.get("n_questions"), "claims": rows, "run_s": round(time.perf_counter() - t0, 1),
+              "cpus": os.cpu_count(), "training": training_record(out, cf)}
     path = write_result(out, result)
     append_ledger(ledger, {**entry, "status": "done", "verdicts": {r["id"]: r["verdict"] for r in rows}})
     untested = [r["id"] for r in rows if r["verdict"] == "not tested"]

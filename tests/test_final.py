@@ -211,3 +211,44 @@ def test_a_failed_run_counts_and_a_result_on_another_split_is_refused(repo, tmp_
     assert [e["status"] for e in ledger] == ["started", "failed"] and "dev" in ledger[1]["error"]
     assert final.main(args, run=fake_run()) == 2  # it looked at the locked split: a second run needs --again
     assert final.main([*args, "--again", "fix"], run=fake_run(per_q=[])) == 1  # no per-question results: fails
+
+
+def test_the_training_stage_trains_without_the_ledger_or_the_locked_split(repo, tmp_path, capsys):
+    final, run, trained = _final(), fake_run(), []
+    claims, out = repo / "claims" / "final.json", tmp_path / "out"
+
+    def train(cf, out_dir):
+        trained.append((cf.profile, cf.seed, out_dir))
+        return out_dir / "training.json"
+
+    assert final.main(["--claims", str(claims), "--out", str(out), "--train"], run=run, train=train) == 0
+    assert trained == [("full", 0, out)] and run.calls == []  # uncommitted claims may train: nothing looked
+    assert not (repo / "claims" / "final.runs.jsonl").exists()
+
+    def refuse(cf, out_dir):
+        raise ValueError("another notebook")
+
+    assert final.main(["--claims", str(claims), "--out", str(out), "--train"], run=run, train=refuse) == 2
+    assert "training stage refused: another notebook" in capsys.readouterr().err
+
+
+def test_notebook_05_defaults_are_the_settings_the_training_stage_trains():
+    """`make final-train` builds `ArmSettings` from its defaults; notebook 05 from its parameters: they must agree, or
+    the locked run trains its adapters again (slow, not wrong)."""
+    import inspect
+
+    from ragft import systems, training
+
+    nb = json.loads((ROOT / "notebooks" / "05_hybrid.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    p: dict = {}
+    exec("".join(cell["source"]), {}, p)
+    r, a, t, rec = systems.RetrievalSettings(), systems.AnswerSettings(), systems.TrainingSettings(), systems.RaftRecipe()
+    assert (p["TOP_K"], p["PASSAGE_CHARS"], p["CHANGE_NOTES"], p["NAME_CHECK"]) == (r.top_k, r.passage_chars,
+                                                                                    r.change_notes, r.name_check)
+    assert p["THRESHOLD"] < 0  # calibrated on dev, as the stage does
+    assert (p["LLM"], p["LORA_R"], p["LORA_ALPHA"], p["TRAIN_PAIRS"]) == (a.llm, t.lora_r, t.lora_alpha, t.pairs)
+    assert (p["RAFT_P_ORACLE"], p["RAFT_NO_ORACLE_TARGET"], p["RAFT_BATCH_SIZE"]) == (rec.p_oracle, rec.no_oracle_target,
+                                                                                      rec.batch_size)
+    assert p["UPDATE_REPEATS"] == inspect.signature(training.retrain_on_update).parameters["repeats"].default
+    assert p["RAFT_DRAWS"] == 0 and p["SEED"] == evaluation.load_claims_file(CLAIMS).seed

@@ -129,3 +129,30 @@ def test_the_real_update_states_every_kind_of_change_in_several_phrasings(real):
     assert {p["phrasing"] for p in pairs} <= datasets.TRAIN_PHRASINGS
     assert all(house.parse(p["completion"]).compliant for p in pairs)
     assert len({p["id"] for p in pairs}) == len(pairs)
+
+
+def test_retrain_on_update_trains_own_pairs_plus_every_fact_until_each_is_seen_repeats_times(docs, monkeypatch):
+    from ragft import systems
+    from ragft.training import draws
+
+    old, new = docs
+    calls = []
+
+    def fake_train(pairs, lora, train, model_name, show_progress):
+        calls.append((list(pairs), train))
+        return f"adapter-{train.steps}"
+
+    monkeypatch.setattr(draws.finetune, "train_or_load_adapter", fake_train)
+    monkeypatch.setattr(draws.finetune, "read_training_log", lambda path: {"steps": int(path.split("-")[1])})
+    settings = systems.ArmSettings(training=systems.TrainingSettings(train_steps=5))
+    update = draws.retrain_on_update(settings, old, new, repeats=3)
+    own, _ = datasets.load_train_pairs(draws.TRAINING_SETS["task"][0]())
+    assert update.own_pairs == own and update.refresh_counts == {"unchanged": len(own)}
+    assert {p["fact"] for p in update.new_pairs} == {f["id"] for f in pr.update_facts(old, new)}
+    trained, train = calls[0]
+    assert trained == own + update.new_pairs and train.lr == settings.sft_train().lr
+    assert update.steps == train.steps == update.log["steps"] == pr.steps_for(
+        len(trained), train.batch_size, 3, train.grad_accumulation, train.held_out)
+    assert draws.retrain_on_update(settings, old, new, repeats=3, max_steps=7).steps == 7  # the smoke cap
+    few = systems.ArmSettings(training=systems.TrainingSettings(train_steps=10_000))
+    assert draws.retrain_on_update(few, old, new).steps == 10_000  # never fewer steps than the arm itself trained

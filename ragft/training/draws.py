@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..core.paths import CURRENT_VERSION, OLD_VERSION, task_pairs_path, train_path
 from ..data.datasets import load_train_pairs
 from . import finetune
-from .pairs import qa_documents, raft_training_set
+from .pairs import fact_update_pairs, qa_documents, raft_training_set, refresh_pairs, steps_for
 
 # a built-in training set: its file, and the release its RAFT distractors come from (the one its pairs were written from)
 TRAINING_SETS = {"task": (task_pairs_path, CURRENT_VERSION), "house": (train_path, OLD_VERSION)}
@@ -85,3 +85,35 @@ def tuned_adapters(settings: Any, show_progress: bool = True, pairs: Sequence[di
                                           show_progress=show_progress)
     return TunedAdapters(sft, raft, finetune.read_training_log(sft), finetune.read_training_log(raft), raft_pairs,
                          raft_build_s)
+
+
+@dataclass
+class UpdateRetrain:
+    """The fine-tuned arm retrained on a knowledge update (`retrain_on_update`): its adapter, log and what it saw."""
+
+    adapter: Path
+    log: dict
+    own_pairs: list[dict]  # the arm's own training pairs, refreshed to the new release where they were written from the old
+    refresh_counts: dict
+    new_pairs: list[dict]  # every fact the update brings, each in up to `phrasings` train phrasings
+    steps: int
+
+
+def retrain_on_update(settings: Any, docs_old: Sequence, docs_new: Sequence, repeats: int = 3, phrasings: int = 3,
+                      max_steps: int | None = None, show_progress: bool = True) -> UpdateRetrain:
+    """The fair fine-tuned arm of a knowledge update (notebook 05, `make final`'s training stage): its own pairs plus every
+    fact that changed from `docs_old` to `docs_new` (`pairs.fact_update_pairs`), trained until each pair was seen
+    `repeats` times and never for fewer steps than the arm itself (Ovadia et al. 2023: paraphrased repetitions).
+    max_steps: a cap (the smoke profile's)."""
+    own, _ = load_train_pairs(TRAINING_SETS[settings.training.pairs][0]())
+    if settings.training.pairs == "house":  # written from 1.26.4: rewritten from 2.4.6
+        own, counts = refresh_pairs(own, CURRENT_VERSION)
+    else:  # the task pairs were written from 2.4.6 already
+        counts = {"unchanged": len(own)}
+    new = fact_update_pairs(docs_old, docs_new, phrasings=phrasings, seed=settings.training.seed)
+    base = settings.sft_train()
+    steps = max(base.steps, steps_for(len(own) + len(new), base.batch_size, repeats, base.grad_accumulation, base.held_out))
+    steps = min(steps, max_steps) if max_steps else steps
+    adapter = finetune.train_or_load_adapter(own + new, settings.lora(), replace(base, steps=steps),
+                                             model_name=settings.answer.llm, show_progress=show_progress)
+    return UpdateRetrain(adapter, finetune.read_training_log(adapter), own, counts, new, steps)
