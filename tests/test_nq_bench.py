@@ -154,3 +154,120 @@ def test_prose_questions_are_questions_that_name_no_code():
     for query in ["Does `np.sort` copy?", "What replaced np.float_?", "Why does save() fail?", "Why is getItem slow?",
                   "What is DJANGO_SETTINGS_MODULE?", "Sort an array in place.", "how to sort"]:
         assert not is_prose_question(query), query
+
+
+# SQLAlchemy-style Sphinx sources: autodoc directives, private module aliases ("_orm."), Sphinx's leading-dot search
+API = {
+    "orm/session_api.rst": (".. currentmodule:: sqlalchemy.orm\n\nSession API\n===========\n\n"
+                            ".. autoclass:: Session\n   :members:\n   :inherited-members:\n\n"
+                            ".. autofunction:: close_all_sessions\n"),
+    "orm/mapper.rst": (".. currentmodule:: sqlalchemy.orm\n\nMapper\n======\n\n.. autoclass:: Mapper\n\n"
+                       ".. autoclass:: Bundle\n"),
+    "core/bundle.rst": ".. module:: sqlalchemy.sql\n\nBundle\n======\n\n.. autoclass:: Bundle\n",
+    "core/exc.rst": (".. automodule:: sqlalchemy.exc\n   :members:\n\nErrors\n======\n\n"
+                     ".. autoexception:: NoResultFound\n"),
+}
+
+
+def test_autodoc_directives_define_objects_like_their_plain_forms():
+    targets = link_targets(_docs(API))
+    assert targets[("py", "sqlalchemy.orm.Session")] == {"orm/session_api.rst"}
+    assert targets[("py", "close_all_sessions")] == {"orm/session_api.rst"}
+    assert targets[("py", "sqlalchemy.exc.NoResultFound")] == {"core/exc.rst"}  # automodule sets the module
+    assert targets[("mod", "sqlalchemy.exc")] == {"core/exc.rst"}
+    assert ("members", "Session") in targets and ("members", "Mapper") not in targets  # only with :members:
+    text = ":class:`.Session` :func:`~sqlalchemy.orm.close_all_sessions` :exc:`.NoResultFound`"
+    assert linked_pages(text, "faq/s.rst", targets) == ["orm/session_api.rst", "core/exc.rst"]
+
+
+def test_leading_dots_and_private_module_aliases_are_retried_and_ambiguity_still_drops():
+    targets = link_targets(_docs(API))
+    assert nq_bench.python_names("._orm.Session") == ["_orm.Session", "Session"]
+    assert nq_bench.python_names("_a._b.c_.d") == ["_a._b.c_.d", "c_.d"]  # only leading private parts go
+    assert nq_bench.python_names("._private") == ["_private"]  # the object's own name is never dropped
+    for target in ["_orm.Session", ".Session", "~sqlalchemy.orm.Session", "_orm.Mapper"]:
+        expected = "orm/mapper.rst" if "Mapper" in target else "orm/session_api.rst"
+        assert linked_pages(f":class:`{target}`", "faq/s.rst", targets) == [expected], target
+    # a member that no directive names lives on the page where autodoc lists its class's members
+    assert linked_pages(":meth:`_orm.Session.commit` :meth:`.Session.flush`", "faq/s.rst", targets) == [
+        "orm/session_api.rst"]
+    assert linked_pages(":meth:`_orm.Mapper.columns`", "faq/s.rst", targets) == []  # no :members: on Mapper
+    # Bundle is defined on two pages: the retry finds it ambiguous and drops it, as the full name would be
+    assert linked_pages(":class:`_orm.Bundle` :class:`.Bundle`", "faq/s.rst", targets) == []
+    assert linked_pages(":class:`_sql.Bundle`", "faq/s.rst", targets) == []
+    assert linked_pages(":class:`sqlalchemy.sql.Bundle`", "faq/s.rst", targets) == ["core/bundle.rst"]
+    assert linked_pages(":doc:`session_api`", "orm/x.rst", targets) == ["orm/session_api.rst"]  # the page's suffix
+
+
+SQLA_FAQ = """\
+Performance
+===========
+
+Why is my application slow after upgrading?
+-------------------------------------------
+
+Read on.
+
+Step one - turn on SQL logging and confirm caching
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+Use :class:`_orm.Session`.
+
+But why does the cache not apply here?
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+See :func:`.close_all_sessions`.
+
+Commands out of sync with the database server
+---------------------------------------------
+
+See :meth:`.Session.close`.
+
+Nested statement under a statement title
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+See :exc:`.NoResultFound`.
+"""
+
+
+def test_statement_titles_nested_under_a_question_belong_to_its_answer():
+    qs = faq_questions(SQLA_FAQ, "faq/performance.rst", link_targets(_docs(API)))
+    by_text = {q.question: q.gold for q in qs}
+    assert list(by_text) == ["Why is my application slow after upgrading?", "But why does the cache not apply here?",
+                             "Commands out of sync with the database server",
+                             "Nested statement under a statement title"]
+    assert by_text["Why is my application slow after upgrading?"] == ["orm/session_api.rst"]  # the step's link counts
+
+
+def test_question_ids_are_unique_across_projects(tmp_path):
+    roots = {}
+    for name, pages, faq, suffix in [("django", PAGES, FAQ, ".txt"), ("sqlalchemy", API, SQLA_FAQ, ".rst")]:
+        root = roots[name] = tmp_path / name
+        for page, text in {**pages, f"faq/usage{suffix}": faq, f"faq/same{suffix}": "S\n=\n\nIs it fast?\n-----"
+                           f"------\n\n:doc:`/{next(iter(pages)).removesuffix(suffix)}`\n"}.items():
+            (root / page).parent.mkdir(parents=True, exist_ok=True)
+            (root / page).write_text(text)
+    (roots["sqlalchemy"] / "changelog").mkdir()
+    (roots["sqlalchemy"] / "changelog/changelog_20.rst").write_text("2.0\n===\n\nSession news.\n")
+    django = nq_bench.load_project("django", roots["django"])
+    sqla = nq_bench.load_project("sqlalchemy", roots["sqlalchemy"])
+    assert django[1] == load_django(roots["django"])[1]
+    assert all(q.qid.startswith("faq/") for q in django[1])  # unprefixed: Django's dev/test split does not move
+    assert all(q.qid.startswith("sqlalchemy:faq/") for q in sqla[1])
+    ids = [q.qid for q in django[1] + sqla[1]]
+    assert len(ids) == len(set(ids)) and len(sqla[1]) == 5
+    # the same question in both FAQs is kept in each project, under two ids
+    assert [q.qid for q in django[1] + sqla[1] if q.question == "Is it fast?"] == [
+        "faq/same.txt::Is it fast?", "sqlalchemy:faq/same.rst::Is it fast?"]
+    assert sorted(d.doc_id for d in sqla[0]) == sorted(API)  # no FAQ, no changelog
+
+
+def test_sqlalchemy_docs_say_what_to_do_when_offline_and_nothing_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGFT_CACHE", str(tmp_path))
+
+    def offline(url, **kw):
+        raise nq_bench.urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(nq_bench.urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="could not download SQLAlchemy.*sqlalchemy-2.0.36.tar.gz"):
+        nq_bench.project_docs(nq_bench.PROJECTS["sqlalchemy"])
