@@ -252,3 +252,19 @@ def test_notebook_05_defaults_are_the_settings_the_training_stage_trains():
                                                                                       rec.batch_size)
     assert p["UPDATE_REPEATS"] == inspect.signature(training.retrain_on_update).parameters["repeats"].default
     assert p["RAFT_DRAWS"] == 0 and p["SEED"] == evaluation.load_claims_file(CLAIMS).seed
+
+
+def test_the_locked_run_states_its_own_time_and_the_training_stage_s(repo, tmp_path):
+    final, run = _final(), fake_run()
+    _git(repo, "add", "claims/final.json")
+    _git(repo, "commit", "-q", "-m", "claims")
+    claims, out = repo / "claims" / "final.json", tmp_path / "out"
+    out.mkdir()
+    sha = evaluation.claims_sha256(claims)
+    (out / "training.json").write_text(json.dumps({"claims_sha256": sha, "train_s": 7200.0, "train_s_at_median": 5400.0}))
+    assert final.main(["--claims", str(claims), "--out", str(out)], run=run) == 0
+    result = json.loads((out / "claims.json").read_text())
+    assert result["training"]["train_s"] == 7200.0 and result["run_s"] >= 0 and result["cpus"] >= 1
+    assert "training 120 min, 90 min at its median step" in (out / "claims.md").read_text()
+    (out / "training.json").write_text(json.dumps({"claims_sha256": "another file", "train_s": 1.0}))
+    assert final.training_record(out, evaluation.load_claims_file(claims)) is None  # another claims file's training
