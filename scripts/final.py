@@ -99,19 +99,14 @@ def run_notebook(cf: ClaimsFile, out: Path) -> Path:
 def notebook_settings(cf: ClaimsFile):
     """Notebook 05's arm settings in the claims file's profile and seed, with the threshold it calibrates on dev:
     its parameters' defaults are `ArmSettings`' (tests/test_final.py checks), so its adapters are found in the cache."""
-    from ragft import evaluation, systems
+    from ragft import systems
     from ragft.core import profiles
-    from ragft.retrieval import retrievers
 
     p = profiles.resolve(cf.profile)
     settings = systems.ArmSettings(answer=systems.AnswerSettings(max_new_tokens=p.max_new_tokens),
                                    training=systems.TrainingSettings(train_steps=p.train_steps, seed=cf.seed),
                                    draws=systems.DrawSettings.of(p))
-    dev_items, dev_docs = systems.draw_dev_set(settings)
-    dev_index = retrievers.build_retriever(dev_docs, mode="dense", embedder="minilm", show_progress=False)
-    calibration = evaluation.calibrate_threshold(dev_index, [q.question for q in dev_items if q.answerable],
-                                                 [q.question for q in dev_items if not q.answerable])
-    return settings.with_threshold(calibration.suggested)
+    return settings.with_threshold(systems.dev_threshold(settings)[0].suggested)
 
 
 def train_adapters(cf: ClaimsFile, out: Path) -> Path:

@@ -23,6 +23,7 @@ from .draws import (
     DRAW_METRICS,
     DRAW_RANKING,
     RaftDraws,
+    dev_threshold,
     draw_arm_name,
     draw_dev_set,
     draw_system,
@@ -37,7 +38,7 @@ __all__ = [
     "AnswerCache", "AnswerSettings", "ArmSettings", "DrawSettings", "ModelPool", "RaftDraws", "RaftRecipe",
     "RetrievalSettings", "System", "TrainingSettings", "TunedAdapters",
     "adapter_hash", "adapter_label", "answer", "arms_for", "as_cache", "ask", "compare", "configure",
-    "contrast_messages", "draw_arm_name", "draw_dev_set", "draw_system", "gate", "generate_chats", "generate_unique",
+    "contrast_messages", "dev_threshold", "draw_arm_name", "draw_dev_set", "draw_system", "gate", "generate_chats", "generate_unique",
     "generation_record", "make_arms", "pick_draw", "raft_data", "raft_draws", "retriever_kind", "system_messages",
     "tuned_adapters",
 ]

@@ -66,6 +66,18 @@ def draw_dev_set(settings: ArmSettings) -> tuple[list, list]:
     return items, with_change_notes(docs, load_corpus(OLD_VERSION)) if settings.retrieval.change_notes else docs
 
 
+def dev_threshold(settings: ArmSettings) -> tuple[Any, list]:
+    """The similarity threshold calibrated on `draw_dev_set`'s questions over a dense index of its documents (notebook
+    03's rule), as notebook 05 and `make final-train` set it: (the `ThresholdCalibration`, the dev questions)."""
+    from ..evaluation.calibration import calibrate_threshold
+    from ..retrieval.retrievers import build_retriever
+
+    items, docs = draw_dev_set(settings)
+    index = build_retriever(docs, mode="dense", embedder="minilm", show_progress=False)
+    return calibrate_threshold(index, [q.question for q in items if q.answerable],
+                               [q.question for q in items if not q.answerable]), items
+
+
 def draw_system(settings: ArmSettings, seed: int, adapter, retriever) -> System:
     """How a training draw answers on dev: the RAFT arm's prompt, passages and decoding over a hybrid index, with no
     similarity threshold (every answer is the adapter's own), as benchmarks/raft_recipe.py answers."""
